@@ -1,0 +1,15 @@
+"""agp: intent-aware policy-as-code for AI agents.
+
+    >>> import agp
+    >>> engine = agp.load("examples/policies/customer-support")       # doctest: +SKIP
+    >>> engine.decide({"agent": {"id": "spiffe://acme.com/agents/support-bot"},
+    ...                "tool": "crm.lookup"}).decision                # doctest: +SKIP
+    'deny'
+"""
+
+from agp.engine import Engine, load
+from agp.loader import PolicyError
+from agp.model import Decision, Request
+
+__all__ = ["Decision", "Engine", "PolicyError", "Request", "load"]
+__version__ = "0.1.0"

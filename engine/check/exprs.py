@@ -1,0 +1,242 @@
+"""Type-checking conditions: every error provable before a request arrives."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from agp.check import types as T
+from agp.check.types import Type
+from agp.diagnostics import Diagnostic, did_you_mean, error, warning
+from agp.stdlib.builtins import BUILTINS
+from agp.syntax import ast
+
+ROOTS = ("tool", "args", "intent", "data", "target", "agent", "task", "chain", "context", "now")
+LABEL_TYPES = {"class": T.CLASS, "intent": T.INTENT, "agent": T.AGENT_NAME, "task": T.TASK_NAME}
+
+
+@dataclass
+class Scope:
+    """What names mean inside one rule's conditions."""
+
+    symbols: dict[str, str]  # declared name -> kind ("class" | "intent" | "agent" | "task")
+    roots: dict[str, Type]
+    diagnostics: list[Diagnostic]
+    variables: dict[str, Type] = field(default_factory=dict)
+
+
+def check_condition(expr: ast.Expr, scope: Scope, clause: str) -> None:
+    t = infer(expr, scope)
+    if t not in (T.BOOL, T.ANY):
+        scope.diagnostics.append(error(
+            "type-mismatch", expr.span, f"a `{clause}` condition must be a boolean, not {t}"))
+
+
+def _ok(t: Type, *names: str) -> bool:
+    return t.name == "any" or t.name in names
+
+
+def infer(e: ast.Expr, s: Scope) -> Type:
+    d = s.diagnostics
+    if isinstance(e, ast.Literal):
+        v = e.value
+        if isinstance(v, bool):
+            return T.BOOL
+        if isinstance(v, (int, float)):
+            return T.NUMBER
+        if isinstance(v, str):
+            return T.STRING
+        return T.DURATION
+    if isinstance(e, ast.ListExpr):
+        elems = {infer(i, s) for i in e.items}
+        return T.list_of(elems.pop() if len(elems) == 1 else T.ANY)
+    if isinstance(e, ast.NameRef):
+        return _name(e, s)
+    if isinstance(e, ast.Attr):
+        return _attr(e, s)
+    if isinstance(e, ast.Unary):
+        t = infer(e.operand, s)
+        if e.op == "not":
+            if not _ok(t, "bool"):
+                d.append(error("type-mismatch", e.operand.span, f"`not` needs a boolean, not {t}"))
+            return T.BOOL
+        if not _ok(t, "number", "duration"):
+            d.append(error("type-mismatch", e.operand.span, f"cannot negate {t}"))
+            return T.ANY
+        return t
+    if isinstance(e, ast.Binary):
+        return _binary(e, s)
+    if isinstance(e, ast.Has):
+        t = infer(e.obj, s)
+        if t.fields is not None and t.field(e.field.text) is None:
+            _unknown_field(e.field, t, s, e.obj)
+        elif not _ok(t, "object", "chain"):
+            d.append(error("type-mismatch", e.obj.span, f"`has` needs an object, not {t}"))
+        return T.BOOL
+    if isinstance(e, ast.Is):
+        return _is(e, s)
+    if isinstance(e, ast.Quant):
+        seq = infer(e.seq, s)
+        if not _ok(seq, "list"):
+            d.append(error("type-mismatch", e.seq.span, f"`{e.kind}` needs a list, not {seq}"))
+        elem = seq.elem if seq.name == "list" and seq.elem is not None else T.ANY
+        inner = Scope(s.symbols, s.roots, d, {**s.variables, e.var.text: elem})
+        check_condition(e.body, inner, e.kind)
+        return T.BOOL
+    if isinstance(e, ast.Call):
+        return _call(e, s)
+    raise TypeError(f"unknown expression node {e!r}")  # pragma: no cover - parser invariant
+
+
+def _name(e: ast.NameRef, s: Scope) -> Type:
+    if e.name in s.variables:
+        return s.variables[e.name]
+    if e.name in s.roots:
+        return s.roots[e.name]
+    kind = s.symbols.get(e.name)
+    if kind is not None:
+        return LABEL_TYPES[kind]
+    if e.name in BUILTINS:
+        s.diagnostics.append(error("unknown-name", e.span,
+                                   f"`{e.name}` is a function: call it as `{e.name}(...)`"))
+        return T.ANY
+    candidates = [*s.variables, *s.roots, *s.symbols]
+    s.diagnostics.append(error("unknown-name", e.span, f"unknown name `{e.name}`",
+                               did_you_mean(e.name, candidates)))
+    return T.ANY
+
+
+def _unknown_field(name: ast.Name, t: Type, s: Scope, obj: ast.Expr) -> None:
+    what = _describe_object(obj)
+    s.diagnostics.append(error("unknown-field", name.span,
+                               f"{what} has no field `{name.text}`",
+                               did_you_mean(name.text, [f for f, _ in t.fields])))
+
+
+def _describe_object(obj: ast.Expr) -> str:
+    text = obj.span.text
+    if text == "args":
+        return "the args schema of the rule's tools"
+    if text == "task.params":
+        return "the params schema of the rule's tasks"
+    return f"`{text}`"
+
+
+def _attr(e: ast.Attr, s: Scope) -> Type:
+    t = infer(e.obj, s)
+    if t.fields is not None:
+        ft = t.field(e.name.text)
+        if ft is None:
+            _unknown_field(e.name, t, s, e.obj)
+            return T.ANY
+        return ft
+    if _ok(t, "object"):
+        return T.ANY
+    s.diagnostics.append(error("type-mismatch", e.name.span,
+                               f"cannot read field `{e.name.text}` of {t}"))
+    return T.ANY
+
+
+def _binary(e: ast.Binary, s: Scope) -> Type:
+    d = s.diagnostics
+    op = e.op
+    if op in ("and", "or"):
+        for side in (e.left, e.right):
+            t = infer(side, s)
+            if not _ok(t, "bool"):
+                d.append(error("type-mismatch", side.span, f"`{op}` needs booleans, not {t}"))
+        return T.BOOL
+    lt, rt = infer(e.left, s), infer(e.right, s)
+    if op in ("==", "!="):
+        if "any" not in (lt.name, rt.name) and lt.name != rt.name:
+            always = "false" if op == "==" else "true"
+            hint = None
+            if {lt.name, rt.name} == {"string", "task name"}:
+                hint = "to test the task's kind, write `task is NAME`"
+            d.append(warning("type-mismatch", e.span,
+                             f"comparing {lt} with {rt} is always {always}", hint))
+        return T.BOOL
+    if op in ("<", "<=", ">", ">="):
+        if "any" not in (lt.name, rt.name) and (lt.name, rt.name) not in T.ORDERED:
+            d.append(error("type-mismatch", e.span, f"cannot compare {lt} with {rt} using `{op}`"))
+        return T.BOOL
+    if op in ("+", "-"):
+        if "any" in (lt.name, rt.name):
+            return rt if lt.name == "any" else lt
+        if lt.name != rt.name or lt.name not in ("number", "duration"):
+            d.append(error("type-mismatch", e.span, f"cannot apply `{op}` to {lt} and {rt}"))
+            return T.ANY
+        return lt
+    if op == "matches":
+        for side, t in ((e.left, lt), (e.right, rt)):
+            if not _ok(t, "string"):
+                d.append(error("type-mismatch", side.span, f"`matches` needs strings, not {t}"))
+        return T.BOOL
+    if op == "in":
+        _check_in(e, lt, rt, s)
+        return T.BOOL
+    raise TypeError(op)  # pragma: no cover
+
+
+def _check_in(e: ast.Binary, lt: Type, rt: Type, s: Scope) -> None:
+    accepted = {
+        "list": None,
+        "data": ("data class", "string"),
+        "intents": ("intent", "string"),
+        "chain": ("agent name", "string"),
+        "string": ("string",),
+    }
+    if rt.name == "any":
+        return
+    if rt.name not in accepted:
+        s.diagnostics.append(error("type-mismatch", e.right.span,
+                                   f"`in` needs a list, `data`, `intent`, `chain` or a string "
+                                   f"on its right, not {rt}"))
+        return
+    allowed = accepted[rt.name]
+    if allowed is not None and not _ok(lt, *allowed):
+        s.diagnostics.append(error("type-mismatch", e.left.span,
+                                   f"cannot look for {lt} in {rt}"))
+
+
+def _is(e: ast.Is, s: Scope) -> Type:
+    t = infer(e.obj, s)
+    kind = s.symbols.get(e.name.text)
+    if kind == "agent":
+        if not (t.name == "any" or t.field("id") is not None or t.field("principal") is not None):
+            s.diagnostics.append(error("type-mismatch", e.obj.span,
+                                       f"`is AGENT` tests `agent` or a chain hop, not {t}"))
+    elif kind == "task":
+        if not (t.name == "any" or t.field("params") is not None):
+            s.diagnostics.append(error("type-mismatch", e.obj.span,
+                                       f"`is TASK` tests `task`, not {t}"))
+    else:
+        agents_tasks = [n for n, k in s.symbols.items() if k in ("agent", "task")]
+        msg = (f"`{e.name.text}` is a {kind}, not an agent or a task" if kind
+               else f"unknown agent or task `{e.name.text}`")
+        s.diagnostics.append(error("unknown-name", e.name.span, msg,
+                                   did_you_mean(e.name.text, agents_tasks)))
+    return T.BOOL
+
+
+_RETURNS = {"string": T.STRING, "number": T.NUMBER, "bool": T.BOOL}
+
+
+def _call(e: ast.Call, s: Scope) -> Type:
+    fn = BUILTINS.get(e.func.text)
+    arg_types = [infer(a, s) for a in e.args]
+    if fn is None:
+        s.diagnostics.append(error("unknown-function", e.func.span,
+                                   f"unknown function `{e.func.text}`",
+                                   did_you_mean(e.func.text, BUILTINS)))
+        return T.ANY
+    if len(e.args) != len(fn.params):
+        s.diagnostics.append(error("type-mismatch", e.span,
+                                   f"`{fn.name}` takes {len(fn.params)} argument(s), "
+                                   f"got {len(e.args)}", f"signature: {fn.signature}"))
+        return _RETURNS[fn.returns]
+    for arg, t, accepted in zip(e.args, arg_types, fn.params, strict=True):
+        if accepted != ("any",) and not _ok(t, *accepted):
+            s.diagnostics.append(error("type-mismatch", arg.span,
+                                       f"`{fn.name}` expects {' or '.join(accepted)} here, not {t}",
+                                       f"signature: {fn.signature}"))
+    return _RETURNS[fn.returns]

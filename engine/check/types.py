@@ -1,0 +1,62 @@
+"""Static types of condition expressions (LANGUAGE.md §4)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Type:
+    name: str
+    elem: Type | None = None
+    fields: tuple[tuple[str, Type], ...] | None = None  # None: an open object
+
+    def field(self, name: str) -> Type | None:
+        return dict(self.fields).get(name) if self.fields is not None else None
+
+    def __str__(self) -> str:
+        if self.name == "list" and self.elem is not None and self.elem.name != "any":
+            return f"list of {self.elem}"
+        return self.name
+
+
+ANY = Type("any")
+BOOL = Type("bool")
+NUMBER = Type("number")
+STRING = Type("string")
+DURATION = Type("duration")
+TIMESTAMP = Type("timestamp")
+CLASS = Type("data class")
+INTENT = Type("intent")
+AGENT_NAME = Type("agent name")
+TASK_NAME = Type("task name")
+CLASS_SET = Type("data")  # the request's set of data classes
+INTENT_SET = Type("intents")  # the request's set of intents
+OBJECT = Type("object")
+LIST = Type("list", ANY)
+
+
+def obj(**fields: Type) -> Type:
+    return Type("object", fields=tuple(fields.items()))
+
+
+def list_of(elem: Type) -> Type:
+    return Type("list", elem)
+
+
+HOP = obj(principal=STRING, kind=STRING, at=TIMESTAMP, scope=OBJECT)
+CHAIN = Type("chain", fields=(("depth", NUMBER), ("hops", list_of(HOP)), ("origin", HOP)))
+AGENT = obj(id=STRING, attrs=OBJECT)
+
+
+def task_type(params: Type) -> Type:
+    return obj(kind=STRING, id=STRING, params=params, objective=STRING, age=DURATION,
+               started_at=TIMESTAMP)
+
+
+SCHEMA_TYPES = {"string": STRING, "number": NUMBER, "bool": BOOL, "duration": DURATION,
+                "list": LIST, "any": ANY}
+
+# Pairs that `<`, `<=`, `>`, `>=` accept.
+ORDERED = {(t, t) for t in ("number", "string", "duration", "timestamp", "data class")} | {
+    ("data", "data class"), ("data class", "data")}

@@ -1,0 +1,42 @@
+"""`agp eval -p POLICY [REQUEST.json]`: decide one request."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+
+from agp.cli.common import EXIT_OK, EXIT_USAGE, fail, load_engine, policy_option
+from agp.jsonio import JSONInputError, loads
+
+
+@click.command("eval")
+@policy_option
+@click.argument("request", required=False, type=click.Path(allow_dash=True))
+def command(policies: tuple[str, ...], request: str | None) -> None:
+    """Decide one REQUEST (a JSON file, or standard input when absent or `-`).
+
+    Prints the Decision JSON. Exit status: 0 decided, 1 policy errors, 2 bad usage or input
+    (a request that is not valid JSON, or that is denied as `request.invalid`).
+    """
+    engine = load_engine(policies)
+    name = request if request not in (None, "-") else "<stdin>"
+    try:
+        if name == "<stdin>":
+            raw = sys.stdin.buffer.read()
+        else:
+            with open(request, "rb") as f:
+                raw = f.read()
+        text = raw.decode("utf-8")
+    except OSError as exc:
+        fail(f"cannot read {name}: {exc.strerror or exc}")
+    except UnicodeDecodeError as exc:
+        fail(f"{name}: invalid UTF-8 at byte {exc.start}")
+    try:
+        value = loads(text)
+    except JSONInputError as exc:
+        fail(exc.where(name))
+    decision = engine.decide(value)
+    click.echo(json.dumps(decision.to_json(), indent=2))
+    sys.exit(EXIT_USAGE if "request.invalid" in decision.rules else EXIT_OK)

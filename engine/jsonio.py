@@ -1,0 +1,54 @@
+"""Reading JSON from users: strict, positioned errors, never a traceback."""
+
+from __future__ import annotations
+
+import json
+import math
+
+
+class JSONInputError(ValueError):
+    def __init__(self, message: str, line: int | None = None, column: int | None = None):
+        super().__init__(message)
+        self.message = message
+        self.line = line
+        self.column = column
+
+    def where(self, name: str) -> str:
+        if self.line is None:
+            return f"{name}: {self.message}"
+        return f"{name}:{self.line}:{self.column}: {self.message}"
+
+
+def _pairs(pairs):
+    obj = {}
+    for key, value in pairs:
+        if key in obj:
+            raise JSONInputError(f"duplicate key {key!r}")
+        obj[key] = value
+    return obj
+
+
+def _constant(name):
+    raise JSONInputError(f"{name} is not valid JSON")
+
+
+def _float(text):
+    value = float(text)
+    if math.isinf(value):
+        raise JSONInputError(f"number {text[:20]} is out of range")
+    return value
+
+
+def loads(text: str):
+    """Parse JSON, refusing duplicate keys, NaN/Infinity, out-of-range numbers and deep nesting."""
+    try:
+        return json.loads(text, object_pairs_hook=_pairs, parse_constant=_constant,
+                          parse_float=_float)
+    except json.JSONDecodeError as exc:
+        raise JSONInputError(f"invalid JSON: {exc.msg}", exc.lineno, exc.colno) from None
+    except RecursionError:
+        raise JSONInputError("JSON nested too deeply") from None
+    except ValueError as exc:  # int conversion limits and the like
+        if isinstance(exc, JSONInputError):
+            raise
+        raise JSONInputError(f"invalid JSON: {exc}") from None
