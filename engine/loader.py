@@ -7,6 +7,7 @@ from pathlib import Path
 
 from agp.check import check
 from agp.diagnostics import Diagnostic, error, render_all
+from agp.limits import MAX_POLICY_FILE_BYTES
 from agp.policy import Policy
 from agp.source import Source, Span
 from agp.syntax import ParsedFile, ast, parse
@@ -56,6 +57,9 @@ def policy_files(paths) -> tuple[list[Path], list[Diagnostic]]:
 def read_source(path: Path, name: str | None = None) -> tuple[Source | None, Diagnostic | None]:
     name = name or str(path)
     try:
+        if path.stat().st_size > MAX_POLICY_FILE_BYTES:
+            return None, _file_error(name, f"{name} is larger than {MAX_POLICY_FILE_BYTES} bytes",
+                                     "limit")
         data = path.read_bytes()
     except OSError as exc:
         return None, _file_error(name, f"cannot read {name}: {exc.strerror or exc}")

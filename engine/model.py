@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
+from agp.limits import check_request_value
 from agp.syntax.parser import parse_duration
 
 _RFC3339 = re.compile(
@@ -144,6 +145,9 @@ def parse_request(value: Any) -> Request:
         return value
     if not isinstance(value, dict):
         raise RequestError([f"request: expected a JSON object, got {type(value).__name__}"])
+    exceeded = check_request_value(value)
+    if exceeded is not None:
+        raise RequestError([f"{exceeded.where}: {exceeded.message}"])
     try:
         return Request.model_validate(value)
     except ValidationError as exc:

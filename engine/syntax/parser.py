@@ -17,6 +17,7 @@ from lark import Lark, Token, Transformer, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedToken, VisitError
 
 from agp.diagnostics import Diagnostic, error
+from agp.limits import MAX_EXPR_DEPTH
 from agp.source import Source, Span
 from agp.syntax import ast
 
@@ -84,6 +85,13 @@ def _lex(source: Source, diagnostics: list[Diagnostic]) -> tuple[list[Token], li
             if ch == '"':
                 diagnostics.append(error("syntax", span, "unterminated string",
                                          'close the string with `"` on the same line'))
+                # Close it at the end of its line (keeping every offset) so that one mistake
+                # makes one error.
+                eol = text.find("\n", pos)
+                eol = len(text) if eol < 0 else eol
+                if eol - pos >= 2:
+                    text = text[: eol - 1] + '"' + text[eol:]
+                    continue
             else:
                 diagnostics.append(error("syntax", span, f"unexpected character {ch!r}"))
             # Blank the character out (keeping every offset) and lex again.
@@ -105,25 +113,22 @@ def _lex(source: Source, diagnostics: list[Diagnostic]) -> tuple[list[Token], li
 
 def _split_items(tokens: list[Token]) -> list[list[Token]]:
     chunks: list[list[Token]] = []
-    depth = 0
+    braces = 0
     for i, tok in enumerate(tokens):
-        # Words that only ever start an item do so even after an unclosed bracket.
-        if (tok.value in ITEM_WORDS and tok.type not in ("NAME", "STRING")) or (
-            depth == 0 and _starts_item(tokens, i)
-        ):
+        if _starts_item(tokens, i, braces) or not chunks:
             chunks.append([])
-            depth = 0
-        elif not chunks:
-            chunks.append([])
+            braces = 0
         chunks[-1].append(tok)
-        if tok.value in ("(", "[", "{") and tok.type != "STRING":
-            depth += 1
-        elif tok.value in (")", "]", "}") and tok.type != "STRING" and depth > 0:
-            depth -= 1
+        if tok.type != "STRING":
+            if tok.value == "{":
+                braces += 1
+            elif tok.value == "}" and braces > 0:
+                braces -= 1
     return chunks
 
 
-def _starts_item(tokens: list[Token], i: int) -> bool:
+def _starts_item(tokens: list[Token], i: int, braces: int) -> bool:
+    """Whether token i begins a top-level item, even after an unclosed bracket."""
     tok = tokens[i]
     if tok.type in ("NAME", "STRING"):
         return False
@@ -133,8 +138,10 @@ def _starts_item(tokens: list[Token], i: int) -> bool:
         nxt = tokens[i + 1] if i + 1 < len(tokens) else None
         if nxt is None or nxt.type not in ("NAME", "STRING", "STAR"):
             return False
-        # `on intent egress, intent payment` names intents inside a rule.
-        return not (tok.value == "intent" and i > 0 and tokens[i - 1].value in ("on", ","))
+        if tok.value != "intent":  # `agent x`, `tool x`, `task x` never occur inside an item
+            return True
+        # `intent x` is also a clause of tool and task bodies and of a rule's `on` list.
+        return braces == 0 and not (i > 0 and tokens[i - 1].value in ("on", ","))
     return False
 
 
@@ -187,6 +194,13 @@ def _parse_item(source: Source, chunk: list[Token], diagnostics: list[Diagnostic
             msg = f"unexpected `{tok}`; expected {_expected(exc.expected)}"
         diagnostics.append(error("syntax", span, msg))
         return None
+    deepest = _deepest(tree)
+    if deepest is not None:
+        diagnostics.append(error(
+            "limit", Span(source, deepest.meta.start_pos, deepest.meta.end_pos),
+            f"expression nested more than {MAX_EXPR_DEPTH} levels deep",
+            "split the condition into several rules, or use `in [...]` for long lists"))
+        return None
     try:
         return _Builder(source).transform(tree)
     except VisitError as exc:
@@ -194,6 +208,17 @@ def _parse_item(source: Source, chunk: list[Token], diagnostics: list[Diagnostic
             diagnostics.append(exc.orig_exc.diagnostic)
             return None
         raise
+
+
+def _deepest(tree):
+    """The first subtree deeper than MAX_EXPR_DEPTH, found without recursion, or None."""
+    stack = [(tree, 0)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_EXPR_DEPTH:
+            return node
+        stack.extend((c, depth + 1) for c in getattr(node, "children", ()) if hasattr(c, "children"))
+    return None
 
 
 def _tok_span(source: Source, tok: Token) -> Span:

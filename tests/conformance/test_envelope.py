@@ -496,3 +496,47 @@ def test_envelope_codes_in_table_order(engine):
     d = engine.decide(req(agent=OTHER, tool="wiki.read", task=scoped(), chain=chain,
                           now="2026-11-28T10:20:00Z"))
     assert list(d.rules) == ["task.expired", "scope.tool", "delegation.depth", "delegation.to"]
+
+
+# --- Further cases read literally from the table ---
+
+def test_unknown_task_skips_task_ended(engine):
+    d = engine.decide(req(task={"kind": "nope"}), task_ended=True)
+    assert_denied_by(d, "task.unknown", "task.ended")
+
+
+def test_ask_with_envelope_failure_is_deny():
+    from agp_conformance_support import load_text
+
+    e = load_text("""
+    import std.intents
+    ask a because "human"
+    permit p
+    """)
+    d = e.decide(req(intent=["teleport"]))
+    assert (d.decision, list(d.rules), d.ttl) == ("deny", ["request.unknown"], 0)
+    assert list(d.reasons) == []
+
+
+def test_human_hop_after_first_agent_must_match_to(engine):
+    # "a hop after the first agent matches none of the task's `delegate to` agents"
+    chain = [human(), hop(BOT), human("user:bob"), hop(HELPER_A)]
+    d = engine.decide(req(agent=HELPER_A, task={"kind": "deleg"}, chain=chain))
+    assert_denied_by(d, "delegation.to")
+
+
+def test_hop_scope_unknown_class_is_unknown(engine):
+    d = engine.decide(req(chain=[human(), hop(BOT, scope={"data": "nonexistent"})]))
+    assert_denied_by(d, "request.unknown")
+
+
+def test_hop_scope_unknown_intent_is_unknown(engine):
+    d = engine.decide(req(chain=[human(), hop(BOT, scope={"intents": ["teleport"]})]))
+    assert_denied_by(d, "request.unknown")
+
+
+def test_depth_counts_hand_offs_not_agents(engine):
+    # [alice, bot] has depth 1 even though one hop is human: the `open` task allows exactly that.
+    assert_allowed(engine.decide(req(task={"kind": "open"}, chain=[human(), hop(BOT)])))
+    # An agent acting without any origin hop: depth 0.
+    assert_allowed(engine.decide(req(task={"kind": "open"}, chain=[hop(BOT)])))

@@ -152,6 +152,9 @@ ARITHMETIC = [
     case("0.5 + 0.5 == 1", True),
     case("5m + 30s == 330s", True),
     case("1h - 30m == 30m", True),
+    case("-5m + 10m == 5m", True),
+    case("1h30m == 5400s", True),
+    case("1d == 24h", True),
     case("args.n + args.s == 1", ERROR, args={"n": 1, "s": "a"}),
     case("args.n + 1 > 0", ERROR, args={"n": "1"}),
     case("task.age + 5m > 10m", True,
@@ -388,6 +391,13 @@ LATTICE = [
     case("restricted > public", True),
     case("pii == pii", True),
     case("pii != confidential", True),
+    case("restricted >= data", True, data=["pii"]),               # X >= data means data <= X
+    case("confidential >= data", False, data=["pii"]),
+    case("public <= data", True, data=["pii"]),                   # X <= data means data >= X
+    case("pii <= data", False, data=["confidential"]),
+    case("len(data) == 2", True, data=["pii", "public"]),
+    case("len(data) == 1", True, tool="crm.lookup", data=["pii"]),
+    case("data >= public and data <= public", True, data=["public"]),
 ]
 
 

@@ -69,6 +69,7 @@ def test_allowed_flag(prec):
 # --- Evaluation errors: a permit does not match, a forbid or ask does; errors are reported. ---
 
 ERRORS = """
+import std.intents
 tool e.permit  { intent read }
 tool e.forbid  { intent read }
 tool e.ask     { intent read }

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import json
 
+import agp
 import pytest
+from agp.cli import main
 from agp_conformance_support import DATA, SPEC_DIR, deep, load_data, load_text, outcome
 from click.testing import CliRunner
-
-import agp
-from agp.cli import main
 
 BOT = "spiffe://acme.com/agents/support-bot"
 BILLING_EU = "spiffe://acme.com/agents/billing/eu-1"
@@ -26,8 +25,8 @@ def spec():
 
 
 def test_spec_policy_checks_clean(monkeypatch):
-    monkeypatch.chdir(SPEC_DIR)
-    result = CliRunner().invoke(main, ["check", "declarations.agp", "rules.agp"])
+    monkeypatch.chdir(SPEC_DIR.parent)
+    result = CliRunner().invoke(main, ["check", "spec"])
     assert result.exit_code == 0, result.output
     assert "error[" not in result.output
     # Every tool pattern of the example matches a declaration: nothing to warn about either.

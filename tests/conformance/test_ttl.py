@@ -47,7 +47,7 @@ def test_allow_ttl(policy, ttl):
 
 
 def test_non_matching_permit_does_not_contribute():
-    d = decide("permit p ttl 1m when false\npermit q ttl 10m")
+    d = decide("permit p when false ttl 1m\npermit q ttl 10m")
     assert (d.decision, list(d.rules), d.ttl) == ("allow", ["q"], 600)
 
 
@@ -57,7 +57,7 @@ def test_deny_ttl_zero():
 
 
 def test_default_deny_ttl_zero():
-    d = decide("permit p ttl 5m when false")
+    d = decide("permit p when false ttl 5m")
     assert (d.decision, d.ttl) == ("deny", 0)
 
 

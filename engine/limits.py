@@ -1,0 +1,51 @@
+"""Limits that keep every decision and every check bounded. Documented in docs/limits.md.
+
+Exceeding a policy limit is a clear error with a position; exceeding a request limit is a deny
+with `request.invalid`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+MAX_POLICY_FILE_BYTES = 8 * 1024 * 1024  # one .agp file
+MAX_EXPR_DEPTH = 100  # nesting of one condition (parentheses, operators, `not` chains)
+
+MAX_REQUEST_DEPTH = 32  # nesting of objects and lists inside a request
+MAX_REQUEST_NODES = 100_000  # values in a request, all levels together
+MAX_STRING_LENGTH = 1024 * 1024  # characters in any one string of a request
+MAX_LIST_LENGTH = 10_000  # items in any one list of a request
+
+
+@dataclass(frozen=True, slots=True)
+class LimitExceeded:
+    where: str
+    message: str
+
+
+def check_request_value(value) -> LimitExceeded | None:
+    """The first limit a request (plain JSON-like data) exceeds, or None. Iterative: no recursion."""
+    stack = [(value, "request", 0)]
+    nodes = 0
+    while stack:
+        v, where, depth = stack.pop()
+        nodes += 1
+        if nodes > MAX_REQUEST_NODES:
+            return LimitExceeded("request", f"more than {MAX_REQUEST_NODES} values")
+        if isinstance(v, str):
+            if len(v) > MAX_STRING_LENGTH:
+                return LimitExceeded(where, f"string longer than {MAX_STRING_LENGTH} characters")
+        elif isinstance(v, dict):
+            if depth >= MAX_REQUEST_DEPTH:
+                return LimitExceeded(where, f"nested deeper than {MAX_REQUEST_DEPTH} levels")
+            for k, item in v.items():
+                if isinstance(k, str) and len(k) > MAX_STRING_LENGTH:
+                    return LimitExceeded(where, "key too long")
+                stack.append((item, f"{where}.{k}" if where != "request" else str(k), depth + 1))
+        elif isinstance(v, (list, tuple)):
+            if depth >= MAX_REQUEST_DEPTH:
+                return LimitExceeded(where, f"nested deeper than {MAX_REQUEST_DEPTH} levels")
+            if len(v) > MAX_LIST_LENGTH:
+                return LimitExceeded(where, f"list longer than {MAX_LIST_LENGTH} items")
+            stack.extend((item, f"{where}[{i}]", depth + 1) for i, item in enumerate(v))
+    return None

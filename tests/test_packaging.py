@@ -1,0 +1,51 @@
+"""The repository installs as the one package `agp` (STYLE.md)."""
+
+import re
+import shutil
+import subprocess
+import sys
+
+from support import ROOT, SPEC
+
+
+def test_engine_is_not_importable_under_its_folder_name(tmp_path):
+    # From outside the repository only `agp` exists; nothing called engine or lsp was installed.
+    probe = "import importlib.util as u; print([bool(u.find_spec(n)) for n in "
+    probe += "('agp', 'engine', 'lsp', 'grammar', 'stdlib')])"
+    out = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, capture_output=True,
+                         text=True, check=True).stdout
+    assert out.strip() == "[True, False, False, False, False]"
+
+
+def test_grammar_and_stdlib_ship_as_package_data():
+    from importlib import resources
+
+    assert resources.files("agp.grammar").joinpath("agp.lark").is_file()
+    assert resources.files("agp.stdlib").joinpath("intents.agp").is_file()
+
+
+def test_console_script_runs():
+    exe = shutil.which("agp")
+    assert exe, "the agp console script is installed"
+    out = subprocess.run([exe, "--help"], capture_output=True, text=True, check=True).stdout
+    assert "check" in out and "eval" in out
+
+
+def test_spec_copies_match_the_shared_spec():
+    shared = ROOT.parent / "shared" / "spec"
+    if not shared.is_dir():
+        import pytest
+
+        pytest.skip("no shared/ beside the checkout")
+    language = (shared / "LANGUAGE.md").read_text()
+    blocks = re.findall(r"```agp\n(.*?)```", language, re.S)
+    assert blocks == [(SPEC / "declarations.agp").read_text(), (SPEC / "rules.agp").read_text()]
+
+
+def test_readme_opens_with_two_commands():
+    text = (ROOT / "README.md").read_text()
+    blocks = re.findall(r"```sh\n(.*?)```", text, re.S)
+    assert len(blocks) >= 2
+    assert "pip install" in blocks[0] and "agp " in blocks[0]
+    assert "pytest" in blocks[1]
+    assert sys.version_info >= (3, 11)
