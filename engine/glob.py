@@ -63,9 +63,13 @@ class Glob:
             pos = found.end()
         return True
 
-    def overlaps(self, other: Glob) -> bool:
-        """Whether some string matches both globs (used to relate tool patterns)."""
-        return _overlap(self.pattern, other.pattern)
+    def relates(self, other: Glob) -> bool:
+        """Whether either pattern, read as a plain name, matches the other (LANGUAGE.md §4).
+
+        >>> Glob("crm.*").relates(Glob("crm.lookup")), Glob("http.get").relates(Glob("http.*"))
+        (True, True)
+        """
+        return self.match(other.pattern) or other.match(self.pattern)
 
 
 @lru_cache(maxsize=4096)
@@ -75,22 +79,3 @@ def compile_glob(pattern: str) -> Glob:
 
 def glob_match(pattern: str, subject: str) -> bool:
     return compile_glob(pattern).match(subject)
-
-
-def _overlap(a: str, b: str) -> bool:
-    # Classic product construction over the two patterns, memoised: O(len(a) * len(b)).
-    from functools import cache
-
-    @cache
-    def go(i: int, j: int) -> bool:
-        if i == len(a) and j == len(b):
-            return True
-        if i < len(a) and a[i] == "*":
-            return go(i + 1, j) or (j < len(b) and go(i, j + 1))
-        if j < len(b) and b[j] == "*":
-            return go(i, j + 1) or (i < len(a) and go(i + 1, j))
-        if i < len(a) and j < len(b) and (a[i] == b[j] or a[i] == "?" or b[j] == "?"):
-            return go(i + 1, j + 1)
-        return False
-
-    return go(0, 0)

@@ -84,7 +84,7 @@ def environment(req: Request, now: datetime, intents, data, durations) -> dict:
         if parsed is not None:
             args[name] = parsed
     hops = [hop_value(h) for h in req.chain]
-    chain = Chain(depth=max(len(hops) - 1, 0), hops=hops)
+    chain = Chain(req.agent.id, depth=max(len(hops) - 1, 0), hops=hops)
     if hops:
         chain["origin"] = hops[0]
     env = {

@@ -47,9 +47,20 @@ class LabelSet:
 
 
 class Chain(dict):
-    """The `chain` object (`depth`, `hops`, `origin`); `agent in chain` tests its hops."""
+    """The `chain` object (`depth`, `hops`, `origin`).
 
-    __slots__ = ()
+    `A in chain` tests every hop and the acting agent (`agent_id`), which belongs to the chain
+    even when the request gives no hops.
+    """
+
+    __slots__ = ("agent_id",)
+
+    def __init__(self, agent_id: str, **fields):
+        super().__init__(**fields)
+        self.agent_id = agent_id
+
+    def principals(self) -> list[str]:
+        return [h["principal"] for h in self["hops"]] + [self.agent_id]
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,11 +178,10 @@ def member(item, container) -> bool:
         if isinstance(item, str):
             return item in container.names
     elif isinstance(container, Chain):
-        hops = container["hops"]
         if isinstance(item, Label) and item.kind == "agent":
-            return any(item.glob.match(h["principal"]) for h in hops)
+            return any(item.glob.match(p) for p in container.principals())
         if isinstance(item, str):
-            return any(h["principal"] == item for h in hops)
+            return item in container.principals()
     elif kc == "string" and isinstance(item, str):
         return item in container
     raise EvalError(f"cannot test {kind_of(item)} {show(item)} `in` {kc} {show(container)}")

@@ -80,6 +80,14 @@ def _lists(a, b, fn):
 
 
 def _time(t, fn) -> datetime:
+    """A timestamp, or an RFC 3339 string (as arguments carry them)."""
+    if isinstance(t, str):
+        from agp.model import parse_timestamp
+
+        try:
+            return parse_timestamp(t)
+        except ValueError:
+            raise EvalError(f"{fn}(): {show(t)} is not an RFC 3339 timestamp") from None
     return _need(t, "timestamp", fn)
 
 
@@ -90,7 +98,7 @@ def _utc(t: datetime) -> datetime:
 
 
 S, N, L, A = ("string",), ("number",), ("list",), ("any",)
-TS = ("timestamp",)
+TS = ("timestamp", "string")
 
 BUILTINS: dict[str, Builtin] = {
     b.name: b
@@ -114,7 +122,7 @@ BUILTINS: dict[str, Builtin] = {
                 "`contains(x, y)` is `y in x`: list membership, a substring, a data class or "
                 "intent in the request's sets."),
         Builtin("hour", (TS,), "number", lambda t: _utc(_time(t, "hour")).hour,
-                "The hour (0-23) of a timestamp in UTC: `hour(now) >= 9`."),
+                "The hour (0-23) of a timestamp (or RFC 3339 string) in UTC: `hour(now) >= 9`."),
         Builtin("weekday", (TS,), "number", lambda t: _utc(_time(t, "weekday")).weekday(),
                 "The day of the week of a timestamp in UTC, 0 for Monday to 6 for Sunday."),
         Builtin("ip_in_cidr", (S, S), "bool", _ip_in_cidr,

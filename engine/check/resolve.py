@@ -114,7 +114,7 @@ class _Checker:
 
     def tool_pattern(self, pattern: ast.Pattern) -> None:
         glob = compile_glob(pattern.text)
-        if not any(glob.overlaps(compile_glob(t)) for t in self.tools):
+        if not any(glob.relates(compile_glob(t)) for t in self.tools):
             self.diagnostics.append(warning(
                 "unknown-tool", pattern.span,
                 f"tool pattern `{pattern.text}` matches no declared tool",
@@ -253,7 +253,7 @@ class _Checker:
         if not rule.on or any(isinstance(i, ast.OnIntent) for i in rule.on):
             return T.OBJECT
         decls = [t for t in self.tools.values()
-                 if any(compile_glob(p.text).overlaps(compile_glob(t.pattern.text)) for p in rule.on)]
+                 if any(compile_glob(p.text).relates(compile_glob(t.pattern.text)) for p in rule.on)]
         if not decls or any(t.args is None for t in decls):
             return T.OBJECT
         return _union([self.schema_quiet(t.args) for t in decls])

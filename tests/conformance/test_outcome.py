@@ -234,3 +234,31 @@ def test_rule_order_in_decision(scopes):
     d = scopes.decide({"agent": {"id": "spiffe://t/bot"}, "tool": "crm.lookup", "now": NOW,
                        "task": {"kind": "t1"}})
     assert list(d.rules) == ["on_glob", "on_exact", "in_t1", "by_bot_or_fam", "everywhere"]
+
+
+def test_intent_and_intents_are_synonyms():
+    e = load_text("""
+    import std.intents
+    tool a.one { intents read, write }
+    tool a.two { intent egress }
+    task t { tools a.*  intent read, write }
+    task u { intents egress }
+    permit w on intent write in t
+    permit g on intent egress in u
+    """)
+    d = e.decide({"agent": {"id": "x"}, "tool": "a.one", "task": {"kind": "t"}, "now": NOW})
+    assert (d.decision, list(d.rules)) == ("allow", ["w"])
+    d = e.decide({"agent": {"id": "x"}, "tool": "a.two", "task": {"kind": "t"}, "now": NOW})
+    assert d.decision == "deny" and "scope.intent" in d.rules
+    d = e.decide({"agent": {"id": "x"}, "tool": "a.two", "task": {"kind": "u"}, "now": NOW})
+    assert (d.decision, list(d.rules)) == ("allow", ["g"])
+
+
+def test_agent_pattern_question_mark():
+    e = load_text("""
+    agent bots "spiffe://t/bot-?"
+    permit p by bots
+    """)
+    one = e.decide({"agent": {"id": "spiffe://t/bot-1"}, "tool": "x", "now": NOW})
+    two = e.decide({"agent": {"id": "spiffe://t/bot-12"}, "tool": "x", "now": NOW})
+    assert (one.decision, two.decision) == ("allow", "deny")

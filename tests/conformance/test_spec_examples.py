@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import agp
 import pytest
@@ -57,8 +58,8 @@ def test_formats_request_decision_exact(spec):
         "errors": [],
     }
     assert d.allowed is True
-    assert isinstance(d.policy, str) and d.policy.startswith("sha256:")
-    assert len(d.policy) > len("sha256:")
+    assert isinstance(d.policy, str)
+    assert re.fullmatch(r"sha256:[0-9a-f]+", d.policy), d.policy
 
 
 def test_formats_request_via_request_model(spec):
@@ -167,6 +168,19 @@ def test_trace_file_replays_if_available(spec):
     outcomes = list(replay(spec, str(DATA / "support.trace.jsonl")))
     assert len(outcomes) == 4
     assert [o.passed for o in outcomes] == [True] * 4, [o.problem for o in outcomes]
+
+
+def test_trace_file_with_agp_test_if_available(tmp_path):
+    if "test" not in getattr(main, "commands", {}):
+        pytest.skip("`agp test` is not there yet")
+    result = CliRunner().invoke(main, ["test", "-p", str(SPEC_DIR), str(DATA / "support.trace.jsonl")])
+    assert result.exit_code == 0, result.output
+    assert result.output.strip().splitlines()[-1] == "4 passed, 0 failed"
+    broken = tmp_path / "broken.trace.jsonl"
+    broken.write_text((DATA / "support.trace.jsonl").read_text().replace('"ttl": 240', '"ttl": 241'))
+    result = CliRunner().invoke(main, ["test", "-p", str(SPEC_DIR), str(broken)])
+    assert result.exit_code == 1, result.output
+    assert result.output.strip().splitlines()[-1] == "3 passed, 1 failed"
 
 
 # --- The §3 rules one by one against the §2 declarations. ---

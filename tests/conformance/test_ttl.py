@@ -172,3 +172,13 @@ def test_ttl_is_smallest_of_all_bounds():
     d = decide(policy, **base, chain=hop_chain(("2026-11-28T10:00:00Z", "2m30s")),
                now="2026-11-28T10:02:00Z")
     assert d.ttl == 30
+
+
+def test_max_ttl_alone_caps():
+    d = decide("defaults { max_ttl 1m }\npermit p ttl 5m")
+    assert (d.decision, d.ttl) == ("allow", 60)
+
+
+def test_hop_fractional_numeric_ttl_rounds_down():
+    d = decide(HOPS, chain=hop_chain((NOW, 90.5)))
+    assert (d.decision, d.ttl) == ("allow", 90)
