@@ -175,17 +175,15 @@ def schema_problems(suite: Suite, engine: agp.Engine) -> list[str]:
     writes = {info.decl.pattern.text for info in engine.policy.tools if "write" in info.intents}
     for info in engine.policy.tools:
         decl = info.decl
-        if decl.args is not None:
+        if decl.args is not None:  # a tool without `args` accepts anything: never equal below
             declared[decl.pattern.text] = {
                 f.name.text: (f.type.text, f.optional) for f in decl.args.fields
             }
-        else:
-            declared[decl.pattern.text] = {}
     problems = []
     for name, tool in suite.tools.items():
         want = {p["name"]: (_agp_type(p["type"]), not p["required"]) for p in tool["parameters"]}
         if name not in declared:
-            problems.append(f"{suite.name}: tool {name} is not declared")
+            problems.append(f"{suite.name}: tool {name} is not declared with an args schema")
         elif declared[name] != want:
             problems.append(f"{suite.name}: tool {name} args {declared[name]} != tools.json {want}")
         elif (name in writes) != (tool["access"] == "write"):

@@ -14,6 +14,9 @@ class Source:
     name: str
     text: str
 
+    def __repr__(self) -> str:
+        return f"Source({self.name!r})"
+
     @cached_property
     def line_starts(self) -> list[int]:
         starts = [0]

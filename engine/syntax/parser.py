@@ -361,6 +361,9 @@ class _Builder(Transformer):
         optional = len(ch) == 3
         return ast.Field(self._name(ch[0]), self._name(ch[-1]), optional, self._span(meta))
 
+    def type_name(self, meta, ch):
+        return ch[0]
+
     def schema(self, meta, ch):
         return ast.Schema(tuple(ch), self._span(meta))
 

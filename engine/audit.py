@@ -1,0 +1,165 @@
+"""The decision log: an audit trail of every decision, off the hot path.
+
+Each line is a trace `request` event (FORMATS.md) whose `expect` is the decision that was made, so
+`agp replay` and `agp test` reproduce decisions from a log. A background thread writes, rotates by
+size and, for shadow mode, evaluates a candidate policy set; `record` only puts on a queue.
+"""
+
+from __future__ import annotations
+
+import atexit
+import copy
+import hashlib
+import json
+import os
+import queue
+import threading
+from collections.abc import Callable, Iterable
+from datetime import datetime, timezone
+from pathlib import Path
+
+MASK = "***"
+
+
+def _default(value):
+    if isinstance(value, datetime):
+        return value.isoformat().replace("+00:00", "Z")
+    if hasattr(value, "total_seconds"):
+        return value.total_seconds()
+    return str(value)
+
+
+def canonical(value) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=_default,
+                      ensure_ascii=False)
+
+
+def digest(request) -> str:
+    return "sha256:" + hashlib.sha256(canonical(request).encode()).hexdigest()
+
+
+def mask_fields(request: dict, paths: Iterable[str]) -> tuple[dict, list[str]]:
+    """A copy of the request with each dotted path (`args.password`) replaced by `***`."""
+    masked = copy.deepcopy(request)
+    done = []
+    for path in paths:
+        *parents, last = path.split(".")
+        node = masked
+        for p in parents:
+            node = node.get(p) if isinstance(node, dict) else None
+        if isinstance(node, dict) and last in node:
+            node[last] = MASK
+            done.append(path)
+    return masked, done
+
+
+class DecisionLog:
+    """Append decisions to `path` as JSON Lines from a background thread.
+
+    `mask` lists dotted request paths to hide (`args.password`, `context.token`); with
+    `include_request=False` only the digest of the request is kept. The file is rotated when it
+    passes `max_bytes` (`path.1` ... `path.N`, `backups` of them). `close()` (also run at normal
+    interpreter exit) writes every queued record before it returns: nothing queued is lost.
+    """
+
+    def __init__(self, path, *, mask: Iterable[str] = (), include_request: bool = True,
+                 max_bytes: int = 64 * 1024 * 1024, backups: int = 5):
+        self.path = Path(path)
+        self.mask = tuple(mask)
+        self.include_request = include_request
+        self.max_bytes = max_bytes
+        self.backups = backups
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._closed = False
+        self._shadow: tuple[Callable, Callable] | None = None
+        self._file = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - owned by the writer
+        self._thread = threading.Thread(target=self._run, name="agp-decision-log", daemon=True)
+        self._thread.start()
+        atexit.register(self.close)
+
+    def shadow(self, decide: Callable, on_difference: Callable | None = None) -> None:
+        """Shadow mode: also decide each logged request with `decide` (a candidate policy set),
+        in the writer thread, and log a `shadow` record where the two disagree."""
+        self._shadow = (decide, on_difference or (lambda *_: None))
+
+    def record(self, request: dict, decision, *, task_ended: bool = False) -> None:
+        """Queue one decision. Never blocks on the disk and never raises."""
+        if not self._closed:
+            self._queue.put((request, decision, task_ended))
+
+    def flush(self) -> None:
+        """Wait until everything queued so far is written."""
+        done = threading.Event()
+        self._queue.put(done)
+        if self._thread.is_alive():
+            done.wait()
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self.flush()
+        self._closed = True
+        self._queue.put(None)
+        self._thread.join()
+        self._file.close()
+        atexit.unregister(self.close)
+
+    # ---- the writer thread -------------------------------------------------------------------
+
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            if isinstance(item, threading.Event):
+                self._file.flush()
+                item.set()
+                continue
+            try:
+                self._write(*item)
+            except Exception as exc:  # a log must never take the service down; say why
+                self._file.write(json.dumps({"event": "log.error", "error": repr(exc)}) + "\n")
+
+    def _write(self, request, decision, task_ended: bool) -> None:
+        now = datetime.now(timezone.utc)
+        plain = request if isinstance(request, dict) else request.model_dump(exclude_none=True)
+        plain = dict(plain)
+        audit = {"policy": decision.policy, "digest": digest(plain)}
+        record = {"ts": _default(now), "event": "request"}
+        if self.include_request:
+            shown, masked = mask_fields(plain, self.mask)
+            record["request"] = shown
+            if masked:
+                audit["masked"] = masked
+        record["expect"] = {"decision": decision.decision, "ttl": decision.ttl,
+                            "rules": list(decision.rules)}
+        if task_ended:
+            audit["task_ended"] = True
+        record["audit"] = audit
+        self._append(record)
+        if self._shadow is not None:
+            decide, on_difference = self._shadow
+            candidate = decide(plain, task_ended=task_ended)
+            if (candidate.decision, candidate.ttl, candidate.rules) != (
+                    decision.decision, decision.ttl, decision.rules):
+                self._append({"ts": _default(now), "event": "shadow", "digest": audit["digest"],
+                              "enforced": decision.to_json(), "candidate": candidate.to_json()})
+                on_difference(plain, decision, candidate)
+
+    def _append(self, record: dict) -> None:
+        line = canonical(record) + "\n"
+        if self._file.tell() + len(line) > self.max_bytes and self._file.tell() > 0:
+            self._rotate()
+        self._file.write(line)
+
+    def _rotate(self) -> None:
+        self._file.close()
+        for i in range(self.backups - 1, 0, -1):
+            older = self.path.with_name(f"{self.path.name}.{i}")
+            if older.exists():
+                os.replace(older, self.path.with_name(f"{self.path.name}.{i + 1}"))
+        if self.backups > 0:
+            os.replace(self.path, self.path.with_name(f"{self.path.name}.1"))
+        else:
+            self.path.unlink()
+        self._file = open(self.path, "a", encoding="utf-8")  # noqa: SIM115

@@ -1,0 +1,170 @@
+"""The task runtime: live task instances, their delegation chains, and automatic revocation.
+
+One implementation serves trace replay (`agp test`, `agp replay`) and services that embed agp:
+
+    >>> import agp                                                    # doctest: +SKIP
+    >>> tasks = agp.TaskRuntime(agp.load("examples/policies/customer-support"))   # doctest: +SKIP
+    >>> tasks.start({"id": "t-1", "kind": "support_ticket", "params": {"customer": "c-1"}},
+    ...             agent="spiffe://acme.com/agents/support-bot",
+    ...             chain=[{"principal": "user:alice", "kind": "human"}])          # doctest: +SKIP
+    >>> tasks.decide(task="t-1", agent="spiffe://acme.com/agents/support-bot",
+    ...              tool="crm.lookup", args={"customer": "c-1"}).decision       # doctest: +SKIP
+    >>> tasks.end("t-1")                                              # doctest: +SKIP
+
+The runtime keeps only state (who acts in which task, through which chain, and whether the task
+has ended); every decision is `engine.decide(request, task_ended=...)`.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from pydantic import ValidationError
+
+from agp.model import Agent, Decision, Hop, Request, Scope, Task, validation_messages
+from agp.runtime.events import CallEvent, Delegate, TaskEnd, TaskSpec, TaskStart
+
+
+class TaskError(ValueError):
+    """A lifecycle mistake: an unknown task, a task started twice, a delegator not in the task."""
+
+
+@dataclass(slots=True)
+class TaskState:
+    """One task instance. Chains are tuples, so a snapshot is never changed under a reader."""
+
+    task: Task  # as it appears in every Request of the task (started_at = the start time)
+    root: tuple[Hop, ...]  # the chain of the agent that started the task
+    chains: dict[str, tuple[Hop, ...]] = field(default_factory=dict)  # principal -> its chain
+    ended: bool = False
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class TaskRuntime:
+    """Task instances of one engine, safe to use from many threads at once."""
+
+    def __init__(self, engine):
+        self.engine = engine
+        self._tasks: dict[str, TaskState] = {}
+        self._lock = threading.Lock()
+
+    # ---- the API for services: plain values in, validated here -------------------------------
+
+    def start(self, task: dict | TaskSpec, agent: str | dict, chain: list | None = None,
+              at: datetime | str | None = None) -> None:
+        """Open a task instance started at `at` (default: now); its chain is `chain` + `agent`."""
+        event = self._validate(TaskStart, {"task": task, "agent": agent, "chain": chain or [],
+                                           "ts": at or _now(), "event": "task.start"})
+        self.apply_start(event)
+
+    def delegate(self, task: str, from_: str, to: str, scope: dict | None = None,
+                 at: datetime | str | None = None) -> None:
+        """Hand the task from `from_` to `to` (optionally narrowed to `scope`) at `at`."""
+        event = self._validate(Delegate, {"task": task, "from": from_, "to": to, "scope": scope,
+                                          "ts": at or _now(), "event": "delegate"})
+        self.apply_delegate(event)
+
+    def decide(self, agent: str | dict, tool: str, task: str | None = None,
+               now: datetime | str | None = None, **fields: Any) -> Decision:
+        """Decide one call of `agent` in `task` (or outside any task when None).
+
+        `fields` are the call's `intent`, `args`, `data`, `target` and `context`. A call that does
+        not have the documented shape is denied with `request.invalid`, as by `Engine.decide`.
+        Raises TaskError for a task that was never started.
+        """
+        raw = {"agent": agent, "tool": tool, **fields}
+        try:
+            event = CallEvent.model_validate({**raw, "task": task, "ts": now or _now(),
+                                              "event": "call"})
+        except ValidationError:
+            # Let the engine say what is wrong, exactly as it would for a whole request.
+            return self.engine.decide({**raw, "agent": _agent_dict(agent)})
+        return self.decide_call(event)
+
+    def end(self, task: str, at: datetime | str | None = None) -> None:
+        """End the task: every later call in it is denied with `task.ended`."""
+        self.apply_end(self._validate(TaskEnd, {"task": task, "ts": at or _now(),
+                                                "event": "task.end"}))
+
+    def active(self) -> list[str]:
+        """The ids of the tasks started and not ended."""
+        with self._lock:
+            return [tid for tid, s in self._tasks.items() if not s.ended]
+
+    # ---- the same operations on validated trace events ----------------------------------------
+
+    def apply_start(self, event: TaskStart) -> None:
+        spec = event.task
+        task = Task.model_construct(kind=spec.kind, id=spec.id, params=spec.params,
+                                    objective=spec.objective, started_at=event.ts)
+        root = (*event.chain, Hop.model_construct(principal=event.agent.id, kind="agent",
+                                                  at=None, scope=None))
+        with self._lock:
+            old = self._tasks.get(spec.id)
+            if old is not None and not old.ended:
+                raise TaskError(f"task {spec.id!r} is already running")
+            # An ended task's id may start a new instance: the old one is gone for good.
+            self._tasks[spec.id] = TaskState(task, root, {event.agent.id: root})
+
+    def apply_delegate(self, event: Delegate) -> None:
+        with self._lock:
+            state = self._state(event.task)
+            chain = state.chains.get(event.from_)
+            if chain is None:
+                raise TaskError(f"{event.from_} does not act in task {event.task!r}, "
+                                "so it cannot delegate")
+            hop = Hop.model_construct(principal=event.to, kind="agent", at=event.ts,
+                                      scope=event.scope)
+            state.chains[event.to] = (*chain, hop)
+
+    def apply_end(self, event: TaskEnd) -> None:
+        with self._lock:
+            self._state(event.task).ended = True
+
+    def request_for(self, event: CallEvent) -> tuple[Request, bool]:
+        """The Request a call makes, and whether its task has ended."""
+        task, chain, ended = None, (), False
+        if event.task is not None:
+            with self._lock:
+                state = self._state(event.task)
+                task, ended = state.task, state.ended
+                # An agent nobody handed the task to acts through the task's own chain, which
+                # does not end with it: the call is denied (delegation.mismatch).
+                chain = state.chains.get(event.agent.id, state.root)
+        request = Request.model_construct(
+            agent=event.agent, task=task, chain=list(chain), tool=event.tool,
+            intent=event.intent, args=event.args, data=event.data, target=event.target,
+            context=event.context, now=event.ts)
+        return request, ended
+
+    def decide_call(self, event: CallEvent) -> Decision:
+        request, ended = self.request_for(event)
+        return self.engine.decide(request, task_ended=ended)
+
+    # ---- helpers ------------------------------------------------------------------------------
+
+    def _state(self, task_id: str) -> TaskState:
+        state = self._tasks.get(task_id)
+        if state is None:
+            raise TaskError(f"task {task_id!r} was never started")
+        return state
+
+    @staticmethod
+    def _validate(model, value: dict):
+        try:
+            return model.model_validate(value)
+        except ValidationError as exc:
+            raise TaskError("; ".join(validation_messages(exc))) from None
+
+
+def _agent_dict(agent) -> Any:
+    return {"id": agent} if isinstance(agent, str) else agent
+
+
+__all__ = ["Agent", "Scope", "TaskError", "TaskRuntime", "TaskState"]

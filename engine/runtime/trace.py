@@ -1,0 +1,266 @@
+"""Reading and replaying traces (FORMATS.md, "Trace"), one line at a time.
+
+A trace is streamed: memory depends on the number of tasks, not on the length of the file.
+Every problem (a malformed line, an unknown event, a call in a task never started, a timestamp
+earlier than the one before) is reported as `file:line: message` and the replay goes on.
+
+    >>> import agp                                                    # doctest: +SKIP
+    >>> engine = agp.load("tests/data/spec")                          # doctest: +SKIP
+    >>> [o.passed for o in agp.replay_trace(engine, "support.trace.jsonl")]  # doctest: +SKIP
+    [True, True, True, True]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from agp.jsonio import JSONInputError, loads
+from agp.limits import check_request_value
+from agp.model import Decision, Request
+from agp.runtime.events import (CallEvent, Delegate, Event, EventError, Expect, ExpectSpec,
+                                RequestEvent, TaskEnd, TaskStart, expected_ttl, parse_event)
+from agp.runtime.tasks import TaskError, TaskRuntime
+
+DECIDED = ("call", "request")
+
+
+@dataclass(frozen=True, slots=True)
+class Line:
+    """One line of a trace as read: its text (without the newline) and, if valid, its event."""
+
+    file: str
+    line: int
+    text: str
+    event: Event | None = None
+    value: dict | None = None  # the decoded JSON object
+    problem: str | None = None
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What replaying one `call` or `request` event gave, or one problem line.
+
+    `passed` is False for a problem or an unmet expectation, True otherwise (also when the event
+    carries no `expect`). `problem` is the message of a malformed line; `mismatches` say which
+    expected fields an otherwise valid event did not meet.
+    """
+
+    file: str
+    line: int
+    event: str | None  # "call" or "request" (None for a line that is not an event)
+    request: Request | dict | None = None
+    decision: Decision | None = None
+    expect: Expect | None = None
+    passed: bool = True
+    problem: str | None = None
+    mismatches: list[str] = field(default_factory=list)
+    text: str = ""  # the line as written (for `--update`)
+
+    @property
+    def where(self) -> str:
+        return f"{self.file}:{self.line}" if self.line else self.file
+
+    @property
+    def message(self) -> str | None:
+        """The problem, or what did not match the expectation, or None when it passed."""
+        if self.problem is not None:
+            return self.problem
+        return "; ".join(self.mismatches) if self.mismatches else None
+
+    @property
+    def tool(self) -> str | None:
+        req = self.request
+        if isinstance(req, Request):
+            return req.tool
+        if isinstance(req, dict) and isinstance(req.get("tool"), str):
+            return req["tool"]
+        return None
+
+    @property
+    def agent(self) -> str | None:
+        req = self.request
+        if isinstance(req, Request):
+            return req.agent.id
+        if isinstance(req, dict) and isinstance(req.get("agent"), dict):
+            ident = req["agent"].get("id")
+            return ident if isinstance(ident, str) else None
+        return None
+
+    @property
+    def name(self) -> str:
+        """The name of the case, as `-k` and JUnit see it: `file:line event tool`."""
+        return " ".join(p for p in (self.where, self.event, self.tool) if p)
+
+
+class TraceError(OSError):
+    """A trace file or directory that cannot be read at all."""
+
+
+def trace_files(paths: Iterable[str | Path]) -> tuple[list[Path], list[str]]:
+    """The trace files of files and directories (`*.jsonl`, recursive, sorted) and problems."""
+    files: list[Path] = []
+    problems: list[str] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            found = sorted(q for q in p.rglob("*.jsonl") if q.is_file())
+            if not found:
+                problems.append(f"{p}: no *.jsonl traces in this directory")
+            files.extend(found)
+        elif p.is_file():
+            files.append(p)
+        else:
+            problems.append(f"{p}: no such file or directory")
+    return files, problems
+
+
+def read_trace(path: str | Path, name: str | None = None) -> Iterator[Line]:
+    """The non-blank, non-comment lines of a trace, parsed, one at a time.
+
+    Raises TraceError when the file cannot be opened; a line that cannot be decoded or parsed
+    comes back with its `problem`.
+    """
+    name = name if name is not None else str(path)
+    try:
+        handle = open(path, "rb")  # noqa: SIM115 - closed below, also when the caller stops
+    except OSError as exc:
+        raise TraceError(f"{name}: cannot read: {exc.strerror or exc}") from None
+    with handle:
+        try:
+            for number, raw in enumerate(handle, 1):
+                try:
+                    text = raw.decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    yield Line(name, number, "", problem=f"invalid UTF-8 at byte {exc.start}")
+                    continue
+                if number == 1:
+                    text = text.removeprefix("\ufeff")
+                stripped = text.strip()
+                if not stripped or stripped.startswith("//"):
+                    continue
+                yield _parse_line(name, number, text.rstrip("\r\n"), stripped)
+        except OSError as exc:  # a directory given as a file, a read error mid-way
+            raise TraceError(f"{name}: cannot read: {exc.strerror or exc}") from None
+
+
+def _parse_line(name: str, number: int, text: str, stripped: str) -> Line:
+    try:
+        value = loads(stripped)
+    except JSONInputError as exc:
+        return Line(name, number, text, problem=exc.message)
+    try:
+        event = parse_event(value)
+    except EventError as exc:
+        return Line(name, number, text, value=value if isinstance(value, dict) else None,
+                    problem=str(exc))
+    return Line(name, number, text, event, value)
+
+
+def replay_trace(engine, path: str | Path, *, name: str | None = None,
+                 runtime: TaskRuntime | None = None) -> Iterator[Outcome]:
+    """Replay one trace file (or every `*.jsonl` under a directory) with its task lifecycle.
+
+    Yields one Outcome per `call` and `request` event, and one per problem line (with
+    `problem` set); a file that cannot be read yields a single problem Outcome at line 0.
+    Each file gets its own TaskRuntime unless `runtime` is given.
+    """
+    path = Path(path)
+    if path.is_dir():
+        files, problems = trace_files([path])
+        for problem in problems:
+            yield Outcome(str(path), 0, None, passed=False, problem=problem)
+        for f in files:
+            yield from replay_trace(engine, f, runtime=runtime)
+        return
+    try:
+        yield from Replay(engine, runtime).run(read_trace(path, name))
+    except TraceError as exc:
+        yield Outcome(name if name is not None else str(path), 0, None, passed=False,
+                      problem=str(exc).split(": ", 1)[1])
+
+
+class Replay:
+    """Replays the lines of one trace through a TaskRuntime, checking the time order."""
+
+    def __init__(self, engine, runtime: TaskRuntime | None = None):
+        self.engine = engine
+        self.runtime = runtime if runtime is not None else TaskRuntime(engine)
+        self.last_ts: datetime | None = None
+
+    def run(self, lines: Iterable[Line]) -> Iterator[Outcome]:
+        for line in lines:
+            outcome = self.step(line)
+            if outcome is not None:
+                yield outcome
+
+    def step(self, line: Line) -> Outcome | None:
+        event = line.event
+        if event is None:
+            kind = line.value.get("event") if line.value else None
+            return _problem(line, kind if kind in DECIDED else None, line.problem)
+        kind = event.event
+        if self.last_ts is not None and event.ts < self.last_ts:
+            return _problem(line, kind if kind in DECIDED else None,
+                            f"timestamp {line.value['ts']} is earlier than the event before "
+                            f"({self.last_ts.isoformat().replace('+00:00', 'Z')}); "
+                            "a trace is in time order")
+        self.last_ts = event.ts
+        rt = self.runtime
+        try:
+            if isinstance(event, CallEvent):
+                exceeded = check_request_value(line.value)
+                if exceeded is not None:  # too big to build: denied as a whole request would be
+                    raw = {k: v for k, v in line.value.items()
+                           if k not in ("ts", "event", "task", "expect")}
+                    return self._checked(line, kind, raw, self.engine.decide(raw), event.expect)
+                request, ended = rt.request_for(event)
+                decision = self.engine.decide(request, task_ended=ended)
+                return self._checked(line, kind, request, decision, event.expect)
+            if isinstance(event, RequestEvent):
+                decision = self.engine.decide(event.request)
+                return self._checked(line, kind, event.request, decision, event.expect)
+            if isinstance(event, TaskStart):
+                rt.apply_start(event)
+            elif isinstance(event, Delegate):
+                rt.apply_delegate(event)
+            elif isinstance(event, TaskEnd):
+                rt.apply_end(event)
+        except TaskError as exc:
+            return _problem(line, kind if kind in DECIDED else None, str(exc))
+        return None
+
+    @staticmethod
+    def _checked(line: Line, kind: str, request, decision: Decision, expect) -> Outcome:
+        mismatches = check_expect(expect, decision) if expect is not None else []
+        return Outcome(line.file, line.line, kind, request, decision, expect,
+                       passed=not mismatches, mismatches=mismatches, text=line.text)
+
+
+def _problem(line: Line, kind: str | None, message: str) -> Outcome:
+    return Outcome(line.file, line.line, kind, passed=False, problem=message, text=line.text)
+
+
+def check_expect(expect: Expect, decision: Decision) -> list[str]:
+    """What in `expect` the decision does not meet (empty when it meets all of it)."""
+    if isinstance(expect, str):
+        expect = ExpectSpec(decision=expect)
+    out = []
+    if expect.decision is not None and expect.decision != decision.decision:
+        out.append(f"decision: expected {expect.decision}, got {decision.decision}")
+    ttl = expected_ttl(expect)
+    if ttl is not None and ttl != decision.ttl:
+        shown = ttl if ttl >= 0 else expect.ttl.total_seconds()
+        out.append(f"ttl: expected {shown}, got {decision.ttl}")
+    if expect.rules is not None:
+        missing = [r for r in expect.rules if r not in decision.rules]
+        if missing:
+            out.append(f"rules: expected {', '.join(missing)} among "
+                       f"[{', '.join(decision.rules)}]")
+    if expect.reasons is not None:
+        missing = [r for r in expect.reasons if r not in decision.reasons]
+        if missing:
+            out.append("reasons: expected " + ", ".join(repr(r) for r in missing)
+                       + " among [" + ", ".join(repr(r) for r in decision.reasons) + "]")
+    return out
