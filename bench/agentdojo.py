@@ -160,6 +160,18 @@ def replay(engine: agp.Engine, events: list[dict]) -> list[agp.Decision]:
     return [engine.decide(request(start, call)) for call in calls]
 
 
+def runtime_problems(engine: agp.Engine, path: Path) -> list[str]:
+    """Cross-check a trace file with the trace runtime (`agp.replay_trace`), when installed."""
+    replay_trace = getattr(agp, "replay_trace", None)
+    if replay_trace is None or not path.is_file():
+        return []
+    return [
+        f"{path.relative_to(REPO)}:{o.line}: {o.decision} (expected {o.expect}) {o.problem or ''}"
+        for o in replay_trace(engine, path)
+        if not o.passed
+    ]
+
+
 def outcome(decisions: list[agp.Decision]) -> str:
     words = {d.decision for d in decisions}
     return "blocked" if "deny" in words else "ask" if "ask" in words else "allow"
@@ -326,6 +338,9 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 path.write_text(text, "utf-8")
+            for problem in runtime_problems(engine, path):
+                print(problem, file=sys.stderr)
+                failed = True
             decisions = replay(engine, events)
             per_task[task["task_id"]] = outcome(decisions)
             for event, d in zip(events[1:], decisions, strict=True):

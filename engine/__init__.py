@@ -10,6 +10,7 @@
 from agp.engine import Engine, load
 from agp.loader import PolicyError
 from agp.model import Decision, Request
+from agp.runtime import TaskRuntime, replay_trace
 
-__all__ = ["Decision", "Engine", "PolicyError", "Request", "load"]
+__all__ = ["Decision", "Engine", "PolicyError", "Request", "TaskRuntime", "load", "replay_trace"]
 __version__ = "0.1.0"

@@ -1,0 +1,151 @@
+"""Completion: keywords the LALR parser accepts at the cursor, names of the kind the clause wants,
+request fields after `args.`, `task.`, `task.params.`, `chain.`, `agent.`, and the standard
+functions. It reads the tokens before the cursor, so it works in a document that does not parse.
+"""
+
+from __future__ import annotations
+
+from lsprotocol import types as lsp
+
+from agp.lsp import cursor
+from agp.lsp.context import AgpServer
+from agp.lsp.fields import fields_of
+from agp.lsp.index import Index
+from agp.lsp.vocabulary import KEYWORDS, ROOTS
+from agp.stdlib.builtins import BUILTINS
+
+K = lsp.CompletionItemKind
+KIND_ICONS = {"class": K.Class, "intent": K.EnumMember, "agent": K.Interface, "task": K.Module,
+              "tool": K.Function, "rule": K.Event}
+KIND_WORDS = {"class": "data class", "intent": "intent", "agent": "agent", "task": "task",
+              "tool": "tool"}
+TRIGGERS = [".", " "]
+
+
+def completion(ls: AgpServer, params: lsp.CompletionParams) -> lsp.CompletionList | None:
+    at = ls.at(params.text_document.uri, params.position)
+    if at is None:
+        return None
+    text = at.file.source.text
+    ctx = cursor.at(text, at.offset)
+    items = complete(ctx, at.analysis.index)
+    if params.context and params.context.trigger_character == " " and not _after_space_ok(ctx):
+        return None
+    return lsp.CompletionList(is_incomplete=False, items=items)
+
+
+def _after_space_ok(ctx: cursor.Context) -> bool:
+    # A space asks for names only where a clause wants one (`on `, `in `, `data <= `, `is `).
+    return ctx.last is not None and ctx.last.value in ("on", "in", "by", "<=", ">=", "is", "to",
+                                                       "tools", "intent", "intents", ">", ",")
+
+
+def complete(ctx: cursor.Context, index: Index) -> list[lsp.CompletionItem]:
+    last = ctx.last
+    if last is not None and last.value == "." and last.type != "STRING":
+        return _fields(ctx, index, ctx.item.index(last) if last in ctx.item else len(ctx.item) - 1)
+    if last is not None and last.value == "has":
+        path = cursor.dotted_before(ctx.item + [_dot(last)], len(ctx.item))
+        return _fields_items(fields_of(path, index, *ctx.rule_scope()))
+    accepts = ctx.accepts() if ctx.item else {"$END"}
+    items: list[lsp.CompletionItem] = []
+    if accepts is None or "$END" in accepts:
+        items += [_keyword(k) for k in cursor.ITEM_KEYWORDS]
+    if accepts:
+        names = cursor.keyword_terminals()
+        items += [_keyword(names[t]) for t in sorted(accepts) if t in names
+                  and names[t] not in cursor.ITEM_KEYWORDS + ("intent",)]
+        if "INTENT" in accepts and ctx.head in ("permit", "forbid", "ask", "tool", "task"):
+            items.append(_keyword("intent"))
+    if accepts is None or "NAME" in accepts or "STAR" in accepts or "STRING" in accepts:
+        items += _names(ctx, index)
+    return _unique(items)
+
+
+def _dot(tok):
+    from lark import Token
+
+    return Token.new_borrow_pos("DOT", ".", tok)
+
+
+def _names(ctx: cursor.Context, index: Index) -> list[lsp.CompletionItem]:
+    head, clause, last = ctx.head, ctx.clause(), ctx.last
+    if head is None or last is None:
+        return []
+    prev = last.value
+    if head in ("permit", "forbid", "ask") and len(ctx.item) == 1:
+        return []  # the rule's own name
+    if prev == "intent" and clause in ("on", None) or clause in ("intents", "intent"):
+        return _declared(index, "intent")
+    if head == "dataclass" and prev in (">", ","):
+        return _declared(index, "class")
+    if clause == "on" or clause == "tools":
+        return _declared(index, "tool")
+    if clause == "in":
+        return _declared(index, "task")
+    if clause in ("by", "to"):
+        return _declared(index, "agent")
+    if clause == "data" and head == "tool":
+        return _declared(index, "class")
+    if prev in ("<=", ">=", "<", ">") and len(ctx.item) >= 2 and ctx.item[-2].value == "data":
+        return _declared(index, "class")  # `data <= CLASS` in a task or a condition
+    if prev == "is":
+        return _declared(index, "agent") + _declared(index, "task")
+    if clause in ("when", "unless"):
+        return _expression(index)
+    return []
+
+
+def _expression(index: Index) -> list[lsp.CompletionItem]:
+    items = [lsp.CompletionItem(label=name, kind=K.Variable, detail=t,
+                                documentation=_md(doc)) for name, (t, doc) in ROOTS.items()]
+    for fn in BUILTINS.values():
+        items.append(lsp.CompletionItem(
+            label=fn.name, kind=K.Function, detail=fn.signature, documentation=_md(fn.doc),
+            insert_text=f"{fn.name}($1)", insert_text_format=lsp.InsertTextFormat.Snippet))
+    for kind in ("class", "intent", "agent", "task"):
+        items += _declared(index, kind)
+    return items
+
+
+def _declared(index: Index, kind: str) -> list[lsp.CompletionItem]:
+    out = []
+    for decl in index.kinds(kind):
+        doc = getattr(decl.item, "doc", None)
+        label = decl.name
+        if kind == "tool" and getattr(decl.item.pattern, "quoted", False):
+            label = f'"{decl.name}"'
+        out.append(lsp.CompletionItem(label=label, kind=KIND_ICONS[kind], detail=KIND_WORDS[kind],
+                                      documentation=_md(doc) if doc else None))
+    return out
+
+
+def _fields(ctx: cursor.Context, index: Index, dot: int) -> list[lsp.CompletionItem]:
+    path = cursor.dotted_before(ctx.item, dot)
+    if ctx.clause() not in ("when", "unless"):
+        return []
+    return _fields_items(fields_of(path, index, *ctx.rule_scope()))
+
+
+def _fields_items(fields) -> list[lsp.CompletionItem]:
+    return [lsp.CompletionItem(label=f.name, kind=K.Field,
+                               detail=f.type + (" (optional)" if f.optional else ""),
+                               documentation=_md(f.doc) if f.doc else None) for f in fields]
+
+
+def _keyword(word: str) -> lsp.CompletionItem:
+    doc = KEYWORDS.get(word)
+    return lsp.CompletionItem(label=word, kind=K.Keyword, documentation=_md(doc) if doc else None)
+
+
+def _md(text: str) -> lsp.MarkupContent:
+    return lsp.MarkupContent(kind=lsp.MarkupKind.Markdown, value=text)
+
+
+def _unique(items: list[lsp.CompletionItem]) -> list[lsp.CompletionItem]:
+    seen, out = set(), []
+    for item in items:
+        if item.label not in seen:
+            seen.add(item.label)
+            out.append(item)
+    return out

@@ -1,0 +1,166 @@
+"""The tokens around a cursor, for features that must work on text that does not parse yet.
+
+The document is lexed with the parser's own lexer (which recovers from bad characters and turns a
+reserved word after `.` or `has` into a name), cut into items where the parser cuts them, and the
+item under the cursor is read clause by clause.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+
+from lark import Token
+from lark.exceptions import UnexpectedInput
+
+from agp.source import Source
+from agp.syntax.parser import _lex, _split_items, decode_string, lark_parser
+
+WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+ITEM_KEYWORDS = ("module", "import", "dataclass", "intent", "agent", "tool", "task", "defaults",
+                 "permit", "forbid", "ask")
+RULE_CLAUSES = ("on", "in", "by", "when", "unless", "ttl", "because")
+BLOCK_CLAUSES = ("params", "tools", "intents", "intent", "data", "ttl", "delegate", "to", "depth",
+                 "args", "max_ttl")
+
+
+@lru_cache(maxsize=32)
+def tokens(text: str) -> tuple[Token, ...]:
+    """The document's tokens (comments and whitespace left out)."""
+    return tuple(_lex(Source("", text), [])[0])
+
+
+@lru_cache(maxsize=8)
+def comments(text: str):
+    return tuple(_lex(Source("", text), [])[1])
+
+
+def is_word(tok: Token) -> bool:
+    return WORD.fullmatch(tok.value) is not None and tok.type != "STRING"
+
+
+@lru_cache(maxsize=1)
+def keyword_terminals() -> dict[str, str]:
+    """Terminal name -> keyword, for the grammar's reserved words (`PERMIT` -> `permit`)."""
+    out = {}
+    for term in lark_parser().terminals:
+        value = getattr(term.pattern, "value", "")
+        if term.pattern.type == "str" and WORD.fullmatch(value):
+            out[term.name] = value
+    return out
+
+
+@dataclass
+class Context:
+    """The item under the cursor, up to the cursor."""
+
+    item: list[Token]  # the tokens of the current item before the cursor
+    prefix: str  # the part of a word already typed at the cursor
+    prefix_start: int
+
+    @property
+    def last(self) -> Token | None:
+        return self.item[-1] if self.item else None
+
+    @property
+    def head(self) -> str | None:
+        return self.item[0].value if self.item else None
+
+    def accepts(self) -> set[str] | None:
+        """The terminals the LALR parser accepts next, or None when the item is already broken."""
+        parser = lark_parser().parse_interactive()
+        try:
+            for tok in self.item:
+                parser.feed_token(tok)
+        except UnexpectedInput:
+            return None
+        return set(parser.accepts())
+
+    def clause(self) -> str | None:
+        """The innermost clause word the cursor is in (`on`, `when`, `tools`, `to`, ...)."""
+        words = RULE_CLAUSES if self.head in ("permit", "forbid", "ask") else BLOCK_CLAUSES
+        depth = 0
+        for tok in reversed(self.item[1:]):
+            if tok.value in (")", "]") and tok.type != "STRING":
+                depth += 1
+            elif tok.value in ("(", "[") and tok.type != "STRING":
+                depth -= 1
+            elif depth <= 0 and tok.type not in ("NAME", "STRING") and tok.value in words:
+                return tok.value
+        return None
+
+    def rule_scope(self) -> tuple[list[str], list[str]]:
+        return rule_scope(self.item)
+
+
+def at(text: str, offset: int) -> Context:
+    toks = tokens(text)
+    before = [t for t in toks if t.end_pos <= offset]
+    prefix, start = "", offset
+    m = re.search(r"[A-Za-z_][A-Za-z0-9_]*$", text[:offset])
+    if m:
+        prefix, start = m.group(), m.start()
+        if before and before[-1].end_pos == offset and is_word(before[-1]):
+            before.pop()  # the word being typed says nothing about what may come
+    chunks = _split_items(before)
+    return Context(chunks[-1] if chunks else [], prefix, start)
+
+
+def item_tokens(text: str, offset: int) -> list[Token]:
+    """Every token of the item that contains `offset`."""
+    for chunk in _split_items(list(tokens(text))):
+        if chunk and chunk[0].start_pos <= offset <= chunk[-1].end_pos:
+            return chunk
+    return []
+
+
+def token_at(text: str, offset: int) -> tuple[int, Token] | None:
+    toks = tokens(text)
+    for i, tok in enumerate(toks):
+        if tok.start_pos <= offset <= tok.end_pos and (offset < tok.end_pos or is_word(tok)):
+            return i, tok
+    return None
+
+
+def dotted_before(toks, i: int) -> list[str]:
+    """The names of `a.b.c` ending just before the `.` at toks[i]: ["a", "b", "c"]."""
+    path: list[str] = []
+    while i >= 1 and toks[i].value == "." and toks[i - 1].type != "STRING" and is_word(toks[i - 1]):
+        path.insert(0, toks[i - 1].value)
+        i -= 2
+    return path
+
+
+def rule_scope(item: list[Token]) -> tuple[list[str], list[str]]:
+    """The tool patterns after `on` and the task names after `in` of a rule's tokens."""
+    patterns: list[str] = []
+    tasks: list[str] = []
+    clause, current = None, ""
+    for tok in item[2:]:
+        if tok.type not in ("NAME", "STRING") and tok.value in RULE_CLAUSES:
+            if current:
+                patterns.append(current)
+            clause, current = tok.value, ""
+            if clause in ("when", "unless", "ttl", "because"):
+                break
+            continue
+        if clause == "on":
+            if tok.value == ",":
+                if current:
+                    patterns.append(current)
+                current = ""
+            elif tok.value == "intent" and not current:
+                current = ""
+                clause = "on-intent"
+            elif tok.type == "STRING":
+                current = decode_string(tok.value) or ""
+            else:
+                current += tok.value
+        elif clause == "on-intent" and tok.value == ",":
+            clause = "on"
+        elif clause == "in" and tok.type == "NAME":
+            tasks.append(tok.value)
+    if clause == "on" and current:
+        patterns.append(current)
+    return patterns, tasks
