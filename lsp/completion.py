@@ -43,9 +43,9 @@ def _after_space_ok(ctx: cursor.Context) -> bool:
 def complete(ctx: cursor.Context, index: Index) -> list[lsp.CompletionItem]:
     last = ctx.last
     if last is not None and last.value == "." and last.type != "STRING":
-        return _fields(ctx, index, ctx.item.index(last) if last in ctx.item else len(ctx.item) - 1)
+        return _fields(ctx, index, len(ctx.item) - 1)
     if last is not None and last.value == "has":
-        path = cursor.dotted_before(ctx.item + [_dot(last)], len(ctx.item))
+        path = cursor.dotted_before(ctx.item[:-1] + [_dot(last)], len(ctx.item) - 1)
         return _fields_items(fields_of(path, index, *ctx.rule_scope()))
     accepts = ctx.accepts() if ctx.item else {"$END"}
     items: list[lsp.CompletionItem] = []
@@ -58,7 +58,8 @@ def complete(ctx: cursor.Context, index: Index) -> list[lsp.CompletionItem]:
         if "INTENT" in accepts and ctx.head in ("permit", "forbid", "ask", "tool", "task"):
             items.append(_keyword("intent"))
     if accepts is None or "NAME" in accepts or "STAR" in accepts or "STRING" in accepts:
-        items += _names(ctx, index)
+        names, only = _names(ctx, index)
+        items = names if only else items + names
     return _unique(items)
 
 
@@ -68,13 +69,23 @@ def _dot(tok):
     return Token.new_borrow_pos("DOT", ".", tok)
 
 
-def _names(ctx: cursor.Context, index: Index) -> list[lsp.CompletionItem]:
+def _names(ctx: cursor.Context, index: Index) -> tuple[list[lsp.CompletionItem], bool]:
+    """The names that fit the clause, and whether nothing else fits there."""
     head, clause, last = ctx.head, ctx.clause(), ctx.last
     if head is None or last is None:
-        return []
-    prev = last.value
+        return [], False
     if head in ("permit", "forbid", "ask") and len(ctx.item) == 1:
-        return []  # the rule's own name
+        return [], True  # the rule's own name
+    if clause in ("when", "unless"):
+        if last.value in ("<=", ">=", "<", ">") and ctx.item[-2].value == "data":
+            return _declared(index, "class"), True
+        if last.value == "is":
+            return _declared(index, "agent") + _declared(index, "task"), True
+        return _expression(index), False
+    return _header_names(ctx, index, head, clause, last.value), False
+
+
+def _header_names(ctx, index: Index, head: str, clause: str | None, prev: str):
     if prev == "intent" and clause in ("on", None) or clause in ("intents", "intent"):
         return _declared(index, "intent")
     if head == "dataclass" and prev in (">", ","):
@@ -87,12 +98,8 @@ def _names(ctx: cursor.Context, index: Index) -> list[lsp.CompletionItem]:
         return _declared(index, "agent")
     if clause == "data" and head == "tool":
         return _declared(index, "class")
-    if prev in ("<=", ">=", "<", ">") and len(ctx.item) >= 2 and ctx.item[-2].value == "data":
-        return _declared(index, "class")  # `data <= CLASS` in a task or a condition
-    if prev == "is":
-        return _declared(index, "agent") + _declared(index, "task")
-    if clause in ("when", "unless"):
-        return _expression(index)
+    if prev == "<=" and ctx.item[-2].value == "data":
+        return _declared(index, "class")  # a task's ceiling
     return []
 
 

@@ -44,7 +44,7 @@ def _label(decl) -> str:
 def args_fields(index: Index, patterns: list[str]) -> list[FieldInfo]:
     globs = [compile_glob(p) for p in patterns]
     decls = [d.item for d in index.kinds("tool")
-             if any(g.overlaps(compile_glob(d.name)) for g in globs)]
+             if any(g.relates(compile_glob(d.name)) for g in globs)]
     return _schema_fields([(d, d.args) for d in decls], "argument")
 
 

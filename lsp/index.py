@@ -2,7 +2,7 @@
 
 Kinds: `class`, `intent`, `agent`, `task` (one namespace, as in the checker), `tool` (tool
 patterns, by text) and `rule`. A use of a tool pattern (`on crm.*`, `tools crm.*`) refers to every
-tool declaration it overlaps; every other use names exactly one declaration.
+tool declaration it matches or is matched by (as the checker relates them); every other use names exactly one declaration.
 """
 
 from __future__ import annotations
@@ -76,7 +76,7 @@ class Index:
         if occ.kind == "tool":
             glob = compile_glob(occ.name)
             return [d for (k, n), ds in self.declarations.items() if k == "tool"
-                    and glob.overlaps(compile_glob(n)) for d in ds]
+                    and glob.relates(compile_glob(n)) for d in ds]
         return list(self.declarations.get((occ.kind, occ.name), []))
 
     def references(self, kind: str, name: str) -> list[Occurrence]:
@@ -88,7 +88,7 @@ class Index:
                 if o.kind != kind:
                     continue
                 if o.name == name or (glob is not None and not o.declaration
-                                      and compile_glob(o.name).overlaps(glob)):
+                                      and compile_glob(o.name).relates(glob)):
                     out.append(o)
         return out
 

@@ -2,30 +2,111 @@
 
 from __future__ import annotations
 
+import json
 import sys
 
 import click
 
-from agp.cli.common import EXIT_FAIL, EXIT_OK
-from agp.diagnostics import render_all
+from agp import __version__
+from agp.cli.common import EXIT_FAIL, EXIT_OK, echo, format_option, render_diagnostics
+from agp.diagnostics import Diagnostic
 from agp.loader import check_paths
 
 
 @click.command("check")
 @click.argument("paths", nargs=-1, required=True, type=click.Path())
-def command(paths: tuple[str, ...]) -> None:
+@format_option("text", "json", "sarif", "github")
+def command(paths: tuple[str, ...], fmt: str) -> None:
     """Parse and check the policy sets at PATHS (files or directories, each one set).
 
     Prints `file:line:col: error[CODE]: message` with the source line for every problem.
+    `--format json` prints one JSON object, `--format sarif` a SARIF 2.1.0 log for code
+    scanning, `--format github` workflow annotations (`::error file=...,line=...::`).
     Exit status: 0 when there is no error (warnings allowed), 1 when there are errors.
     """
-    errors = warnings = 0
+    found: list[Diagnostic] = []
     for path in paths:
         _, diagnostics = check_paths([path])
-        if diagnostics:
-            click.echo(render_all(diagnostics))
-            click.echo()
-        errors += sum(d.is_error for d in diagnostics)
-        warnings += sum(not d.is_error for d in diagnostics)
-    click.echo(f"{errors} error(s), {warnings} warning(s)", err=True)
+        found.extend(sorted(diagnostics, key=Diagnostic.sort_key))
+        if fmt == "text" and diagnostics:
+            echo(render_diagnostics(diagnostics))
+            echo()
+    errors = sum(d.is_error for d in found)
+    warnings = len(found) - errors
+    if fmt == "json":
+        echo(json.dumps({"diagnostics": [diagnostic_json(d) for d in found],
+                         "errors": errors, "warnings": warnings}, indent=2))
+    elif fmt == "sarif":
+        echo(json.dumps(sarif(found), indent=2))
+    elif fmt == "github":
+        for d in found:
+            echo(github_annotation(d))
+    if fmt == "text":
+        echo(f"{errors} error(s), {warnings} warning(s)", err=True,
+             style="error" if errors else "ok")
     sys.exit(EXIT_FAIL if errors else EXIT_OK)
+
+
+def _range(d: Diagnostic) -> dict:
+    line, column = d.span.source.position(d.span.start)
+    end_line, end_column = d.span.source.position(max(d.span.end, d.span.start))
+    return {"line": line, "column": column, "end_line": end_line, "end_column": end_column}
+
+
+def diagnostic_json(d: Diagnostic) -> dict:
+    return {"file": d.span.source.name, **_range(d), "severity": d.severity.value,
+            "code": d.code, "message": d.message, "hint": d.hint,
+            "related": [{"file": r.span.source.name, "line": r.span.line,
+                         "column": r.span.column, "message": r.message} for r in d.related]}
+
+
+def sarif(diagnostics: list[Diagnostic]) -> dict:
+    """A SARIF 2.1.0 log (what GitHub code scanning and most CI dashboards read)."""
+    codes = sorted({d.code for d in diagnostics})
+    results = []
+    for d in diagnostics:
+        r = _range(d)
+        text = d.message + (f" ({d.hint})" if d.hint else "")
+        results.append({
+            "ruleId": d.code, "ruleIndex": codes.index(d.code),
+            "level": "error" if d.is_error else "warning",
+            "message": {"text": text},
+            "locations": [{"physicalLocation": {
+                "artifactLocation": {"uri": d.span.source.name.replace("\\", "/")},
+                "region": {"startLine": r["line"], "startColumn": r["column"],
+                           "endLine": r["end_line"], "endColumn": max(r["end_column"],
+                                                                     r["column"] + 1)
+                           if r["end_line"] == r["line"] else r["end_column"]},
+            }}],
+        })
+    return {
+        "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
+        "version": "2.1.0",
+        "runs": [{
+            "tool": {"driver": {
+                "name": "agp", "version": __version__,
+                "rules": [{"id": c, "name": c, "shortDescription": {"text": f"agp {c}"}}
+                          for c in codes],
+            }},
+            "results": results,
+        }],
+    }
+
+
+def _escape_data(text: str) -> str:
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def _escape_property(text: str) -> str:
+    return _escape_data(text).replace(":", "%3A").replace(",", "%2C")
+
+
+def github_annotation(d: Diagnostic) -> str:
+    """A GitHub Actions workflow command: `::error file=F,line=L,col=C,...::message`."""
+    r = _range(d)
+    level = "error" if d.is_error else "warning"
+    props = [f"file={_escape_property(d.span.source.name)}", f"line={r['line']}",
+             f"col={r['column']}", f"endLine={r['end_line']}", f"endColumn={r['end_column']}",
+             f"title={_escape_property('agp ' + d.code)}"]
+    message = d.message + (f" ({d.hint})" if d.hint else "")
+    return f"::{level} {','.join(props)}::{_escape_data(message)}"

@@ -7,18 +7,21 @@ import sys
 
 import click
 
-from agp.cli.common import EXIT_OK, EXIT_USAGE, fail, load_engine, policy_option
+from agp.cli.common import (EXIT_OK, EXIT_USAGE, echo, fail, format_option, load_engine,
+                            policy_option)
 from agp.jsonio import JSONInputError, loads
 
 
 @click.command("eval")
 @policy_option
 @click.argument("request", required=False, type=click.Path(allow_dash=True))
-def command(policies: tuple[str, ...], request: str | None) -> None:
+@format_option("json", "text")
+def command(policies: tuple[str, ...], request: str | None, fmt: str) -> None:
     """Decide one REQUEST (a JSON file, or standard input when absent or `-`).
 
-    Prints the Decision JSON. Exit status: 0 decided, 1 policy errors, 2 bad usage or input
-    (a request that is not valid JSON, or that is denied as `request.invalid`).
+    Prints the Decision JSON (`--format text`: a readable summary). Exit status: 0 decided,
+    1 policy errors, 2 bad usage or input (a request that is not valid JSON, or that is denied
+    as `request.invalid`).
     """
     engine = load_engine(policies)
     name = request if request not in (None, "-") else "<stdin>"
@@ -38,5 +41,14 @@ def command(policies: tuple[str, ...], request: str | None) -> None:
     except JSONInputError as exc:
         fail(exc.where(name))
     decision = engine.decide(value)
-    click.echo(json.dumps(decision.to_json(), indent=2))
+    if fmt == "json":
+        echo(json.dumps(decision.to_json(), indent=2))
+    else:
+        style = {"allow": "ok", "ask": "warning", "deny": "error"}[decision.decision]
+        echo(f"{decision.decision} (ttl {decision.ttl}s)", style=style)
+        echo(f"  rules:   {', '.join(decision.rules)}")
+        for reason in decision.reasons:
+            echo(f"  because: {reason}")
+        for error in decision.errors:
+            echo(f"  error:   {error}", style="warning")
     sys.exit(EXIT_USAGE if "request.invalid" in decision.rules else EXIT_OK)
