@@ -49,8 +49,8 @@ def _explain(text: str, i: int, tok, index: Index) -> str | None:
                 opt = " (optional)" if f.optional else ""
                 return _code(f"{'.'.join(path)}.{f.name}: {f.type}{opt}") + (f.doc and f"\n\n{f.doc}")
         return None
-    in_condition = cursor.Context(item[: item.index(tok) if tok in item else 0], "", 0).clause() \
-        in ("when", "unless") if item else False
+    before = [t for t in item if t.start_pos < tok.start_pos]
+    in_condition = cursor.Context(before, "", 0).clause() in ("when", "unless")
     if tok.type == "NAME":
         nxt = toks[i + 1] if i + 1 < len(toks) else None
         if tok.value in BUILTINS and nxt is not None and nxt.value == "(":
@@ -66,12 +66,7 @@ def _explain(text: str, i: int, tok, index: Index) -> str | None:
 
 def describe(decl: Declaration, index: Index) -> str:
     item = decl.item
-    if isinstance(item, ast.IntentDecl):
-        signature = f"intent {decl.name}"
-    elif isinstance(item, ast.Rule):
-        signature = item.span.text
-    else:
-        signature = item.span.text
+    signature = f"intent {decl.name}" if isinstance(item, ast.IntentDecl) else item.span.text
     parts = [_code(signature)]
     if isinstance(item, ast.DataclassDecl):
         parts.append(_lattice(decl.name, index))

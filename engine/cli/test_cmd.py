@@ -1,0 +1,305 @@
+"""`agp test -p POLICY TRACE_OR_DIR...`: replay traces and check every `expect`."""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import sys
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import click
+
+from agp.cli.common import (EXIT_FAIL, EXIT_OK, EXIT_USAGE, echo, fail, format_option,
+                            load_engine, policy_option, progress)
+from agp.interp import ENVELOPE_CODES
+from agp.runtime import Outcome, Replay, TraceError, read_trace, trace_files
+from agp.runtime.events import ExpectSpec, expected_ttl
+from agp.runtime.golden import expect_value, rewrite_lines, with_expect
+
+
+@click.command("test")
+@policy_option
+@click.argument("traces", nargs=-1, required=True, type=click.Path())
+@click.option("-k", "pattern", metavar="PATTERN",
+              help="Only check cases whose name (`file:line event tool`) contains PATTERN "
+                   "(a glob when it has * ? or [).")
+@click.option("--junit", type=click.Path(dir_okay=False), metavar="FILE",
+              help="Also write the results as JUnit XML (GitLab, Jenkins).")
+@click.option("--update", is_flag=True,
+              help="Write the actual decisions into `expect` (golden traces), keeping the rest "
+                   "of each line.")
+@click.option("--coverage", is_flag=True,
+              help="Report which rules and envelope checks decided some call.")
+@click.option("--min-coverage", type=click.FloatRange(0, 100), metavar="PERCENT",
+              help="Fail (exit 1) when fewer than PERCENT of the rules decided some call.")
+@click.option("-v", "--verbose", is_flag=True, help="Also list the cases that pass.")
+@format_option("text", "json")
+def command(policies, traces, pattern, junit, update, coverage, min_coverage, verbose, fmt):
+    """Replay TRACES (files, or directories of *.jsonl) and check every `expect`.
+
+    Prints each failure with its file:line, the expected and the actual decision and the rules
+    that decided; the last line is `N passed, M failed`. A malformed line is reported as
+    `file:line: message` and counts as failed. Exit status: 0 all pass, 1 any fail (or coverage
+    below --min-coverage), 2 bad usage or input (an unreadable trace, a malformed line).
+    """
+    engine = load_engine(policies)
+    files, missing = trace_files(traces)
+    run = Run(engine, pattern, text=fmt == "text", verbose=verbose,
+              coverage=coverage or min_coverage is not None)
+    for problem in missing:
+        run.bad_input(problem)
+    if not files and not missing:
+        fail("no traces given")
+    total = sum(_size(f) for f in files)
+    with progress(total, "replaying") as bar:
+        for f in files:
+            run.file(f, bar, update)
+    if junit:
+        try:
+            write_junit(junit, run)
+        except OSError as exc:
+            fail(f"cannot write {junit}: {exc.strerror or exc}")
+    below = False
+    if run.coverage is not None:
+        below = run.report_coverage(min_coverage)
+    if fmt == "json":
+        echo(json.dumps(run.json(), indent=2))
+    else:
+        echo(f"{run.passed} passed, {run.failed} failed",
+             style="error" if run.failed else "ok")
+    if run.bad:
+        sys.exit(EXIT_USAGE)
+    sys.exit(EXIT_FAIL if run.failed or below else EXIT_OK)
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+@dataclass
+class Run:
+    engine: object
+    pattern: str | None
+    text: bool
+    verbose: bool
+    coverage: bool
+    passed: int = 0
+    failed: int = 0
+    bad: bool = False
+    cases: dict[str, list[Outcome]] = field(default_factory=dict)  # per file, for JUnit/JSON
+    rules_seen: set[str] = field(default_factory=set)
+
+    def __post_init__(self):
+        self.coverage = set() if self.coverage else None
+
+    def bad_input(self, message: str) -> None:
+        self.bad = True
+        self.failed += 1
+        echo(f"{message}", err=not self.text, style="error")
+
+    def selected(self, outcome: Outcome) -> bool:
+        if self.pattern is None or outcome.problem is not None:
+            return True
+        name = outcome.name
+        if any(c in self.pattern for c in "*?["):
+            return fnmatch.fnmatchcase(name, self.pattern) or fnmatch.fnmatchcase(
+                name, f"*{self.pattern}*")
+        return self.pattern.lower() in name.lower()
+
+    def file(self, path: Path, bar, update: bool) -> None:
+        name = str(path)
+        cases = self.cases.setdefault(name, [])
+        updates: dict[int, str] = {}
+        try:
+            for line_outcome in self._replay(path, bar):
+                o = line_outcome
+                if not self.selected(o):
+                    continue
+                if o.decision is not None and self.coverage is not None:
+                    self.coverage.update(o.decision.rules)
+                if o.problem is not None:
+                    self.bad = True
+                    self.failed += 1
+                    cases.append(o)
+                    echo(f"{o.where}: error: {o.problem}", err=not self.text, style="error")
+                    continue
+                if update and o.decision is not None:
+                    new = expect_value(o.expect, o.decision)
+                    try:
+                        text = with_expect(o.text, new)
+                    except ValueError:
+                        text = None
+                    if text is not None and text != o.text:
+                        updates[o.line] = text
+                    self.passed += 1
+                    cases.append(_updated(o, new))
+                    continue
+                if o.expect is None:
+                    continue
+                cases.append(o)
+                if o.passed:
+                    self.passed += 1
+                    if self.verbose and self.text:
+                        echo(f"{o.where}: PASS {_describe(o)}", style="ok")
+                else:
+                    self.failed += 1
+                    if self.text:
+                        self.report_failure(o)
+        except TraceError as exc:
+            self.bad_input(str(exc))
+            return
+        if updates:
+            try:
+                rewrite_lines(path, updates)
+            except OSError as exc:
+                self.bad_input(f"{name}: cannot update: {exc.strerror or exc}")
+                return
+            echo(f"{name}: updated {len(updates)} expectation(s)", err=True)
+
+    def _replay(self, path: Path, bar):
+        replay = Replay(self.engine)
+        for line in read_trace(path):
+            bar.advance(len(line.text) + 1)
+            outcome = replay.step(line)
+            if outcome is not None:
+                yield outcome
+
+    def report_failure(self, o: Outcome) -> None:
+        d = o.decision
+        echo(f"{o.where}: FAIL {_describe(o)}", style="error")
+        echo(f"    expected: {expect_text(o.expect)}")
+        echo(f"    actual:   {d.decision}, ttl {d.ttl}, rules [{', '.join(d.rules)}]")
+        for reason in d.reasons:
+            echo(f"    because:  {reason}")
+        for error in d.errors:
+            echo(f"    error:    {error}", style="warning")
+        for m in o.mismatches:
+            echo(f"    - {m}", style="dim")
+
+    def report_coverage(self, minimum: float | None) -> bool:
+        """Print the coverage report; True when it is below `minimum`."""
+        policy = self.engine.policy
+        rules = [r.name for r in policy.rules]
+        hit = [r for r in rules if r in self.coverage]
+        missed = [r for r in policy.rules if r.name not in self.coverage]
+        checks = [c for c in ENVELOPE_CODES if c in self.coverage]
+        percent = 100.0 * len(hit) / len(rules) if rules else 100.0
+        out = err = not self.text
+        echo(f"coverage: {len(hit)} of {len(rules)} rules decided some call ({percent:.1f}%)",
+             err=out, style="bold")
+        for r in missed:
+            echo(f"  not exercised: {r.name} ({r.decl.name.span})", err=err, style="warning")
+        echo(f"coverage: {len(checks)} of {len(ENVELOPE_CODES)} envelope checks fired: "
+             + (", ".join(checks) or "none"), err=out, style="bold")
+        unfired = [c for c in ENVELOPE_CODES if c not in self.coverage]
+        if unfired:
+            echo("  not exercised: " + ", ".join(unfired), err=err, style="dim")
+        self.coverage_json = {"rules": {"covered": hit, "missed": [r.name for r in missed],
+                                        "percent": round(percent, 2)},
+                              "envelope": {"covered": checks, "missed": unfired}}
+        if minimum is not None and percent < minimum:
+            echo(f"coverage {percent:.1f}% is below --min-coverage {minimum:g}%", err=True,
+                 style="error")
+            return True
+        return False
+
+    def json(self) -> dict:
+        results = [outcome_json(o) for cases in self.cases.values() for o in cases]
+        doc = {"passed": self.passed, "failed": self.failed, "results": results}
+        if getattr(self, "coverage_json", None) is not None:
+            doc["coverage"] = self.coverage_json
+        return doc
+
+
+def _updated(o: Outcome, new) -> Outcome:
+    return Outcome(o.file, o.line, o.event, o.request, o.decision, new, True, text=o.text)
+
+
+def _describe(o: Outcome) -> str:
+    parts = [o.event or "line"]
+    if o.tool:
+        parts.append(o.tool)
+    if o.agent:
+        parts.append(f"by {o.agent}")
+    return " ".join(parts)
+
+
+def expect_text(expect) -> str:
+    if isinstance(expect, str):
+        return expect
+    if isinstance(expect, dict):
+        expect = ExpectSpec.model_validate(expect)
+    parts = []
+    if expect.decision is not None:
+        parts.append(expect.decision)
+    ttl = expected_ttl(expect)
+    if ttl is not None:
+        parts.append(f"ttl {ttl if ttl >= 0 else expect.ttl.total_seconds()}")
+    if expect.rules is not None:
+        parts.append(f"rules including [{', '.join(expect.rules)}]")
+    if expect.reasons is not None:
+        parts.append("reasons including [" + ", ".join(map(repr, expect.reasons)) + "]")
+    return ", ".join(parts) or "anything"
+
+
+def _expect_json(expect):
+    if expect is None or isinstance(expect, (str, dict)):
+        return expect
+    doc = expect.model_dump(exclude_none=True)
+    if "ttl" in doc:
+        doc["ttl"] = expected_ttl(expect)
+    return doc
+
+
+def outcome_json(o: Outcome) -> dict:
+    return {"file": o.file, "line": o.line, "event": o.event, "tool": o.tool,
+            "passed": o.passed, "expect": _expect_json(o.expect),
+            "decision": o.decision.to_json() if o.decision is not None else None,
+            "problem": o.problem, "mismatches": o.mismatches}
+
+
+def write_junit(path: str, run: Run) -> None:
+    """JUnit XML as GitLab and Jenkins read it: a suite per trace file, a case per `expect`."""
+    root = ET.Element("testsuites", name="agp test")
+    totals = {"tests": 0, "failures": 0, "errors": 0}
+    for file, cases in run.cases.items():
+        failures = sum(1 for c in cases if c.problem is None and not c.passed)
+        errors = sum(1 for c in cases if c.problem is not None)
+        suite = ET.SubElement(root, "testsuite", name=file, tests=str(len(cases)),
+                              failures=str(failures), errors=str(errors), skipped="0",
+                              time="0")
+        for key, value in (("tests", len(cases)), ("failures", failures), ("errors", errors)):
+            totals[key] += value
+        for c in cases:
+            case = ET.SubElement(suite, "testcase", name=c.name, classname=_classname(file),
+                                 file=file, line=str(c.line), time="0")
+            if c.problem is not None:
+                err = ET.SubElement(case, "error", message=c.problem, type="trace")
+                err.text = f"{c.where}: {c.problem}"
+            elif not c.passed:
+                d = c.decision
+                fail_el = ET.SubElement(case, "failure", message="; ".join(c.mismatches),
+                                        type="expectation")
+                fail_el.text = "\n".join([
+                    f"{c.where}: {_describe(c)}",
+                    f"expected: {expect_text(c.expect)}",
+                    f"actual:   {d.decision}, ttl {d.ttl}, rules [{', '.join(d.rules)}]",
+                    *(f"because:  {r}" for r in d.reasons),
+                    *(f"error:    {e}" for e in d.errors),
+                ])
+    for key, value in totals.items():
+        root.set(key, str(value))
+    ET.indent(root)
+    ET.ElementTree(root).write(path, encoding="utf-8", xml_declaration=True)
+
+
+def _classname(file: str) -> str:
+    name = Path(file).name
+    for suffix in (".jsonl", ".trace"):
+        name = name.removesuffix(suffix)
+    return name
