@@ -5,6 +5,7 @@ from __future__ import annotations
 from lsprotocol import types as lsp
 
 from agp.lsp.context import AgpServer
+from agp.lsp.project import path_to_uri
 from agp.syntax import ast
 
 S = lsp.SymbolKind
@@ -61,8 +62,8 @@ def workspace_symbol(ls: AgpServer, params: lsp.WorkspaceSymbolParams) -> list[l
     query = params.query.lower()
     seen, out = set(), []
     uris = list(ls.workspace.text_documents)
-    for folder in ls.project.folders:
-        uris += [f"file://{p}" for p in sorted(folder.rglob("*.agp"))[:1]]
+    for folder in ls.project.folders:  # one file stands for its folder's whole set
+        uris += [path_to_uri(p) for p in sorted(folder.rglob("*.agp"))[:1]]
     for uri in uris:
         analysis = ls.analysis(uri)
         for (kind, name), decls in analysis.index.declarations.items():
