@@ -166,7 +166,8 @@ def runtime_problems(engine: agp.Engine, path: Path) -> list[str]:
     if replay_trace is None or not path.is_file():
         return []
     return [
-        f"{path.relative_to(REPO)}:{o.line}: {o.decision} (expected {o.expect}) {o.problem or ''}"
+        f"{path.relative_to(REPO)}:{o.line}: {getattr(o.decision, 'decision', o.decision)} "
+        f"(expected {o.expect}) {o.problem or ''}"
         for o in replay_trace(engine, path)
         if not o.passed
     ]

@@ -7,10 +7,11 @@
     'deny'
 """
 
-from agp.engine import Engine, load
+from agp.engine import Engine, load, load_bundle
 from agp.loader import PolicyError
 from agp.model import Decision, Request
 from agp.runtime import TaskRuntime, replay_trace
 
-__all__ = ["Decision", "Engine", "PolicyError", "Request", "TaskRuntime", "load", "replay_trace"]
+__all__ = ["Decision", "Engine", "PolicyError", "Request", "TaskRuntime", "load", "load_bundle",
+           "replay_trace"]
 __version__ = "0.1.0"

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import re
 
-from lsprotocol import types as lsp
-
 from agp.lsp.context import AgpServer
+from lsprotocol import types as lsp
 
 DID_YOU_MEAN = re.compile(r"did you mean `([^`]+)`\?")
 

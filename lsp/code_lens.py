@@ -3,15 +3,14 @@ with `agp.replay_trace`); over the file, a lens that runs `agp test` on the poli
 
 from __future__ import annotations
 
-import subprocess
+import asyncio
 import sys
 from pathlib import Path
-
-from lsprotocol import types as lsp
 
 import agp
 from agp.lsp.context import AgpServer
 from agp.syntax import ast
+from lsprotocol import types as lsp
 
 RUN_TESTS = "agp.test"
 _cache: dict[tuple, dict[str, tuple[int, int]]] = {}
@@ -64,12 +63,15 @@ def code_lens(ls: AgpServer, params: lsp.CodeLensParams) -> list[lsp.CodeLens]:
     return lenses
 
 
-def run_tests(ls: AgpServer, args) -> str:
+async def run_tests(ls: AgpServer, target: str | None = None) -> str:
     """Run `agp test -p SET SET` (traces are the set's `*.jsonl` files); show the summary line."""
-    target = str(args[0]) if args else (str(ls.project.folders[0]) if ls.project.folders else ".")
-    cmd = [sys.executable, "-c", "from agp.cli import main; main()", "test", "-p", target, target]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
-    lines = [ln for ln in (proc.stdout + proc.stderr).splitlines() if ln.strip()]
+    if target is None:
+        target = str(ls.project.folders[0]) if ls.project.folders else "."
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", "from agp.cli import main; main()", "test", "-p", target, target,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+    out, _ = await proc.communicate()
+    lines = [ln for ln in out.decode("utf-8", "replace").splitlines() if ln.strip()]
     summary = next((ln for ln in reversed(lines) if " passed, " in ln), lines[-1] if lines else "")
     kind = lsp.MessageType.Info if proc.returncode == 0 else lsp.MessageType.Warning
     ls.window_show_message(lsp.ShowMessageParams(type=kind, message=f"agp test: {summary}"))

@@ -11,11 +11,10 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 
-from lark import Token
-from lark.exceptions import UnexpectedInput
-
 from agp.source import Source
 from agp.syntax.parser import _lex, _split_items, decode_string, lark_parser
+from lark import Token
+from lark.exceptions import UnexpectedInput
 
 WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 ITEM_KEYWORDS = ("module", "import", "dataclass", "intent", "agent", "tool", "task", "defaults",

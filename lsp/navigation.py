@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from lsprotocol import types as lsp
-
 from agp.lsp.context import AgpServer
+from lsprotocol import types as lsp
 
 
 def definition(ls: AgpServer, params: lsp.DefinitionParams) -> list[lsp.Location] | None:

@@ -18,9 +18,8 @@ import bisect
 import re
 from functools import lru_cache
 
-from lsprotocol import types as lsp
-
 from agp.source import Span
+from lsprotocol import types as lsp
 
 _BREAK = re.compile(r"\r\n|\r|\n")
 _UNITS = {"utf-8": lambda ch: len(ch.encode("utf-8")),

@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
-from lsprotocol import types as lsp
-
-from agp.lsp import (code_actions, code_lens, completion, diagnostics, folding, formatting, hover,
-                     navigation, rename, semantic_tokens, symbols)
+from agp.lsp import (
+    code_actions,
+    code_lens,
+    completion,
+    diagnostics,
+    folding,
+    formatting,
+    hover,
+    navigation,
+    rename,
+    semantic_tokens,
+    symbols,
+)
 from agp.lsp.context import AgpServer
+from lsprotocol import types as lsp
 
 
 def build() -> AgpServer:
@@ -47,8 +57,7 @@ def build() -> AgpServer:
         code_action_kinds=[lsp.CodeActionKind.QuickFix]))(code_actions.code_action)
     ls.feature(lsp.TEXT_DOCUMENT_CODE_LENS)(code_lens.code_lens)
     ls.command(code_lens.RUN_TESTS)(code_lens.run_tests)
-    if formatting.available():
-        ls.feature(lsp.TEXT_DOCUMENT_FORMATTING)(formatting.formatting)
+    ls.feature(lsp.TEXT_DOCUMENT_FORMATTING)(formatting.formatting)
     return ls
 
 

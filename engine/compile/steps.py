@@ -77,7 +77,7 @@ def envelope_codes(policy, req, now, task, intents, data, task_ended: bool) -> t
     if len(set(principals)) != len(principals):
         failed.add("delegation.cycle")
     if task is not None:
-        depth = max(len(chain) - 1, 0)
+        depth = chain_depth(chain)
         if task.depth is not None and depth > task.depth:
             failed.add("delegation.depth")
         first_agent = next((i for i, h in enumerate(chain) if h.kind == "agent"), None)
@@ -98,6 +98,11 @@ def envelope_codes(policy, req, now, task, intents, data, task_ended: bool) -> t
         if s.ttl is not None and h.at is not None and now >= h.at + s.ttl:
             failed.add("delegation.expired")
     return [code for code in ENVELOPE_CODES if code in failed]
+
+
+def chain_depth(chain) -> int:
+    """`chain.depth`: hand-offs from the origin (`[alice, bot]` is 1; an empty chain is 0)."""
+    return max(len(chain) - 1, 0)
 
 
 def within(policy, data, ceiling: str) -> bool:

@@ -1,0 +1,482 @@
+"""The canonical formatter for `.agp` files (`agp fmt`).
+
+Canonical layout: one top-level item per line group, two-space indentation, clauses in the
+order of the grammar, single spaces around operators and after commas, the minimum of
+parentheses (plus explicit ones around an `and` inside an `or`), and the task and `defaults`
+clause values aligned as in LANGUAGE.md. Comments are kept: a comment alone on its line stays
+on its own line before the code that followed it (so `##` doc comments stay attached), and a
+comment after code stays at the end of that code's line (at its column when there is room).
+Blank lines between top-level items are kept (several become one); literals keep their text.
+
+Formatting never changes a decision: the output is parsed again and must give the same AST
+(spans aside) and the same comments, or `format_source` raises instead of returning it.
+
+    >>> print(format_text("permit   x on a.b when args.n>1 and not(args.m<2) or  args.k"), end="")
+    permit x on a.b
+      when (args.n > 1 and not (args.m < 2)) or args.k
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+from agp.diagnostics import Diagnostic
+from agp.source import Source
+from agp.syntax import ast
+from agp.syntax.parser import Comment, ParsedFile, parse
+
+WIDTH = 100  # lines longer than this are broken where the layout allows it
+INDENT = 2
+
+
+class FormatError(Exception):
+    """The file does not parse (its diagnostics are attached), or could not be kept intact."""
+
+    def __init__(self, message: str, diagnostics: list[Diagnostic] | None = None):
+        super().__init__(message)
+        self.diagnostics = list(diagnostics or [])
+
+
+@dataclass(slots=True)
+class _Line:
+    indent: int
+    text: str
+    anchor: int  # source offset of what starts the line (for placing comments)
+    trailing: list[str] = dataclasses.field(default_factory=list)
+    columns: list[int] = dataclasses.field(default_factory=list)  # source columns of those
+    before: list[str] = dataclasses.field(default_factory=list)  # comments on their own lines
+
+
+def format_text(text: str, name: str = "<text>") -> str:
+    return format_source(Source(name, text))
+
+
+def format_source(source: Source) -> str:
+    """The canonical text of one policy file. Raises FormatError when it does not parse."""
+    parsed = parse(source)
+    errors = [d for d in parsed.diagnostics if d.is_error]
+    if errors:
+        raise FormatError(f"{source.name} does not parse", errors)
+    out = _Printer(parsed).file()
+    _verify(parsed, out)
+    return out
+
+
+# ---- layout of the whole file -------------------------------------------------------------------
+
+
+class _Printer:
+    def __init__(self, parsed: ParsedFile):
+        self.parsed = parsed
+        self.source = parsed.source
+        self.text = parsed.source.text
+
+    def _alone(self, c: Comment) -> bool:
+        start = self.text.rfind("\n", 0, c.span.start) + 1
+        return not self.text[start : c.span.start].strip()
+
+    def file(self) -> str:
+        items = sorted(self.parsed.items, key=lambda i: i.span.start)
+        inner: dict[int, list[Comment]] = {id(i): [] for i in items}
+        trailing_after: dict[int, list[Comment]] = {id(i): [] for i in items}
+        # Top-level elements in source order: ("item", item) or ("comment", comment).
+        elements: list[tuple[str, object]] = [("item", i) for i in items]
+        for c in self.parsed.comments:
+            owner = next((i for i in items if i.span.start <= c.span.start < i.span.end), None)
+            if owner is not None:
+                inner[id(owner)].append(c)
+                continue
+            before = [i for i in items if i.span.end <= c.span.start]
+            if before and not self._alone(c):
+                trailing_after[id(before[-1])].append(c)
+            else:
+                elements.append(("comment", c))
+        elements.sort(key=lambda e: e[1].span.start)
+
+        out: list[str] = []
+        prev_end: int | None = None
+        for kind, element in elements:
+            start = element.span.start
+            if prev_end is not None and self._blank_between(prev_end, start):
+                out.append("")
+            if kind == "comment":
+                out.append(element.text.rstrip())
+                prev_end = element.span.end
+                continue
+            lines = self.item(element)
+            self._place(lines, inner[id(element)] + trailing_after[id(element)])
+            out.extend(_render(lines))
+            ends = [element.span.end] + [c.span.end for c in trailing_after[id(element)]]
+            prev_end = max(ends)
+        while out and out[-1] == "":
+            out.pop()
+        return "\n".join(out) + "\n" if out else ""
+
+    def _blank_between(self, a: int, b: int) -> bool:
+        gap = self.text[a:b]
+        return any(not part.strip() for part in gap.split("\n")[1:-1])
+
+    def _place(self, lines: list[_Line], comments: list[Comment]) -> None:
+        for c in sorted(comments, key=lambda c: c.span.start):
+            text = c.text.rstrip()
+            if self._alone(c):
+                target = next((ln for ln in lines if ln.anchor > c.span.start), None)
+                if target is None:  # after the last line of the item
+                    lines.append(_Line(lines[0].indent, "", c.span.start, before=[text]))
+                else:
+                    target.before.append(text)
+            else:
+                target = next((ln for ln in reversed(lines) if ln.anchor <= c.span.start),
+                              lines[0])
+                target.trailing.append(text)
+                target.columns.append(c.span.column - 1)
+
+    # ---- items ------------------------------------------------------------------------------
+
+    def item(self, item) -> list[_Line]:
+        s = item.span.start
+        if isinstance(item, ast.ModuleDecl):
+            return [_Line(0, f"module {item.name.text}", s)]
+        if isinstance(item, ast.Import):
+            return [_Line(0, f"import {item.module.text}", s)]
+        if isinstance(item, ast.DataclassDecl):
+            text = f"dataclass {item.name.text}"
+            if item.parents:
+                text += " > " + _names(item.parents)
+            return [_Line(0, text, s)]
+        if isinstance(item, ast.IntentDecl):
+            return [_Line(0, f"intent {_names(item.names)}", s)]
+        if isinstance(item, ast.AgentDecl):
+            return [_Line(0, f"agent {item.name.text} {item.pattern.span.text}", s)]
+        if isinstance(item, ast.ToolDecl):
+            return self.tool(item)
+        if isinstance(item, ast.TaskDecl):
+            return self.task(item)
+        if isinstance(item, ast.Defaults):
+            return self.defaults(item)
+        if isinstance(item, ast.Rule):
+            return self.rule(item)
+        raise TypeError(f"cannot format {type(item).__name__}")
+
+    def _has_inner_comments(self, item) -> bool:
+        return any(item.span.start <= c.span.start < item.span.end
+                   for c in self.parsed.comments)
+
+    def block(self, head: str, start: int, end: int, clauses: list[list[_Line]],
+              inline: bool = False) -> list[_Line]:
+        """`head { ... }` with one clause a line (each clause: lines at indent 0), or inline."""
+        if not clauses:
+            return [_Line(0, f"{head} {{}}", start)]
+        if inline and all(len(c) == 1 for c in clauses):
+            text = f"{head} {{ " + "  ".join(c[0].text for c in clauses) + " }"
+            if len(text) <= WIDTH:
+                return [_Line(0, text, start)]
+        lines = [_Line(0, f"{head} {{", start)]
+        for clause in clauses:
+            lines.extend(_Line(ln.indent + INDENT, ln.text, ln.anchor) for ln in clause)
+        lines.append(_Line(0, "}", end - 1))
+        return lines
+
+    def tool(self, t: ast.ToolDecl) -> list[_Line]:
+        clauses = []
+        if t.intents:
+            clauses.append(_fill(INDENT, "intent ", _named(t.intents)))
+        if t.data:
+            clauses.append(_fill(INDENT, "data ", _named(t.data)))
+        if t.args is not None:
+            clauses.append(_schema_lines(INDENT, "args ", t.args))
+        # A tool written on one line may stay on one line; otherwise one clause a line.
+        one_line = "\n" not in t.span.text and not self._has_inner_comments(t)
+        return self.block(f"tool {_pattern(t.pattern)}", t.span.start, t.span.end,
+                          [_dedent(c) for c in clauses], inline=one_line)
+
+    def task(self, t: ast.TaskDecl) -> list[_Line]:
+        present = [k for k, v in (("params", t.params), ("tools", t.tools),
+                                  ("intents", t.intents), ("data", t.ceiling), ("ttl", t.ttl))
+                   if v is not None]
+        width = max(map(len, present), default=0)
+
+        def key(word: str) -> str:
+            return word.ljust(width) + " "
+
+        clauses = []
+        if t.params is not None:
+            clauses.append(_schema_lines(INDENT, key("params"), t.params))
+        if t.tools is not None:
+            clauses.append(_fill(INDENT, key("tools"),
+                                 [(_pattern(p), p.span.start) for p in t.tools]))
+        if t.intents is not None:
+            clauses.append(_fill(INDENT, key("intents"), _named(t.intents)))
+        if t.ceiling is not None:
+            clauses.append([_Line(INDENT, key("data") + f"<= {t.ceiling.text}",
+                                  t.ceiling.span.start)])
+        if t.ttl is not None:
+            clauses.append([_Line(INDENT, key("ttl") + t.ttl.span.text, t.ttl.span.start)])
+        if t.delegate is not None:
+            d = t.delegate
+            parts = []
+            if d.to is not None:
+                parts.append(f"to {_names(d.to)}")
+            if d.depth is not None:
+                parts.append(f"depth <= {d.depth.span.text}")
+            body = "{ " + "  ".join(parts) + " }" if parts else "{}"
+            clauses.append([_Line(INDENT, f"delegate {body}", d.span.start)])
+        return self.block(f"task {t.name.text}", t.span.start, t.span.end,
+                          [_dedent(c) for c in clauses])
+
+    def defaults(self, d: ast.Defaults) -> list[_Line]:
+        present = [(k, v) for k, v in (("ttl", d.ttl), ("max_ttl", d.max_ttl)) if v is not None]
+        width = max((len(k) for k, _ in present), default=0)
+        clauses = [[_Line(0, f"{k.ljust(width)} {v.span.text}", v.span.start)]
+                   for k, v in present]
+        return self.block("defaults", d.span.start, d.span.end, clauses)
+
+    def rule(self, r: ast.Rule) -> list[_Line]:
+        head = f"{r.effect} {r.name.text}"
+        scope = []
+        if r.on is not None:
+            scope.append(("on ", [(_on(o), o.span.start) for o in r.on]))
+        if r.tasks is not None:
+            scope.append(("in ", _named(r.tasks)))
+        if r.agents is not None:
+            scope.append(("by ", _named(r.agents)))
+        texts = [p + ", ".join(t for t, _ in items) for p, items in scope]
+        if len(" ".join([head, *texts])) <= WIDTH:
+            lines = [_Line(0, " ".join([head, *texts]), r.span.start)]
+        else:
+            # As many scope clauses as fit stay on the first line; the others get their own.
+            lines = [_Line(0, head, r.span.start)]
+            on_first = True
+            for (prefix, items), text in zip(scope, texts):
+                if on_first and len(lines[0].text) + 1 + len(text) <= WIDTH:
+                    lines[0].text += " " + text
+                    continue
+                on_first = False
+                lines.extend(_fill(INDENT, prefix, items))
+        for word, e in (("when", r.when), ("unless", r.unless)):
+            if e is not None:
+                lines.extend(_Line(i, t, a) for i, t, a in
+                             _broken(e, OR, INDENT, word + " ", ""))
+        if r.ttl is not None:
+            lines.append(_Line(INDENT, f"ttl {r.ttl.span.text}", r.ttl.span.start))
+        if r.because is not None:
+            lines.append(_Line(INDENT, f"because {r.because.span.text}",
+                               r.because.span.start))
+        return lines
+
+
+def _render(lines: list[_Line]) -> list[str]:
+    out = []
+    for ln in lines:
+        pad = " " * (ln.indent + (INDENT if ln.text == "}" else 0))
+        out.extend(pad + c for c in ln.before)
+        if not ln.text:
+            continue
+        code = " " * ln.indent + ln.text
+        if ln.trailing:
+            column = max(ln.columns[0], len(code) + 2)
+            code = code.ljust(column) + " ".join(ln.trailing)
+        out.append(code)
+    return out
+
+
+def _dedent(lines: list[_Line]) -> list[_Line]:
+    return [_Line(ln.indent - INDENT, ln.text, ln.anchor) for ln in lines]
+
+
+def _named(names) -> list[tuple[str, int]]:
+    return [(n.text, n.span.start) for n in names]
+
+
+def _fill(indent: int, prefix: str, items: list[tuple[str, int]], suffix: str = "",
+          cont: int | None = None) -> list[_Line]:
+    """`prefix a, b, c suffix`, wrapped before an item that would pass WIDTH; continuation
+    lines start under the first item."""
+    cont = indent + len(prefix) if cont is None else cont
+    lines = [_Line(indent, prefix, items[0][1] if items else 0)]
+    fresh = True  # nothing but the prefix on the current line yet
+    for i, (text, anchor) in enumerate(items):
+        piece = text + ("," if i < len(items) - 1 else suffix)
+        line = lines[-1]
+        if not fresh and line.indent + len(line.text) + 1 + len(piece) > WIDTH:
+            lines.append(_Line(cont, piece, anchor))
+        else:
+            line.text += ("" if fresh else " ") + piece
+        fresh = False
+    if not items:
+        lines[-1].text = (prefix + suffix).rstrip()
+    return lines
+
+
+def _schema_lines(indent: int, prefix: str, schema: ast.Schema) -> list[_Line]:
+    if not schema.fields:
+        return [_Line(indent, prefix + "{}", schema.span.start)]
+    return _fill(indent, prefix + "{ ", [(_field(f), f.span.start) for f in schema.fields],
+                 " }")
+
+
+def _names(names) -> str:
+    return ", ".join(n.text for n in names)
+
+
+def _pattern(p: ast.Pattern) -> str:
+    return p.span.text if p.quoted else p.text
+
+
+def _on(o) -> str:
+    return f"intent {o.name.text}" if isinstance(o, ast.OnIntent) else _pattern(o)
+
+
+def _field(f: ast.Field) -> str:
+    return f"{f.name.text}{'?' if f.optional else ''}: {f.type.text}"
+
+
+def _schema(s: ast.Schema) -> str:
+    if not s.fields:
+        return "{}"
+    return "{ " + ", ".join(map(_field, s.fields)) + " }"
+
+
+# ---- expressions ------------------------------------------------------------------------------
+
+OR, AND, NOT, CMP, SUM, UNARY, POSTFIX, ATOM = range(1, 9)
+_CMP_OPS = frozenset(("==", "!=", "<", "<=", ">", ">=", "in", "matches"))
+
+
+def _prec(e) -> int:
+    if isinstance(e, ast.Binary):
+        if e.op == "or":
+            return OR
+        if e.op == "and":
+            return AND
+        return CMP if e.op in _CMP_OPS else SUM
+    if isinstance(e, ast.Unary):
+        return NOT if e.op == "not" else UNARY
+    if isinstance(e, (ast.Has, ast.Is)):
+        return CMP
+    if isinstance(e, ast.Attr):
+        return POSTFIX
+    return ATOM
+
+
+def expr(e, need: int = OR) -> str:
+    """The canonical text of an expression, parenthesized when its context needs it."""
+    text = _expr(e)
+    return f"({text})" if _prec(e) < need else text
+
+
+def _expr(e) -> str:
+    if isinstance(e, ast.Literal):
+        return e.span.text
+    if isinstance(e, ast.NameRef):
+        return e.name
+    if isinstance(e, ast.ListExpr):
+        return "[" + ", ".join(expr(i) for i in e.items) + "]"
+    if isinstance(e, ast.Attr):
+        return f"{expr(e.obj, POSTFIX)}.{e.name.text}"
+    if isinstance(e, ast.Unary):
+        if e.op == "not":
+            # `not (a in b)` reads better than the equivalent `not a in b`.
+            return f"not {expr(e.operand, SUM)}"
+        return f"-{expr(e.operand, UNARY)}"
+    if isinstance(e, ast.Binary):
+        if e.op == "or":
+            return f"{_or_operand(e.left, OR)} or {_or_operand(e.right, AND)}"
+        if e.op == "and":
+            return f"{expr(e.left, AND)} and {expr(e.right, NOT)}"
+        if e.op in _CMP_OPS:
+            return f"{expr(e.left, SUM)} {e.op} {expr(e.right, SUM)}"
+        return f"{expr(e.left, SUM)} {e.op} {expr(e.right, UNARY)}"
+    if isinstance(e, ast.Has):
+        return f"{expr(e.obj, SUM)} has {e.field.span.text}"
+    if isinstance(e, ast.Is):
+        return f"{expr(e.obj, SUM)} is {e.name.text}"
+    if isinstance(e, ast.Quant):
+        return f"{e.kind}({e.var.text} in {expr(e.seq)}: {expr(e.body)})"
+    if isinstance(e, ast.Call):
+        return f"{e.func.text}(" + ", ".join(expr(a) for a in e.args) + ")"
+    raise TypeError(f"cannot format {type(e).__name__}")
+
+
+def _or_operand(e, need: int) -> str:
+    # `a and b or c` is correct but easy to misread: the canonical form says `(a and b) or c`.
+    if isinstance(e, ast.Binary) and e.op == "and":
+        return f"({_expr(e)})"
+    return expr(e, need)
+
+
+def _chain(e, op: str) -> list:
+    if isinstance(e, ast.Binary) and e.op == op:
+        return [*_chain(e.left, op), e.right]
+    return [e]
+
+
+def _broken(e, need: int, indent: int, lead: str, tail: str, force_parens: bool = False
+            ) -> list[tuple[int, str, int]]:
+    """`lead EXPR tail` as lines no longer than WIDTH where possible: an `and`/`or` chain
+    that does not fit is broken before each operator, its operands aligned under the first."""
+    text = f"({_expr(e)})" if force_parens else expr(e, need)
+    if indent + len(lead) + len(text) + len(tail) <= WIDTH:
+        return [(indent, lead + text + tail, e.span.start)]
+    if isinstance(e, ast.Unary) and e.op == "not" and _prec(e.operand) <= CMP:
+        return _broken(e.operand, ATOM, indent, lead + "not ", tail)
+    if not (isinstance(e, ast.Binary) and e.op in ("and", "or")):
+        return [(indent, lead + text + tail, e.span.start)]
+    if force_parens or _prec(e) < need:
+        lead, tail = lead + "(", ")" + tail
+    op, parts = e.op, _chain(e, e.op)
+    column = indent + len(lead)
+    lines: list[tuple[int, str, int]] = []
+    for i, part in enumerate(parts):
+        last = i == len(parts) - 1
+        if op == "or":
+            part_need, parens = (OR if i == 0 else AND), _is_and(part)
+        else:
+            part_need, parens = (AND if i == 0 else NOT), False
+        if i == 0:
+            lines.extend(_broken(part, part_need, indent, lead, tail if last else "", parens))
+        else:
+            lines.extend(_broken(part, part_need, column - len(op) - 1, op + " ",
+                                 tail if last else "", parens))
+    return lines
+
+
+def _is_and(e) -> bool:
+    return isinstance(e, ast.Binary) and e.op == "and"
+
+
+# ---- the safety net ---------------------------------------------------------------------------
+
+
+def shape(node):
+    """A node without its spans: two texts with equal shapes decide alike."""
+    if isinstance(node, (ast.Name, ast.Str)):
+        return getattr(node, "text", None) if isinstance(node, ast.Name) else ("str", node.value)
+    if isinstance(node, ast.Pattern):
+        return ("pattern", node.text, node.quoted)
+    if isinstance(node, ast.Literal):
+        return ("lit", type(node.value).__name__, node.value)
+    if isinstance(node, ast.DurationLit):
+        return ("dur", node.value)
+    if dataclasses.is_dataclass(node):
+        return (type(node).__name__,) + tuple(
+            shape(getattr(node, f.name)) for f in dataclasses.fields(node) if f.name != "span")
+    if isinstance(node, (tuple, list)):
+        return tuple(shape(x) for x in node)
+    return node
+
+
+def _verify(parsed: ParsedFile, out: str) -> None:
+    again = parse(Source(parsed.source.name, out))
+    if any(d.is_error for d in again.diagnostics):
+        raise FormatError(f"{parsed.source.name}: internal error: the formatted text does not "
+                          "parse; the file was left as it is")
+    before = sorted(parsed.items, key=lambda i: i.span.start)
+    if shape(tuple(before)) != shape(again.items):
+        raise FormatError(f"{parsed.source.name}: internal error: formatting would change the "
+                          "policy; the file was left as it is")
+    if sorted(c.text.rstrip() for c in parsed.comments) != \
+            sorted(c.text.rstrip() for c in again.comments):
+        raise FormatError(f"{parsed.source.name}: internal error: formatting would lose a "
+                          "comment; the file was left as it is")

@@ -1,0 +1,99 @@
+"""Diagnostics as you type: the same codes, messages and ranges as `agp check`, set-wide."""
+
+import pytest
+from agp.loader import check_paths
+from lsp_support import change_doc, open_doc, opened, until
+from lsprotocol import types as lsp
+
+pytestmark = pytest.mark.asyncio
+
+BROKEN = """\
+agent ops "spiffe://acme.com/agents/ops"
+permit ops_lookup on crm.lookup by opz
+  when args.customr == "c-1"
+forbid half_written on
+permit after_the_error on crm.lookup when chain.depth > "deep"
+"""
+
+
+def _lsp_view(client, uri):
+    return sorted((d.code, d.message, d.range.start.line, d.range.start.character,
+                   d.range.end.line, d.range.end.character) for d in client.diagnostics[uri])
+
+
+def _check_view(diagnostics, path):
+    out = []
+    for d in diagnostics:
+        if d.span.source.name != str(path):
+            continue
+        (l1, c1), (l2, c2) = d.span.source.position(d.span.start), d.span.end_position
+        out.append((d.code, d.message, l1 - 1, c1 - 1, l2 - 1, c2 - 1))
+    return sorted(out)
+
+
+async def test_same_diagnostics_as_agp_check(client, workspace):
+    path = workspace / "extra.agp"
+    path.write_text(BROKEN, encoding="utf-8")
+    uri = await opened(client, path)
+    _, expected = check_paths([workspace])
+    want = _check_view(expected, path)
+    assert {c for c, *_ in want} >= {"unknown-agent", "unknown-field", "syntax", "type-mismatch"}
+    assert _lsp_view(client, uri) == want
+    # The clean file of the set is published too, with nothing in it.
+    assert len(client.diagnostics[(workspace / "support.agp").as_uri()]) == 0
+
+
+async def test_diagnostics_appear_and_clear_as_you_type(client, workspace):
+    path = workspace / "support.agp"
+    text = path.read_text(encoding="utf-8")
+    uri = await opened(client, path)
+    assert len(client.diagnostics[uri]) == 0
+
+    typo = text.replace("by support_bot, billing", "by support_bot, biling")
+    change_doc(client, uri, typo, 2)
+    diags = await until(client, lambda: client.diagnostics[uri])
+    assert [(d.code, d.message) for d in diags] == [("unknown-agent", "unknown agent `biling`")]
+    line = typo.splitlines()[diags[0].range.start.line]
+    r = diags[0].range
+    assert line[r.start.character : r.end.character] == "biling"
+    assert diags[0].severity == lsp.DiagnosticSeverity.Error
+    assert "did you mean `billing`?" in diags[0].data["hint"]
+
+    change_doc(client, uri, text, 3)
+    assert await until(client, lambda: len(client.diagnostics[uri]) == 0)
+
+
+async def test_a_name_resolves_across_files_and_a_duplicate_is_reported_in_both(client, workspace):
+    support = workspace / "support.agp"
+    uri = await opened(client, support)
+    other = workspace / "more.agp"
+    other_uri = open_doc(client, other, 'permit more_lookups on crm.lookup by billing\n'
+                                        'agent support_bot "spiffe://x/y"\n')
+    await until(client, lambda: other_uri in client.diagnostics and client.diagnostics[uri])
+    for u in (uri, other_uri):
+        assert [d.code for d in client.diagnostics[u]] == ["duplicate"], u
+        assert "support_bot" in client.diagnostics[u][0].message
+    related = client.diagnostics[other_uri][0].related_information
+    assert any(r.location.uri == uri for r in related)
+
+
+async def test_ranges_count_utf16_units(client, workspace):
+    path = workspace / "emoji.agp"
+    text = 'forbid smiley when tool == "😋😋" and nope\n'
+    uri = await opened(client, path, text)
+    [d] = client.diagnostics[uri]
+    assert d.code == "unknown-name"
+    # Each emoji is one Python character but two UTF-16 code units.
+    col = text.index("nope")
+    assert d.range.start.character == col + 2
+    assert d.range.end.character == col + 2 + len("nope")
+
+
+async def test_closing_a_loose_file_clears_its_diagnostics(client, tmp_path):
+    loose = tmp_path / "elsewhere" / "loose.agp"
+    loose.parent.mkdir()
+    uri = await opened(client, loose, "forbid f when nope\n")
+    assert [d.code for d in client.diagnostics[uri]] == ["unknown-name"]
+    client.text_document_did_close(lsp.DidCloseTextDocumentParams(
+        text_document=lsp.TextDocumentIdentifier(uri=uri)))
+    assert await until(client, lambda: len(client.diagnostics[uri]) == 0)

@@ -1,0 +1,246 @@
+"""Hover, completion, navigation, rename, symbols, folding, semantic tokens, code actions and
+code lenses, each over stdio against the customer-support policy set."""
+
+import agp
+import pytest
+from agp.lsp.semantic_tokens import TYPES
+from lsp_support import open_doc, opened, position_of, until
+from lsprotocol import types as lsp
+
+pytestmark = pytest.mark.asyncio
+
+
+def _doc(uri):
+    return lsp.TextDocumentIdentifier(uri=uri)
+
+
+async def _hover(client, uri, text, needle, delta=0):
+    return await client.text_document_hover_async(lsp.HoverParams(
+        text_document=_doc(uri), position=position_of(text, needle, delta)))
+
+
+async def test_hover(client, workspace):
+    path = workspace / "support.agp"
+    text = path.read_text(encoding="utf-8")
+    uri = await opened(client, path)
+    h = await _hover(client, uri, text, "support_bot, billing")  # a use, not the declaration
+    assert "The customer-support bot, identified by its SPIFFE ID." in h.contents.value
+    assert 'agent support_bot "spiffe://acme.com/agents/support-bot"' in h.contents.value
+    h = await _hover(client, uri, text, "amount <= 100")
+    assert "args.amount: number" in h.contents.value
+    h = await _hover(client, uri, text, "depth > 3")
+    assert "chain.depth: number" in h.contents.value
+    h = await _hover(client, uri, text, "pii > internal")
+    assert "dataclass pii > internal" in h.contents.value and "below: `restricted`" in h.contents.value
+    h = await _hover(client, uri, text, "unless target")
+    assert "`unless EXPR`" in h.contents.value
+    h = await _hover(client, uri, text, "egress\n", 0)  # declared in std.intents, with its doc
+    assert "Sends data outside the agent's trust boundary" in h.contents.value
+
+
+async def test_hover_on_a_standard_function(client, workspace):
+    text = 'forbid shouting on crm.lookup when upper(args.customer) == "X"\n'
+    uri = await opened(client, workspace / "fn.agp", text)
+    h = await _hover(client, uri, text, "upper")
+    assert "upper(string) -> string" in h.contents.value
+    assert "The string in upper case." in h.contents.value
+
+
+async def _complete(client, uri, text):
+    lines = text.split("\n")
+    result = await client.text_document_completion_async(lsp.CompletionParams(
+        text_document=_doc(uri), position=lsp.Position(line=len(lines) - 1,
+                                                        character=len(lines[-1]))))
+    return {i.label: i for i in result.items}
+
+
+@pytest.mark.parametrize("tail, present, absent", [
+    ("permit r on payments.refund when args.", {"amount", "customer", "note"}, {"depth"}),
+    ("permit r on payments.refund\n  when args.amount > 1 and args.cu", {"customer"}, {"when"}),
+    ("permit r on ", {"crm.lookup", "payments.refund", "http.*", "intent"}, {"support_ticket"}),
+    ("permit r on intent ", {"read", "egress", "payment"}, {"pii", "crm.lookup"}),
+    ("permit r on crm.lookup in ", {"support_ticket"}, {"billing"}),
+    ("permit r on crm.lookup by ", {"support_bot", "billing"}, {"support_ticket"}),
+    ("forbid r when data <= ", {"pii", "restricted", "public"}, {"read", "when"}),
+    ("forbid r in support_ticket when task.params.", {"customer"}, {"amount"}),
+    ("forbid r when task.", {"kind", "params", "age"}, set()),
+    ("forbid r when chain.", {"depth", "hops", "origin"}, set()),
+    ("forbid r when agent.", {"id", "attrs"}, set()),
+    ("forbid r when ", {"args", "chain", "not", "any", "lower", "host_within", "pii"}, {"permit"}),
+    ("permit r on crm.lookup ", {"in", "by", "when", "unless", "ttl", "because", "permit", "tool"},
+     {"and"}),
+    ("task t {\n  tools ", {"crm.lookup", "http.*"}, set()),
+])
+async def test_completion_in_an_unfinished_document(client, workspace, tail, present, absent):
+    path = workspace / "support.agp"
+    text = path.read_text(encoding="utf-8") + "\n" + tail
+    uri = await opened(client, path, text)
+    items = await _complete(client, uri, text)
+    assert present <= items.keys(), sorted(items)
+    assert not (absent & items.keys())
+
+
+async def test_completion_items_carry_docs(client, workspace):
+    path = workspace / "support.agp"
+    text = path.read_text(encoding="utf-8") + "\nforbid r when "
+    uri = await opened(client, path, text)
+    items = await _complete(client, uri, text)
+    assert items["ip_in_cidr"].detail == "ip_in_cidr(string, string) -> bool"
+    assert "CIDR" in items["ip_in_cidr"].documentation.value
+    assert items["pii"].kind == lsp.CompletionItemKind.Class
+
+
+async def test_definition_and_references_across_files(client, workspace):
+    support = workspace / "support.agp"
+    text = support.read_text(encoding="utf-8")
+    uri = await opened(client, support)
+    extra_text = "forbid no_billing_refunds on payments.refund by billing\n"
+    extra = workspace / "extra.agp"
+    extra.write_text(extra_text, encoding="utf-8")
+    extra_uri = await opened(client, extra)
+    [loc] = await client.text_document_definition_async(lsp.DefinitionParams(
+        text_document=_doc(extra_uri), position=position_of(extra_text, "by billing", 3)))
+    assert loc.uri == uri
+    assert loc.range.start == position_of(text, 'billing "spiffe')
+    refs = await client.text_document_references_async(lsp.ReferenceParams(
+        text_document=_doc(uri), position=position_of(text, 'billing "spiffe'),
+        context=lsp.ReferenceContext(include_declaration=True)))
+    lines = text.splitlines()
+    where = sorted((r.uri == uri, r.range.start.line) for r in refs)
+    assert (False, 0) in where  # the use in extra.agp
+    in_support = [line for own, line in where if own]
+    assert [lines[i].split()[0] for i in in_support] == ["agent", "delegate", "permit"]
+    # A tool glob leads to every tool it covers.
+    defs = await client.text_document_definition_async(lsp.DefinitionParams(
+        text_document=_doc(uri), position=position_of(text, "crm.*")))
+    assert [d.range.start.line for d in defs] == [text[: text.index("tool crm.lookup")].count("\n")]
+
+
+async def test_rename_across_files(client, workspace):
+    support = workspace / "support.agp"
+    text = support.read_text(encoding="utf-8")
+    uri = await opened(client, support)
+    extra_text = "forbid night on payments.refund in support_ticket when task is support_ticket\n"
+    extra_uri = await opened(client, workspace / "extra.agp", extra_text)
+    edit = await client.text_document_rename_async(lsp.RenameParams(
+        text_document=_doc(extra_uri), position=position_of(extra_text, "support_ticket"),
+        new_name="ticket"))
+    assert len(edit.changes[extra_uri]) == 2
+    assert len(edit.changes[uri]) == 3  # the declaration, `in` of two rules
+    for e in edit.changes[uri]:
+        line = text.splitlines()[e.range.start.line]
+        assert line[e.range.start.character : e.range.end.character] == "support_ticket"
+        assert e.new_text == "ticket"
+    tool = await client.text_document_rename_async(lsp.RenameParams(
+        text_document=_doc(uri), position=position_of(text, "payments.refund {"),
+        new_name="payments.give_back"))
+    assert len(tool.changes[uri]) == 4  # declaration, task tools, two rules; `crm.*` untouched
+    assert len(tool.changes[extra_uri]) == 1
+    with pytest.raises(Exception, match="standard library"):
+        await client.text_document_rename_async(lsp.RenameParams(
+            text_document=_doc(uri), position=position_of(text, "egress\n"), new_name="leak"))
+    with pytest.raises(Exception, match="not a valid name"):
+        await client.text_document_rename_async(lsp.RenameParams(
+            text_document=_doc(uri), position=position_of(text, "pii\n"), new_name="when"))
+
+
+async def test_document_and_workspace_symbols(client, workspace):
+    uri = await opened(client, workspace / "support.agp")
+    symbols = await client.text_document_document_symbol_async(
+        lsp.DocumentSymbolParams(text_document=_doc(uri)))
+    by_name = {s.name: s for s in symbols}
+    assert {"pii", "support_bot", "crm.lookup", "support_ticket", "refund_small", "lookups",
+            "defaults", "std.intents"} <= by_name.keys()
+    assert by_name["refund_small"].kind == lsp.SymbolKind.Event
+    assert [c.name for c in by_name["payments.refund"].children] == ["amount", "customer", "note"]
+    found = await client.workspace_symbol_async(lsp.WorkspaceSymbolParams(query="refund"))
+    assert {s.name for s in found} == {"payments.refund", "refund_small", "refund_large"}
+
+
+async def test_folding_ranges(client, workspace):
+    path = workspace / "support.agp"
+    text = path.read_text(encoding="utf-8")
+    uri = await opened(client, path)
+    ranges = await client.text_document_folding_range_async(
+        lsp.FoldingRangeParams(text_document=_doc(uri)))
+    task_line = text[: text.index("task support_ticket")].count("\n")
+    assert any(r.start_line == task_line and r.end_line == task_line + 7 for r in ranges)
+    assert all(r.end_line > r.start_line for r in ranges)
+
+
+async def test_semantic_tokens(client, workspace):
+    path = workspace / "support.agp"
+    text = path.read_text(encoding="utf-8")
+    uri = await opened(client, path)
+    tokens = await client.text_document_semantic_tokens_full_async(
+        lsp.SemanticTokensParams(text_document=_doc(uri)))
+    decoded, line, col = {}, 0, 0
+    data = tokens.data
+    for i in range(0, len(data), 5):
+        line = line + data[i]
+        col = data[i + 1] if data[i] else col + data[i + 1]
+        word = text.splitlines()[line][col : col + data[i + 2]]
+        decoded.setdefault(word, TYPES[data[i + 3]])
+    assert decoded["permit"] == "keyword"
+    assert decoded["pii"] == "type"
+    assert decoded["support_bot"] == "interface"
+    assert decoded["payments.refund"] == "function"
+    assert decoded["refund_small"] == "event"
+    assert decoded['"refunds above 100 need a human"'] == "string"
+    assert decoded["5m"] == "number"
+
+
+async def test_quick_fix_for_did_you_mean(client, workspace):
+    path = workspace / "support.agp"
+    text = path.read_text(encoding="utf-8").replace("data    <= pii", "data    <= pi")
+    uri = open_doc(client, path, text)
+    [diag] = await until(client, lambda: client.diagnostics.get(uri))
+    actions = await client.text_document_code_action_async(lsp.CodeActionParams(
+        text_document=_doc(uri), range=diag.range,
+        context=lsp.CodeActionContext(diagnostics=[diag])))
+    [action] = actions
+    assert action.kind == lsp.CodeActionKind.QuickFix
+    [edit] = action.edit.changes[uri]
+    assert edit.new_text == "pii" and edit.range == diag.range
+
+
+async def test_code_lens_counts_trace_expectations(client, workspace):
+    path = workspace / "support.agp"
+    text = path.read_text(encoding="utf-8")
+    uri = await opened(client, path)
+    lenses = await client.text_document_code_lens_async(lsp.CodeLensParams(text_document=_doc(uri)))
+    engine = agp.load(workspace)
+    expected: dict[str, int] = {}
+    for trace in sorted(workspace.rglob("*.jsonl")):
+        for o in agp.replay_trace(engine, trace):
+            if o.expect is not None and o.decision is not None:
+                for rule in set(o.decision.rules):
+                    expected[rule] = expected.get(rule, 0) + 1
+    lines = text.splitlines()
+    by_rule = {lines[ln.range.start.line].split()[1]: ln.command.title
+               for ln in lenses if ln.range.start.line > 0}
+    assert expected.get("refund_small", 0) > 0
+    for rule in ("refund_small", "refund_large", "lookups", "deep_chains"):
+        n = expected.get(rule, 0)
+        assert by_rule[rule].startswith(f"decided {n} trace expectation"), (rule, by_rule[rule])
+    [top] = [ln for ln in lenses if ln.range.start.line == 0]
+    assert top.command.command == "agp.test"
+    summary = await client.workspace_execute_command_async(lsp.ExecuteCommandParams(
+        command=top.command.command, arguments=top.command.arguments))
+    assert summary.endswith(" failed") and " passed, " in summary
+
+
+async def test_formatting_uses_agp_fmt(client, workspace):
+    from agp.syntax.format import format_text
+
+    messy = "permit   lookups_again on crm.lookup   in support_ticket\n      unless target.external\n"
+    uri = await opened(client, workspace / "messy.agp", messy)
+    options = lsp.FormattingOptions(tab_size=2, insert_spaces=True)
+    [edit] = await client.text_document_formatting_async(lsp.DocumentFormattingParams(
+        text_document=_doc(uri), options=options))
+    assert edit.new_text == format_text(messy) != messy
+    assert edit.range.start == lsp.Position(line=0, character=0)
+    broken = "permit half on\n"
+    uri2 = await opened(client, workspace / "broken.agp", broken)
+    assert not await client.text_document_formatting_async(lsp.DocumentFormattingParams(
+        text_document=_doc(uri2), options=options))

@@ -1,0 +1,48 @@
+"""Every bundled example and standard-library module checks clean, and every trace passes."""
+
+import subprocess
+import sys
+from importlib import resources
+
+import pytest
+from click.testing import CliRunner
+
+from agp.cli import main
+from agp.loader import check_paths
+from support import ROOT
+
+EXAMPLES = ROOT / "examples" / "policies"
+SETS = sorted(p.parent for p in EXAMPLES.rglob("traces") if p.is_dir())
+STDLIB = sorted(p.name for p in resources.files("agp.stdlib").iterdir() if p.name.endswith(".agp"))
+
+
+def test_there_are_examples():
+    assert len(SETS) >= 5
+
+
+@pytest.mark.parametrize("policy_set", SETS, ids=lambda p: str(p.relative_to(EXAMPLES)))
+def test_example_checks_without_warnings_and_its_traces_pass(policy_set):
+    _, diagnostics = check_paths([policy_set])
+    assert [d.headline() for d in diagnostics] == []
+    result = CliRunner().invoke(main, ["test", "-p", str(policy_set), str(policy_set / "traces")])
+    assert result.exit_code == 0, result.output[-3000:]
+    last = result.output.strip().splitlines()[-1]
+    passed, failed = (int(w) for w in last.replace(",", "").split()[::2][:2])
+    assert failed == 0 and passed > 0, last
+
+
+@pytest.mark.parametrize("module", STDLIB)
+def test_stdlib_module_checks_without_warnings(tmp_path, module):
+    (tmp_path / "use.agp").write_text(f"import std.{module[:-4]}\n")
+    _, diagnostics = check_paths([tmp_path])
+    assert [d.headline() for d in diagnostics] == []
+
+
+def test_agentdojo_traces_are_generated_from_the_benchmark_and_attacks_fail():
+    data = ROOT.parent / "shared" / "agentdojo"
+    if not data.is_dir():
+        pytest.skip("no shared/agentdojo beside the checkout")
+    result = subprocess.run([sys.executable, str(ROOT / "bench" / "agentdojo.py"), "--check",
+                             "--attacks", "--data", str(data)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    assert "attacks succeeding in any instance: 0" in result.stdout
