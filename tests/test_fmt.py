@@ -27,10 +27,10 @@ dataclass secret>public   # trailing
 agent bot "spiffe://x/bot"
 tool a.b{intent read data secret args{x:number,y?:string}}
 tool "odd/name" { intent egress }
-task t {ttl 5m tools a.*,"odd/name"  intents read,egress
+task t {tools a.*,"odd/name"  intents read,egress ttl 5m
   # inside the task
   delegate{to bot depth<=2}}
-defaults{max_ttl 1h ttl 10m}
+defaults{ttl 10m max_ttl 1h}
 
 
 

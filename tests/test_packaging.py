@@ -49,3 +49,23 @@ def test_readme_opens_with_two_commands():
     assert "pip install" in blocks[0] and "agp " in blocks[0]
     assert "pytest" in blocks[1]
     assert sys.version_info >= (3, 11)
+
+
+def test_readme_policy_checks_and_decides_as_shown():
+    import agp
+    from agp.interp import decide
+    from agp.loader import check_sources
+    from agp.source import Source
+
+    text = (ROOT / "README.md").read_text()
+    [block] = re.findall(r"```agp\n(.*?)```", text, re.S)
+    policy, diagnostics = check_sources([Source("README.md", block)])
+    assert diagnostics == []
+    request = {"agent": {"id": "spiffe://acme.com/agents/support-bot"}, "tool": "payments.refund",
+               "args": {"amount": 50, "customer": "c-42"},
+               "task": {"kind": "support_ticket", "params": {"customer": "c-42"},
+                        "started_at": "2026-11-28T10:00:00Z"},
+               "now": "2026-11-28T10:01:00Z"}
+    d = decide(policy, request)
+    assert (d.decision, d.ttl, d.rules) == ("allow", 300, ["refund_small"])
+    assert isinstance(d, agp.Decision)
