@@ -58,17 +58,19 @@ def make_regorus(s: Scenario):
                      f'input.amount <= {p.bound}; input.rank <= {RANK[p.ceiling]} }}')
     for t in s.forbid_tools:
         rules.append(f'deny if {{ input.tool == "{t}"; input.external }}')
-    rules.append('decision := "allow" if { allow; not deny } else := "deny"')
+    rules.append('default decision := "deny"')
+    rules.append('decision := "allow" if { allow; not deny }')
     engine = regorus.Engine()
     engine.add_policy("bench.rego", "\n".join(rules))
 
     def prepare(req):
-        return {"tool": req["tool"], "role": req["agent"]["attrs"]["role"],
-                "amount": req["args"]["amount"], "rank": _rank(req),
-                "external": req["target"]["external"]}
+        # As JSON text: this binding's set_input(dict) passes Python's True as the number 1.
+        return json.dumps({"tool": req["tool"], "role": req["agent"]["attrs"]["role"],
+                           "amount": req["args"]["amount"], "rank": _rank(req),
+                           "external": req["target"]["external"]})
 
     def decide(prepared):
-        engine.set_input(prepared)
+        engine.set_input_json(prepared)
         return engine.eval_rule("data.bench.decision")
 
     return prepare, decide
@@ -186,4 +188,3 @@ PEERS = {
     "casbin (per-action index)": make_casbin,
     "cel-python (interpreted)": make_cel_python,
 }
-_ = json

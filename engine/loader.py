@@ -85,6 +85,8 @@ def parse_set(sources: list[Source]) -> tuple[list[ParsedFile], list[Diagnostic]
     parsed = [parse(s) for s in sources]
     problems: list[Diagnostic] = []
     loaded: set[str] = set()
+    # A standard-library file given as a path is the module itself: import it only once.
+    given = {_identity(s.name) for s in sources}
     queue = [imp for f in parsed for imp in f.items if isinstance(imp, ast.Import)]
     while queue:
         imp = queue.pop(0)
@@ -97,6 +99,8 @@ def parse_set(sources: list[Source]) -> tuple[list[ParsedFile], list[Diagnostic]
                                   "the standard library has " + ", ".join(stdlib_names())))
             continue
         loaded.add(name)
+        if _identity(str(path)) in given:
+            continue
         src, problem = read_source(path)
         if problem:
             problems.append(problem)
@@ -105,6 +109,13 @@ def parse_set(sources: list[Source]) -> tuple[list[ParsedFile], list[Diagnostic]
         parsed.append(module)
         queue.extend(i for i in module.items if isinstance(i, ast.Import))
     return parsed, problems
+
+
+def _identity(name: str) -> str:
+    try:
+        return str(Path(name).resolve())
+    except (OSError, RuntimeError):
+        return name
 
 
 def stdlib_names() -> list[str]:

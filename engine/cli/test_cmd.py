@@ -28,8 +28,8 @@ from agp.runtime.golden import expect_value, rewrite_lines, with_expect
 @click.option("--junit", type=click.Path(dir_okay=False), metavar="FILE",
               help="Also write the results as JUnit XML (GitLab, Jenkins).")
 @click.option("--update", is_flag=True,
-              help="Write the actual decisions into `expect` (golden traces), keeping the rest "
-                   "of each line.")
+              help="Write the actual decision into every failing or missing `expect` (golden "
+                   "traces), keeping the rest of each line as it is.")
 @click.option("--coverage", is_flag=True,
               help="Report which rules and envelope checks decided some call.")
 @click.option("--min-coverage", type=click.FloatRange(0, 100), metavar="PERCENT",

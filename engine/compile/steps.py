@@ -140,8 +140,6 @@ def outcome(policy, req, now, task, failures, forbids, asks, permits, errors) ->
 
 
 _FIELDS = frozenset(Decision.model_fields)
-_new = object.__new__
-_set = object.__setattr__
 
 
 def decision(policy, word, ttl, codes, rules, errors) -> Decision:
@@ -150,15 +148,16 @@ def decision(policy, word, ttl, codes, rules, errors) -> Decision:
 
 
 def make_decision(word: str, ttl: int, rules: list, reasons: list, errors: list,
-                  policy_hash: str) -> Decision:
+                  policy_hash: str, _new=object.__new__, _set=object.__setattr__,
+                  _cls=Decision, _fields=_FIELDS) -> Decision:
     """A Decision built from values that are valid by construction, without re-validating them.
 
     This is what `Decision.model_construct` does, minus its generic field loop (3x faster).
     """
-    d = _new(Decision)
+    d = _new(_cls)
     _set(d, "__dict__", {"decision": word, "ttl": ttl, "rules": rules, "reasons": reasons,
                          "errors": errors, "policy": policy_hash})
-    _set(d, "__pydantic_fields_set__", set(_FIELDS))
+    _set(d, "__pydantic_fields_set__", set(_fields))
     _set(d, "__pydantic_extra__", None)
     _set(d, "__pydantic_private__", None)
     return d

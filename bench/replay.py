@@ -1,0 +1,137 @@
+"""Replay throughput and memory: events per second on a generated trace, and peak memory as the
+trace grows (it must stay flat: traces are streamed).
+
+    python bench/replay.py                  # 10,000 and 100,000 events, both evaluators
+    python bench/replay.py --events 1000000
+
+Each size runs in a fresh process, so that one run's peak does not hide another's. The trace
+cycles through task lifecycles (start, delegation, calls, end) of the LANGUAGE.md §2-3 policy;
+task ids are unique, so the runtime's own state grows with the number of tasks, a few hundred
+bytes each; the reader holds one line at a time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+import tracemalloc
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+POLICY = ROOT / "tests" / "data" / "spec"
+BOT = "spiffe://acme.com/agents/support-bot"
+BILLING = "spiffe://acme.com/agents/billing/eu-1"
+
+
+def generate(path: Path, events: int) -> None:
+    """A trace of `events` events: per task 1 start, 1 delegate, 6 calls, 1 end, 1 request."""
+    t = datetime(2026, 11, 28, 10, tzinfo=timezone.utc)
+    written = 0
+    n = 0
+    with path.open("w") as f:
+        def emit(event: dict) -> None:
+            nonlocal written
+            if written < events:
+                f.write(json.dumps(event) + "\n")
+                written += 1
+
+        while written < events:
+            n += 1
+            tid = f"t-{n}"
+
+            def ts(seconds: int) -> str:
+                return (t + timedelta(seconds=seconds)).isoformat().replace("+00:00", "Z")
+
+            customer = f"c-{n % 97}"
+            emit({"ts": ts(0), "event": "task.start",
+                  "task": {"id": tid, "kind": "support_ticket", "params": {"customer": customer}},
+                  "agent": BOT, "chain": [{"principal": "user:alice", "kind": "human"}]})
+            emit({"ts": ts(5), "event": "call", "task": tid, "agent": BOT, "tool": "crm.lookup",
+                  "args": {"customer": customer},
+                  "target": {"host": "crm.internal", "external": False}, "expect": "allow"})
+            emit({"ts": ts(60), "event": "delegate", "task": tid, "from": BOT, "to": BILLING,
+                  "scope": {"tools": ["payments.refund"], "ttl": "5m"}})
+            for i, amount in enumerate((40, 90, 150)):
+                emit({"ts": ts(120 + i), "event": "call", "task": tid, "agent": BILLING,
+                      "tool": "payments.refund", "args": {"amount": amount,
+                                                          "customer": customer}})
+            emit({"ts": ts(180), "event": "call", "task": tid, "agent": BILLING,
+                  "tool": "crm.lookup", "args": {"customer": customer},
+                  "expect": {"decision": "deny", "rules": ["delegation.scope"]}})
+            emit({"ts": ts(240), "event": "task.end", "task": tid})
+            emit({"ts": ts(241), "event": "call", "task": tid, "agent": BOT,
+                  "tool": "crm.lookup", "args": {"customer": customer},
+                  "expect": {"decision": "deny", "rules": ["task.ended"]}})
+            emit({"ts": ts(242), "event": "request", "request": {
+                "agent": {"id": BOT}, "tool": "http.get", "now": ts(242)}})
+            t += timedelta(seconds=300)
+
+
+def measure(events: int, compiled: bool, trace: Path) -> dict:
+    """Run in this process: replay the trace once, report throughput and memory."""
+    import agp
+    from agp.runtime import Replay, read_trace
+
+    engine = agp.load(str(POLICY), compiled=compiled) if compiled else agp.load(str(POLICY))
+    kind = type(engine).__name__
+    # Warm up caches (lark, pydantic) on a small prefix, outside the measurement.
+    for _ in zip(range(200), Replay(engine).run(read_trace(trace))):
+        pass
+    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    tracemalloc.start()
+    start = time.perf_counter()
+    decided = failed = 0
+    for outcome in Replay(engine).run(read_trace(trace)):
+        decided += 1
+        failed += not outcome.passed
+    elapsed = time.perf_counter() - start
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    # tracemalloc slows everything down: time a second run without it.
+    start = time.perf_counter()
+    for _ in Replay(engine).run(read_trace(trace)):
+        pass
+    fast = time.perf_counter() - start
+    return {"events": events, "engine": kind, "compiled": compiled, "decided": decided,
+            "failed": failed, "seconds": round(fast, 3),
+            "events_per_s": round(events / fast), "decisions_per_s": round(decided / fast),
+            "seconds_traced": round(elapsed, 3),
+            "peak_traced_mib": round(peak / 2**20, 2),
+            "max_rss_mib": round(max(rss_before, resource.getrusage(
+                resource.RUSAGE_SELF).ru_maxrss) / 1024, 1),
+            "trace_mib": round(trace.stat().st_size / 2**20, 1)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, nargs="*", default=[10_000, 100_000])
+    parser.add_argument("--child", nargs=3, metavar=("EVENTS", "COMPILED", "TRACE"),
+                        help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        events, compiled, trace = args.child
+        print(json.dumps(measure(int(events), compiled == "1", Path(trace))))
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        for events in args.events:
+            trace = Path(tmp) / f"bench-{events}.jsonl"
+            generate(trace, events)
+            for compiled in ("0", "1"):
+                out = subprocess.run([sys.executable, __file__, "--child", str(events), compiled,
+                                      str(trace)], capture_output=True, text=True,
+                                     env={**os.environ, "PYTHONHASHSEED": "0"})
+                if out.returncode != 0:
+                    print(f"events={events} compiled={compiled}: failed\n{out.stderr[-2000:]}")
+                    continue
+                print(out.stdout.strip(), flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,178 @@
+"""The compiled evaluator's request validation is exactly as strict as agp.model.parse_request.
+
+`fast_request` may decline (return None) and leave a request to pydantic; whenever it accepts,
+pydantic must accept too and build the same values. On JSON-shaped input it must decline only
+what pydantic rejects, so the fast path is taken for every valid JSON request.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from agp.compile.request import fast_request
+from agp.model import RequestError, parse_request
+
+json_scalar = st.one_of(st.none(), st.booleans(), st.integers(-5, 5), st.floats(-2, 2),
+                        st.sampled_from(["", "a", "read", "pii"]))
+json_value = st.recursive(json_scalar, lambda inner: st.one_of(
+    st.lists(inner, max_size=3), st.dictionaries(st.sampled_from(["a", "b", "x"]), inner,
+                                                 max_size=3)), max_leaves=6)
+free_object = st.dictionaries(st.sampled_from(["role", "amount", "host", "external", "k"]),
+                              json_value, max_size=3)
+timestamps = st.sampled_from(["2026-11-28T10:00:00Z", "2026-11-28T10:00:00.123456789+02:00",
+                              "2026-11-28 10:00:00z", "2026-02-30T10:00:00Z",
+                              "2026-11-28T10:00:00", "yesterday"])
+durations = st.one_of(st.sampled_from(["5m", "1h30m", "10min", "", "0s"]),
+                      st.integers(-3, 100), st.floats(allow_nan=True), st.booleans())
+strings = st.lists(st.sampled_from(["read", "pii", "egress", ""]), max_size=3)
+
+
+def _near(valid: dict, wrong: st.SearchStrategy) -> st.SearchStrategy:
+    """The valid object, or the same with one field removed, replaced or added."""
+    def mutate(args):
+        obj, key, how, value = args
+        obj = dict(obj)
+        if how == 0 and key in obj:
+            del obj[key]
+        elif how == 1:
+            obj[key] = value
+        elif how == 2:
+            obj["extra_" + key] = value
+        return obj
+    keys = sorted(valid) or ["x"]
+    return st.one_of(
+        st.just(valid),
+        st.tuples(st.just(valid), st.sampled_from(keys), st.integers(0, 2), wrong).map(mutate))
+
+
+@st.composite
+def scope(draw):
+    valid = {k: v for k, v in {
+        "tools": draw(st.one_of(st.none(), st.lists(st.sampled_from(["crm.*", "a"]),
+                                                     max_size=2))),
+        "intents": draw(st.one_of(st.none(), strings)),
+        "data": draw(st.one_of(st.none(), st.sampled_from(["pii", "public"]))),
+        "ttl": draw(st.one_of(st.none(), durations)),
+    }.items() if draw(st.booleans())}
+    return draw(_near(valid, json_value))
+
+
+@st.composite
+def hop(draw):
+    valid = {"principal": draw(st.sampled_from(["user:alice", "spiffe://x/bot", ""])),
+             "kind": draw(st.sampled_from(["human", "agent", ""]))}
+    if draw(st.booleans()):
+        valid["at"] = draw(st.one_of(st.none(), timestamps))
+    if draw(st.booleans()):
+        valid["scope"] = draw(st.one_of(st.none(), scope()))
+    return draw(_near(valid, json_value))
+
+
+@st.composite
+def task(draw):
+    valid = {"kind": draw(st.sampled_from(["support_ticket", "x"]))}
+    for key, strat in (("id", st.one_of(st.none(), st.just("t-1"))),
+                       ("params", free_object), ("objective", st.one_of(st.none(), st.just("o"))),
+                       ("started_at", st.one_of(st.none(), timestamps))):
+        if draw(st.booleans()):
+            valid[key] = draw(strat)
+    return draw(_near(valid, json_value))
+
+
+@st.composite
+def requests(draw):
+    agent = {"id": draw(st.sampled_from(["spiffe://x/bot", ""]))}
+    if draw(st.booleans()):
+        agent["attrs"] = draw(free_object)
+    valid = {"agent": draw(_near(agent, json_value)),
+             "tool": draw(st.sampled_from(["crm.lookup", "payments.refund", ""]))}
+    optional = {
+        "task": st.one_of(st.none(), task()), "chain": st.lists(hop(), max_size=3),
+        "intent": strings, "args": free_object, "data": strings,
+        "target": st.one_of(st.none(), free_object), "context": free_object,
+        "now": st.one_of(st.none(), timestamps,
+                         st.just(datetime(2026, 1, 1, tzinfo=timezone.utc)),
+                         st.just(datetime(2026, 1, 1))),
+    }
+    for key, strat in optional.items():
+        if draw(st.booleans()):
+            valid[key] = draw(strat)
+    return draw(_near(valid, st.one_of(json_value, st.just(("tuple",)), st.just(1.5))))
+
+
+def _pydantic(value):
+    try:
+        return parse_request(value)
+    except RequestError:
+        return None
+
+
+def same(fast, model) -> bool:
+    """Every field the evaluators read, compared between the two representations."""
+    def hop_eq(a, b):
+        if (a.principal, a.kind, a.at) != (b.principal, b.kind, b.at):
+            return False
+        if (a.scope is None) != (b.scope is None):
+            return False
+        return a.scope is None or a.scope.model_dump(exclude_none=True) == \
+            b.scope.model_dump(exclude_none=True)
+
+    if (fast.tool, fast.intent, fast.args, fast.data, fast.target, fast.context, fast.now) != (
+            model.tool, model.intent, model.args, model.data, model.target, model.context,
+            model.now):
+        return False
+    if (fast.agent.id, fast.agent.attrs) != (model.agent.id, model.agent.attrs):
+        return False
+    if (fast.task is None) != (model.task is None):
+        return False
+    if fast.task is not None:
+        a, b = fast.task, model.task
+        if (a.kind, a.id, a.params, a.objective, a.started_at) != (
+                b.kind, b.id, b.params, b.objective, b.started_at):
+            return False
+    return len(fast.chain) == len(model.chain) and all(
+        hop_eq(a, b) for a, b in zip(fast.chain, model.chain, strict=True))
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(requests())
+def test_fast_path_is_exactly_as_strict_as_pydantic(value):
+    fast = fast_request(value)
+    model = _pydantic(value)
+    if fast is not None:
+        assert model is not None, "the fast path accepted a request pydantic rejects"
+        assert same(fast, model)
+    elif model is not None:
+        # Declining is allowed only for input that is not plain JSON (a datetime object here).
+        assert isinstance(value.get("now"), datetime), "the fast path declined a valid request"
+
+
+def test_fast_path_takes_the_documented_request():
+    value = {
+        "agent": {"id": "spiffe://acme.com/agents/billing/eu-1", "attrs": {"model": "x"}},
+        "task": {"id": "t-81", "kind": "support_ticket", "params": {"customer": "c-42"},
+                 "objective": "Refund", "started_at": "2026-11-28T10:00:00Z"},
+        "chain": [{"principal": "user:alice", "kind": "human"},
+                  {"principal": "spiffe://acme.com/agents/billing/eu-1", "kind": "agent",
+                   "at": "2026-11-28T10:01:00Z",
+                   "scope": {"tools": ["payments.refund"], "ttl": "5m"}}],
+        "tool": "payments.refund", "intent": ["payment"], "args": {"amount": 40},
+        "data": ["pii"], "target": {"external": True}, "context": {},
+        "now": "2026-11-28T10:02:00Z",
+    }
+    fast = fast_request(value)
+    assert fast is not None and same(fast, parse_request(value))
+    assert fast.chain[1].scope.ttl == timedelta(minutes=5)
+
+
+def test_fast_path_declines_what_pydantic_refuses():
+    for bad in ({"agent": {"id": "a"}, "tool": 5}, {"agent": {"id": "a"}, "tool": "t", "x": 1},
+                {"agent": {"id": "a"}, "tool": "t", "intent": "read"},
+                {"agent": {"id": "a"}, "tool": "t", "args": {1: 2}},
+                {"agent": {"id": "a"}, "tool": "t", "chain": [{"principal": "", "kind": "h"}]},
+                {"agent": {"id": "a"}, "tool": "t", "now": "2026-11-28T10:00:00"}):
+        assert fast_request(bad) is None
+        assert _pydantic(bad) is None
