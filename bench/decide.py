@@ -103,7 +103,7 @@ def run(n: int, requests: int, reps: int, peer_names, rows: list, notes: list) -
                                             lambda d: d.decision),
     }
     if n <= REFERENCE_MAX_N:
-        reference = agp.Engine(policy)
+        reference = agp.Engine(policy, compiled=False)
         engines["agp reference (dict)"] = (reference.decide, list(s.requests),
                                            lambda d: d.decision)
     hand = scenario.hand_written(s)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from agp.source import Source
-from agp.syntax.parser import _lex, _split_items, decode_string, lark_parser
+from agp.syntax.parser import decode_string, lark_parser, split_items, tokenize
 from lark import Token
 from lark.exceptions import UnexpectedInput
 
@@ -27,12 +27,12 @@ BLOCK_CLAUSES = ("params", "tools", "intents", "intent", "data", "ttl", "delegat
 @lru_cache(maxsize=32)
 def tokens(text: str) -> tuple[Token, ...]:
     """The document's tokens (comments and whitespace left out)."""
-    return tuple(_lex(Source("", text), [])[0])
+    return tuple(tokenize(Source("", text), [])[0])
 
 
 @lru_cache(maxsize=8)
 def comments(text: str):
-    return tuple(_lex(Source("", text), [])[1])
+    return tuple(tokenize(Source("", text), [])[1])
 
 
 def is_word(tok: Token) -> bool:
@@ -102,13 +102,13 @@ def at(text: str, offset: int) -> Context:
         prefix, start = m.group(), m.start()
         if before and before[-1].end_pos == offset and is_word(before[-1]):
             before.pop()  # the word being typed says nothing about what may come
-    chunks = _split_items(before)
+    chunks = split_items(before)
     return Context(chunks[-1] if chunks else [], prefix, start)
 
 
 def item_tokens(text: str, offset: int) -> list[Token]:
     """Every token of the item that contains `offset`."""
-    for chunk in _split_items(list(tokens(text))):
+    for chunk in split_items(list(tokens(text))):
         if chunk and chunk[0].start_pos <= offset <= chunk[-1].end_pos:
             return chunk
     return []

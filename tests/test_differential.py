@@ -216,7 +216,7 @@ def check_text(text: str):
 
 
 def both(policy):
-    return agp.Engine(policy), agp.Engine(policy, compile_policy(policy))
+    return agp.Engine(policy, compiled=False), agp.Engine(policy, evaluator=compile_policy(policy))
 
 
 @SETTINGS
@@ -308,6 +308,6 @@ def test_spec_example_agrees():
 
 def test_reference_is_interp():
     policy, _ = check_text(HEADER + "permit p on t0\n")
-    ref = agp.Engine(policy)
+    ref = agp.Engine(policy, compiled=False)
     assert ref.decide({"agent": {"id": "a"}, "tool": "t0"}) == interp.decide(
         policy, {"agent": {"id": "a"}, "tool": "t0"})

@@ -60,9 +60,9 @@ def lark_parser() -> Lark:
 def parse(source: Source) -> ParsedFile:
     """Parse one file. Never raises on bad input: problems come back as diagnostics."""
     diagnostics: list[Diagnostic] = []
-    tokens, comments = _lex(source, diagnostics)
+    tokens, comments = tokenize(source, diagnostics)
     items: list[ast.Item] = []
-    for chunk in _split_items(tokens):
+    for chunk in split_items(tokens):
         item = _parse_item(source, chunk, diagnostics)
         if item is not None:
             items.append(_with_doc(item, comments))
@@ -72,7 +72,11 @@ def parse(source: Source) -> ParsedFile:
 # ---- lexing ---------------------------------------------------------------------------------
 
 
-def _lex(source: Source, diagnostics: list[Diagnostic]) -> tuple[list[Token], list[Comment]]:
+def tokenize(source: Source, diagnostics: list[Diagnostic]) -> tuple[list[Token], list[Comment]]:
+    """The tokens of a file (reserved words after `.`/`has` made names) and its comments.
+
+    Bad characters are reported into `diagnostics` and skipped; offsets are kept.
+    """
     text = source.text
     for _ in range(MAX_LEX_ERRORS):
         try:
@@ -111,7 +115,8 @@ def _lex(source: Source, diagnostics: list[Diagnostic]) -> tuple[list[Token], li
     return tokens, comments
 
 
-def _split_items(tokens: list[Token]) -> list[list[Token]]:
+def split_items(tokens: list[Token]) -> list[list[Token]]:
+    """Cut a file's tokens into top-level items (LANGUAGE.md §1), even around broken ones."""
     chunks: list[list[Token]] = []
     braces = 0
     for i, tok in enumerate(tokens):
