@@ -6,7 +6,7 @@ import re
 from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
 from agp.limits import check_request_value
 from agp.syntax.parser import parse_duration
@@ -103,6 +103,15 @@ class Request(_Strict):
     context: JSONObject = {}
     now: Timestamp | None = None
 
+    @model_validator(mode="before")
+    @classmethod
+    def _within_limits(cls, value):
+        # However a Request is built (JSON, dict, keyword arguments), it respects agp.limits.
+        exceeded = check_request_value(value)
+        if exceeded is not None:
+            raise ValueError(f"{exceeded.where}: {exceeded.message}")
+        return value
+
 
 class Decision(_Strict):
     decision: Literal["allow", "deny", "ask"]
@@ -131,11 +140,14 @@ class RequestError(Exception):
 def validation_messages(exc: ValidationError) -> list[str]:
     out = []
     for err in exc.errors(include_url=False):
-        loc = ".".join(str(p) for p in err["loc"]) or "request"
+        loc = ".".join(str(p) for p in err["loc"])
+        msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
             out.append(f"{loc}: unknown field")
-        else:
-            out.append(f"{loc}: {err['msg']}")
+        elif loc:
+            out.append(f"{loc}: {msg}")
+        else:  # a whole-request check names its own place
+            out.append(msg)
     return out
 
 
@@ -145,9 +157,6 @@ def parse_request(value: Any) -> Request:
         return value
     if not isinstance(value, dict):
         raise RequestError([f"request: expected a JSON object, got {type(value).__name__}"])
-    exceeded = check_request_value(value)
-    if exceeded is not None:
-        raise RequestError([f"{exceeded.where}: {exceeded.message}"])
     try:
         return Request.model_validate(value)
     except ValidationError as exc:

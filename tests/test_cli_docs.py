@@ -9,9 +9,8 @@ import os
 import re
 from pathlib import Path
 
-from click.testing import CliRunner
-
 from agp.cli import main
+from click.testing import CliRunner
 
 DOC = Path(__file__).parent.parent / "docs" / "cli.md"
 BLOCK = re.compile(r"(<!-- help: (?P<cmd>[\w ]*) -->\n```text\n)(?P<body>.*?)(```)", re.S)

@@ -6,9 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
-
 from agp.cli import main
+from click.testing import CliRunner
 
 SPEC = Path(__file__).parent / "data" / "spec"
 BAD = "permit x on a.b when args.q > 1\nforbid y when foo\n"

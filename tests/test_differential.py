@@ -129,7 +129,7 @@ def rule(draw, i: int) -> str:
     words = [effect, f"r{i}"]
     if draw(st.booleans()):
         on = draw(st.lists(st.sampled_from(["t0", "t1.*", "t1.x", "t2", "intent i0",
-                                            "intent i2", "t*"]),
+                                            "intent i2", "\"t*\""]),
                            min_size=1, max_size=2, unique=True))
         words.append("on " + ", ".join(on))
     if draw(st.integers(0, 2)) == 0:

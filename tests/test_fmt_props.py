@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import re
 
-from hypothesis import HealthCheck, assume, given, settings
-from hypothesis import strategies as st
-
 import agp
 from agp.syntax.format import FormatError, format_text
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
 
 DECLS = """import std.intents
 dataclass public

@@ -6,9 +6,8 @@ import json
 import threading
 from pathlib import Path
 
-import pytest
-
 import agp
+import pytest
 from agp.runtime import TaskError, TaskRuntime, read_trace
 
 DATA = Path(__file__).parent / "data"

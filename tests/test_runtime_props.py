@@ -7,10 +7,9 @@ import json
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+import agp
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-import agp
 
 SPEC = Path(__file__).parent / "data" / "spec"
 ENGINE = agp.load([str(SPEC / "declarations.agp"), str(SPEC / "rules.agp")])
@@ -49,7 +48,7 @@ def test_replay_agrees_with_hand_built_requests(tmp_path, plan, waits):
     lines, expected = [], {}  # expected: line number -> Decision
     tasks: dict[str, dict] = {}  # the test's own model of the task state
     now = T0
-    for number, (step, wait) in enumerate(zip(plan, waits), 1):
+    for number, (step, wait) in enumerate(zip(plan, waits, strict=False), 1):
         now += timedelta(seconds=wait)
         kind = step[0]
         if kind == "task.start":

@@ -13,7 +13,6 @@ import time
 from contextlib import contextmanager
 
 import click
-
 from agp.diagnostics import Diagnostic, render
 from agp.engine import Engine
 from agp.loader import check_paths
@@ -134,8 +133,8 @@ class Progress:
             if time.monotonic() - self.started < self.DELAY:
                 return
             from rich.console import Console
-            from rich.progress import (BarColumn, Progress as Bar, TaskProgressColumn,
-                                       TextColumn, TimeRemainingColumn)
+            from rich.progress import BarColumn, TaskProgressColumn, TextColumn, TimeRemainingColumn
+            from rich.progress import Progress as Bar
 
             self.bar = Bar(TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(),
                            TimeRemainingColumn(), console=Console(stderr=True), transient=True)

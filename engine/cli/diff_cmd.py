@@ -7,9 +7,16 @@ import sys
 from dataclasses import dataclass
 
 import click
-
-from agp.cli.common import (EXIT_FAIL, EXIT_OK, EXIT_USAGE, echo, fail, format_option,
-                            load_engine, progress)
+from agp.cli.common import (
+    EXIT_FAIL,
+    EXIT_OK,
+    EXIT_USAGE,
+    echo,
+    fail,
+    format_option,
+    load_engine,
+    progress,
+)
 from agp.model import Decision
 from agp.runtime import Replay, TraceError, read_trace, trace_files
 

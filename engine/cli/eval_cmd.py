@@ -6,9 +6,15 @@ import json
 import sys
 
 import click
-
-from agp.cli.common import (EXIT_OK, EXIT_USAGE, echo, fail, format_option, load_engine,
-                            policy_option)
+from agp.cli.common import (
+    EXIT_OK,
+    EXIT_USAGE,
+    echo,
+    fail,
+    format_option,
+    load_engine,
+    policy_option,
+)
 from agp.jsonio import JSONInputError, loads
 
 

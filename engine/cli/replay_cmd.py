@@ -6,9 +6,16 @@ import json
 import sys
 
 import click
-
-from agp.cli.common import (EXIT_OK, EXIT_USAGE, color_enabled, echo, format_option,
-                            load_engine, policy_option, progress)
+from agp.cli.common import (
+    EXIT_OK,
+    EXIT_USAGE,
+    color_enabled,
+    echo,
+    format_option,
+    load_engine,
+    policy_option,
+    progress,
+)
 from agp.runtime import Replay, TraceError, read_trace, trace_files
 
 

@@ -10,9 +10,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import click
-
-from agp.cli.common import (EXIT_FAIL, EXIT_OK, EXIT_USAGE, echo, fail, format_option,
-                            load_engine, policy_option, progress)
+from agp.cli.common import (
+    EXIT_FAIL,
+    EXIT_OK,
+    EXIT_USAGE,
+    echo,
+    fail,
+    format_option,
+    load_engine,
+    policy_option,
+    progress,
+)
 from agp.interp import ENVELOPE_CODES
 from agp.runtime import Outcome, Replay, TraceError, read_trace, trace_files
 from agp.runtime.events import ExpectSpec, expected_ttl

@@ -9,10 +9,8 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Annotated, Any, Literal, Union
 
+from agp.model import Agent, Duration, Hop, JSONObject, Scope, Timestamp, validation_messages
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
-
-from agp.model import (Agent, Duration, Hop, JSONObject, Scope, Timestamp,
-                       validation_messages)
 
 Word = Literal["allow", "deny", "ask"]
 
@@ -34,7 +32,7 @@ class TaskSpec(_Event):
 
     id: str = Field(min_length=1)
     kind: str
-    params: JSONObject = {}
+    params: JSONObject = Field(default_factory=dict)
     objective: str | None = None
 
 
@@ -55,7 +53,7 @@ class TaskStart(_Event):
     event: Literal["task.start"]
     task: TaskSpec
     agent: AgentRef
-    chain: list[Hop] = []
+    chain: list[Hop] = Field(default_factory=list)
 
 
 class Delegate(_Event):
@@ -73,11 +71,12 @@ class CallEvent(_Event):
     task: str | None = None
     agent: AgentRef
     tool: str
-    intent: list[str] = []
-    args: JSONObject = {}
-    data: list[str] = []
+    # default_factory: pydantic deep-copies a literal mutable default on every event.
+    intent: list[str] = Field(default_factory=list)
+    args: JSONObject = Field(default_factory=dict)
+    data: list[str] = Field(default_factory=list)
     target: JSONObject | None = None
-    context: JSONObject = {}
+    context: JSONObject = Field(default_factory=dict)
     expect: Expect | None = None
 
 

@@ -248,7 +248,7 @@ class _Printer:
             # As many scope clauses as fit stay on the first line; the others get their own.
             lines = [_Line(0, head, r.span.start)]
             on_first = True
-            for (prefix, items), text in zip(scope, texts):
+            for (prefix, items), text in zip(scope, texts, strict=False):
                 if on_first and len(lines[0].text) + 1 + len(text) <= WIDTH:
                     lines[0].text += " " + text
                     continue
