@@ -18,7 +18,7 @@ class Glob:
         self.pattern = pattern
         self._exact = None if ("*" in pattern or "?" in pattern) else pattern
         # Each piece between stars becomes a regex without quantifiers: no backtracking.
-        self._pieces = [
+        self._pieces = [] if self._exact is not None else [
             (re.compile("".join("." if ch == "?" else re.escape(ch) for ch in piece), re.DOTALL),
              len(piece))
             for piece in pattern.split("*")

@@ -37,6 +37,10 @@ class _Checker:
     rules: dict[str, ast.Rule] = field(default_factory=dict)
     tasks: dict[str, ast.TaskDecl] = field(default_factory=dict)
     defaults: ast.Defaults | None = None
+    _related: dict[str, list] = field(default_factory=dict)
+    _exact: dict | None = None
+    _globs: list = field(default_factory=list)
+    _kinds: dict[str, str] | None = None
 
     # ---- declarations -----------------------------------------------------------------------
 
@@ -112,9 +116,33 @@ class _Checker:
         self.diagnostics.append(error(code, name.span, msg, did_you_mean(name.text, same_kind)))
         return False
 
+    def related_tools(self, text: str) -> list[ast.ToolDecl]:
+        """The tool declarations a pattern matches or is matched by (LANGUAGE.md §4).
+
+        Indexed so that a set with many rules and tools checks in time linear in its size:
+        exact names by dictionary, and only glob declarations (few) tested one by one.
+        """
+        found = self._related.get(text)
+        if found is None:
+            if self._exact is None:
+                self._exact, self._globs = {}, []
+                for decl in self.tools.values():
+                    g = compile_glob(decl.pattern.text)
+                    if g.is_exact:
+                        self._exact[decl.pattern.text] = decl
+                    else:
+                        self._globs.append((g, decl))
+            glob = Glob(text)
+            if glob.is_exact:
+                found = [self._exact[text]] if text in self._exact else []
+            else:
+                found = [d for name, d in self._exact.items() if glob.match(name)]
+            found += [d for g, d in self._globs if glob.relates(g)]
+            self._related[text] = found
+        return found
+
     def tool_pattern(self, pattern: ast.Pattern) -> None:
-        glob = compile_glob(pattern.text)
-        if not any(glob.relates(compile_glob(t)) for t in self.tools):
+        if not self.related_tools(pattern.text):
             self.diagnostics.append(warning(
                 "unknown-tool", pattern.span,
                 f"tool pattern `{pattern.text}` matches no declared tool",
@@ -229,8 +257,9 @@ class _Checker:
         if rule.tasks is not None:
             tasks = frozenset(n.text for n in rule.tasks if self.ref(n, "task"))
         agents = tuple(self.agent_glob(n) for n in rule.agents) if rule.agents is not None else None
-        scope = Scope({n: s.kind for n, s in self.symbols.items()}, self.roots(rule),
-                      self.diagnostics)
+        if self._kinds is None:
+            self._kinds = {n: s.kind for n, s in self.symbols.items()}
+        scope = Scope(self._kinds, self.roots(rule), self.diagnostics)
         if rule.when is not None:
             check_condition(rule.when, scope, "when")
         if rule.unless is not None:
@@ -252,8 +281,7 @@ class _Checker:
         """The union of the args schemas of the tools the rule is scoped to, when all have one."""
         if not rule.on or any(isinstance(i, ast.OnIntent) for i in rule.on):
             return T.OBJECT
-        decls = [t for t in self.tools.values()
-                 if any(compile_glob(p.text).relates(compile_glob(t.pattern.text)) for p in rule.on)]
+        decls = list({id(d): d for p in rule.on for d in self.related_tools(p.text)}.values())
         if not decls or any(t.args is None for t in decls):
             return T.OBJECT
         return _union([self.schema_quiet(t.args) for t in decls])
