@@ -85,3 +85,17 @@ def test_random_requests_never_raise_and_malformed_never_allow(engine, request):
 def test_hostile_values_are_denied(engine, request_value):
     decision = engine.decide(request_value)
     assert decision.decision == "deny"
+
+
+@pytest.mark.parametrize("compiled", [True, False])
+@pytest.mark.parametrize("oversize", [
+    {"note": "x" * (1024 * 1024 + 1)}, {"note": list(range(10_001))},
+    {"note": json.loads("[" * 40 + "]" * 40)},
+])
+def test_a_request_over_a_limit_is_denied_even_when_a_rule_would_allow(compiled, oversize):
+    engine = agp.load(SPEC, compiled=compiled)
+    request = json.loads((SPEC / "request.json").read_text())
+    assert engine.decide(request).decision == "allow"
+    request["args"].update(oversize)
+    decision = engine.decide(request)
+    assert (decision.decision, decision.rules) == ("deny", ["request.invalid"])

@@ -93,6 +93,32 @@ _EMPTY: dict = {}
 _NO_LIST: list = []
 
 
+# The fast path vouches only for small requests: every string at most SMALL_STRING characters,
+# every list at most SMALL_LIST items, free-form objects flat (scalar values) and at most
+# SMALL_LIST entries. Such a request is far inside agp.limits (at most a few thousand values,
+# five levels deep), so it needs no limit walk; anything bigger goes to pydantic, whose model
+# applies the limits exactly.
+SMALL_STRING = 4096
+SMALL_LIST = 64
+
+
+def _str(value) -> bool:
+    return type(value) is str and len(value) <= SMALL_STRING
+
+
+def _flat(value) -> bool:
+    """A free-form JSON object (args, context, ...) small and flat enough to vouch for."""
+    if type(value) is not dict or len(value) > SMALL_LIST:
+        return False
+    for k, v in value.items():
+        if not _str(k):
+            return False
+        t = type(v)
+        if not (t is int or t is float or t is bool or v is None or (t is str and len(v) <= SMALL_STRING)):
+            return False
+    return True
+
+
 def _object(value) -> bool:
     """A JSON object as pydantic's strict `dict[str, Any]` takes it: a dict with string keys."""
     if type(value) is not dict:
@@ -104,10 +130,10 @@ def _object(value) -> bool:
 
 
 def _strings(value) -> bool:
-    if type(value) is not list:
+    if type(value) is not list or len(value) > SMALL_LIST:
         return False
     for item in value:
-        if type(item) is not str:
+        if not _str(item):
             return False
     return True
 
@@ -130,7 +156,7 @@ def _scope(value):
     if (tools is not None and not _strings(tools)) or (intents is not None and not
                                                        _strings(intents)):
         return None
-    if data is not None and type(data) is not str:
+    if data is not None and not _str(data):
         return None
     if ttl is not None:
         if type(ttl) not in (str, int, float):
@@ -147,7 +173,7 @@ def _hop(value):
     if not _object(value) or not value.keys() <= _HOP_KEYS:
         return None
     principal, kind = value.get("principal"), value.get("kind")
-    if type(principal) is not str or type(kind) is not str or not principal or not kind:
+    if not _str(principal) or not _str(kind) or not principal or not kind:
         return None
     at = value.get("at")
     if at is not None:
@@ -167,11 +193,11 @@ def _task(value):
         return None
     kind = value.get("kind")
     ident, objective = value.get("id"), value.get("objective")
-    if type(kind) is not str or (ident is not None and type(ident) is not str) or (
-            objective is not None and type(objective) is not str):
+    if not _str(kind) or (ident is not None and not _str(ident)) or (
+            objective is not None and not _str(objective)):
         return None
     params = value.get("params", _EMPTY)
-    if not _object(params):
+    if not _flat(params):
         return None
     started = value.get("started_at")
     if started is not None:
@@ -191,7 +217,7 @@ def fast_request(value: dict):
     ident = agent.get("id")
     attrs = agent.get("attrs", _EMPTY)
     tool = value.get("tool")
-    if type(ident) is not str or type(tool) is not str or not _object(attrs):
+    if not _str(ident) or not _str(tool) or not _flat(attrs):
         return None
     intent = value.get("intent", _NO_LIST)
     data = value.get("data", _NO_LIST)
@@ -200,10 +226,10 @@ def fast_request(value: dict):
         return None
     args = value.get("args", _EMPTY)
     context = value.get("context", _EMPTY)
-    if not _object(args) or not _object(context):
+    if not _flat(args) or not _flat(context):
         return None
     target = value.get("target")
-    if target is not None and not _object(target):
+    if target is not None and not _flat(target):
         return None
     task = value.get("task")
     if task is not None:
@@ -213,7 +239,7 @@ def fast_request(value: dict):
     chain = value.get("chain", _NO_LIST)
     if chain is _NO_LIST:
         chain = []
-    elif type(chain) is not list:
+    elif type(chain) is not list or len(chain) > SMALL_LIST:
         return None
     elif chain:
         hops = []
