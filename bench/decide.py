@@ -59,7 +59,7 @@ def timed(decide, inputs, reps: int) -> list[float]:
     return out
 
 
-def check_policy(text: str):
+def check_policy(text: str, n: int, notes: list):
     policy, diags = check_sources([Source("bench.agp", text)])
     if policy is None:
         raise SystemExit("\n".join(d.headline() for d in diags if d.is_error))
@@ -72,7 +72,7 @@ def run(n: int, requests: int, reps: int, peer_names, rows: list, notes: list) -
     expected = [scenario.hand_written(s)(r) for r in s.requests]
 
     t0 = time.perf_counter()
-    policy = check_policy(text)
+    policy = check_policy(text, n, notes)
     check_s = time.perf_counter() - t0
     gc.collect()
     t0 = time.perf_counter()
@@ -119,6 +119,9 @@ def run(n: int, requests: int, reps: int, peer_names, rows: list, notes: list) -
             note = f"{name}: not installed ({exc.name}); `pip install -e .[bench]`"
             if note not in notes:
                 notes.append(note)
+            continue
+        except Exception as exc:  # a peer that cannot take the scenario at this size
+            notes.append(f"{name} at N = {n:,}: {str(exc).splitlines()[0]}")
             continue
         engines[name] = (decide, [prepare(r) for r in s.requests], lambda d: d)
 

@@ -1,6 +1,8 @@
 """The reference evaluator: LANGUAGE.md §5 written as plainly as possible.
 
-Anything faster (agp.compile) must agree with this module; a property test holds them equal.
+Steps 1 (resolve) and 3 (rules) are here; steps 2 and 4-6 (envelope, outcome, TTL) are
+agp.steps, shared with the compiled evaluator. Anything faster (agp.compile) must agree with
+this module; a property test holds them equal.
 """
 
 from __future__ import annotations
@@ -11,15 +13,24 @@ from datetime import datetime, timedelta, timezone
 from agp.model import Decision, Request, RequestError, parse_request
 from agp.policy import Policy, RuleInfo, TaskInfo
 from agp.stdlib.builtins import BUILTINS
+from agp.steps import chain_depth, envelope_codes, error_text, invalid, outcome
 from agp.syntax import ast
 from agp.syntax.parser import parse_duration
-from agp.values import (Chain, EvalError, LabelSet, Missing, arith, attribute, equal, has,
-                        iterable, matches, member, negate, order, truth)
-
-ENVELOPE_CODES = (
-    "request.invalid", "request.unknown", "task.unknown", "task.expired", "task.ended",
-    "scope.tool", "scope.intent", "scope.data", "delegation.mismatch", "delegation.cycle",
-    "delegation.depth", "delegation.to", "delegation.scope", "delegation.expired",
+from agp.values import (
+    Chain,
+    EvalError,
+    LabelSet,
+    Missing,
+    arith,
+    attribute,
+    equal,
+    has,
+    iterable,
+    matches,
+    member,
+    negate,
+    order,
+    truth,
 )
 
 
@@ -35,11 +46,6 @@ class Call:
     env: dict  # the names of a condition (§4)
 
 
-def invalid(policy: Policy, errors: list[str]) -> Decision:
-    return Decision(decision="deny", ttl=0, rules=["request.invalid"], reasons=[],
-                    errors=[f"request.invalid: {e}" for e in errors], policy=policy.hash)
-
-
 def decide(policy: Policy, request: Request | dict, *, task_ended: bool = False) -> Decision:
     """Decide one request. Never raises on a bad request: it is denied with request.invalid."""
     try:
@@ -47,7 +53,8 @@ def decide(policy: Policy, request: Request | dict, *, task_ended: bool = False)
     except RequestError as exc:
         return invalid(policy, exc.errors)
     call = resolve(policy, req)
-    failures = envelope(policy, call, task_ended)
+    failures = envelope_codes(policy, req, call.now, call.task, call.intents, call.data,
+                              task_ended)
     matched: dict[str, list[RuleInfo]] = {"permit": [], "forbid": [], "ask": []}
     errors: list[str] = []
     for rule in policy.rules:
@@ -55,10 +62,11 @@ def decide(policy: Policy, request: Request | dict, *, task_ended: bool = False)
             continue
         hit, problem = rule_matches(policy, rule, call.env)
         if problem is not None:
-            errors.append(f"{rule.name}: {problem.span}: {problem.message}")
+            errors.append(error_text(rule, problem))
         if hit:
             matched[rule.effect].append(rule)
-    return outcome(policy, call, failures, matched, errors)
+    return outcome(policy, req, call.now, call.task, failures, matched["forbid"], matched["ask"],
+                   matched["permit"], errors)
 
 
 # ---- step 1: resolve ----------------------------------------------------------------------------
@@ -84,7 +92,7 @@ def environment(req: Request, now: datetime, intents, data, durations) -> dict:
         if parsed is not None:
             args[name] = parsed
     hops = [hop_value(h) for h in req.chain]
-    chain = Chain(req.agent.id, depth=max(len(hops) - 1, 0), hops=hops)
+    chain = Chain(req.agent.id, depth=chain_depth(hops), hops=hops)
     if hops:
         chain["origin"] = hops[0]
     env = {
@@ -115,83 +123,6 @@ def hop_value(hop) -> dict:
     if hop.scope is not None:
         value["scope"] = hop.scope.model_dump(exclude_none=True)
     return value
-
-
-# ---- step 2: the envelope -------------------------------------------------------------------------
-
-
-def envelope(policy: Policy, call: Call, task_ended: bool) -> list[str]:
-    """The codes of the failed envelope checks, in the order of the table of §5."""
-    req, now, task = call.request, call.now, call.task
-    chain = req.chain
-    failed: set[str] = set()
-
-    if any(h.scope is not None and h.scope.ttl is not None and h.at is None for h in chain):
-        failed.add("request.invalid")
-    if task is not None and task.ttl is not None and req.task.started_at is None:
-        failed.add("request.invalid")
-
-    named_classes = set(req.data) | {h.scope.data for h in chain if h.scope and h.scope.data}
-    named_intents = set(req.intent).union(*(h.scope.intents for h in chain
-                                            if h.scope and h.scope.intents))
-    if not named_classes <= policy.lattice.below.keys() or not named_intents <= policy.intents:
-        failed.add("request.unknown")
-
-    if req.task is not None and task is None:
-        failed.add("task.unknown")
-    if task is not None:
-        started = req.task.started_at
-        if task.ttl is not None and started is not None and now >= started + task.ttl:
-            failed.add("task.expired")
-        if task_ended:
-            failed.add("task.ended")
-        if task.tools is not None and not any(g.match(req.tool) for g in task.tools):
-            failed.add("scope.tool")
-        if task.intents is not None and not call.intents <= task.intents:
-            failed.add("scope.intent")
-        if task.ceiling is not None and not _within(policy, call.data, task.ceiling):
-            failed.add("scope.data")
-
-    principals = [h.principal for h in chain]
-    if chain and principals[-1] != req.agent.id:
-        failed.add("delegation.mismatch")
-    if len(set(principals)) != len(principals):
-        failed.add("delegation.cycle")
-    if task is not None:
-        depth = max(len(chain) - 1, 0)
-        if task.depth is not None and depth > task.depth:
-            failed.add("delegation.depth")
-        first_agent = next((i for i, h in enumerate(chain) if h.kind == "agent"), None)
-        later = chain[first_agent + 1 :] if first_agent is not None else []
-        if later and (not task.delegate or (task.delegate_to is not None and not all(
-                any(g.match(h.principal) for g in task.delegate_to) for h in later))):
-            failed.add("delegation.to")
-    for h in chain:
-        s = h.scope
-        if s is None:
-            continue
-        if s.tools is not None and not any(_glob(p).match(req.tool) for p in s.tools):
-            failed.add("delegation.scope")
-        if s.intents is not None and not call.intents <= set(s.intents):
-            failed.add("delegation.scope")
-        if s.data is not None and not _within(policy, call.data, s.data):
-            failed.add("delegation.scope")
-        if s.ttl is not None and h.at is not None and now >= h.at + s.ttl:
-            failed.add("delegation.expired")
-    return [code for code in ENVELOPE_CODES if code in failed]
-
-
-def _within(policy: Policy, data, ceiling: str) -> bool:
-    try:
-        return policy.lattice.set_leq(data, ceiling)
-    except EvalError:  # an undeclared class is never within a ceiling
-        return False
-
-
-def _glob(pattern: str):
-    from agp.glob import compile_glob
-
-    return compile_glob(pattern)
 
 
 # ---- step 3: rules ------------------------------------------------------------------------------
@@ -302,40 +233,3 @@ def is_label(obj, label) -> bool:
         ident = obj.get("id", obj.get("principal"))
         return isinstance(ident, str) and label.glob.match(ident)
     return obj.get("kind") == label.name and "params" in obj
-
-
-# ---- steps 4-6: outcome, TTL, explanation -----------------------------------------------------
-
-
-def outcome(policy: Policy, call: Call, failures: list[str], matched: dict, errors: list[str]
-            ) -> Decision:
-    forbids, asks, permits = matched["forbid"], matched["ask"], matched["permit"]
-    if failures or forbids:
-        return _decision(policy, "deny", 0, failures, forbids, errors)
-    if asks:
-        return _decision(policy, "ask", grant_ttl(policy, call, permits), [], asks, errors)
-    if permits:
-        return _decision(policy, "allow", grant_ttl(policy, call, permits), [], permits, errors)
-    return _decision(policy, "deny", 0, ["default.deny"], [], errors)
-
-
-def _decision(policy, word, ttl, codes, rules, errors) -> Decision:
-    return Decision(decision=word, ttl=ttl, rules=[*codes, *(r.name for r in rules)],
-                    reasons=[r.because for r in rules if r.because is not None],
-                    errors=errors, policy=policy.hash)
-
-
-def grant_ttl(policy: Policy, call: Call, permits: list[RuleInfo]) -> int:
-    """§5 step 5: the smallest bound, in whole seconds rounded down."""
-    bounds = [r.ttl if r.ttl is not None else policy.default_ttl for r in permits]
-    if not permits:
-        bounds.append(policy.default_ttl)
-    req, now = call.request, call.now
-    if call.task is not None and call.task.ttl is not None and req.task.started_at is not None:
-        bounds.append(req.task.started_at + call.task.ttl - now)
-    for h in req.chain:
-        if h.scope is not None and h.scope.ttl is not None and h.at is not None:
-            bounds.append(h.at + h.scope.ttl - now)
-    if policy.max_ttl is not None:
-        bounds.append(policy.max_ttl)
-    return max(0, min(bounds) // timedelta(seconds=1))

@@ -162,6 +162,11 @@ def _class_order(op: str, a: str, b: str, lattice: Lattice) -> bool:
 
 def _set_order(op: str, names, ceiling: str, lattice: Lattice) -> bool:
     # `data <= X` and `data < X`: every class; `data >= X` and `data > X`: some class.
+    # An undeclared class is an error whatever the other classes say (and whatever the order
+    # of the set): it is never treated as harmless.
+    unknown = sorted(n for n in names if n not in lattice.below)
+    if unknown:
+        raise EvalError(f"unknown data class `{unknown[0]}`")
     if op in ("<=", "<"):
         return all(_class_order(op, n, ceiling, lattice) for n in names)
     return any(_class_order(op, n, ceiling, lattice) for n in names)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import re
 
-from agp.lsp.context import AgpServer
 from lsprotocol import types as lsp
+
+from agp.lsp.context import AgpServer
 
 DID_YOU_MEAN = re.compile(r"did you mean `([^`]+)`\?")
 

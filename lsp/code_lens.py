@@ -7,10 +7,11 @@ import asyncio
 import sys
 from pathlib import Path
 
+from lsprotocol import types as lsp
+
 import agp
 from agp.lsp.context import AgpServer
 from agp.syntax import ast
-from lsprotocol import types as lsp
 
 RUN_TESTS = "agp.test"
 _cache: dict[tuple, dict[str, tuple[int, int]]] = {}

@@ -5,13 +5,14 @@ functions. It reads the tokens before the cursor, so it works in a document that
 
 from __future__ import annotations
 
+from lsprotocol import types as lsp
+
 from agp.lsp import cursor
 from agp.lsp.context import AgpServer
 from agp.lsp.fields import fields_of
 from agp.lsp.index import Index
 from agp.lsp.vocabulary import KEYWORDS, ROOTS
 from agp.stdlib.builtins import BUILTINS
-from lsprotocol import types as lsp
 
 K = lsp.CompletionItemKind
 KIND_ICONS = {"class": K.Class, "intent": K.EnumMember, "agent": K.Interface, "task": K.Module,

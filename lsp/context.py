@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 
+from lsprotocol import types as lsp
+from pygls.lsp.server import LanguageServer
+
 from agp import __version__
 from agp.lsp.positions import LineIndex, line_index
 from agp.lsp.project import Analysis, Project, uri_to_path
 from agp.syntax import ParsedFile
-from lsprotocol import types as lsp
-from pygls.lsp.server import LanguageServer
 
 
 @dataclass

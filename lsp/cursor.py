@@ -11,10 +11,11 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 
-from agp.source import Source
-from agp.syntax.parser import decode_string, lark_parser, split_items, tokenize
 from lark import Token
 from lark.exceptions import UnexpectedInput
+
+from agp.source import Source
+from agp.syntax.parser import decode_string, lark_parser, split_items, tokenize
 
 WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 ITEM_KEYWORDS = ("module", "import", "dataclass", "intent", "agent", "tool", "task", "defaults",

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import asyncio
 
+from lsprotocol import types as lsp
+
 from agp.diagnostics import Diagnostic, Severity
 from agp.lsp.context import AgpServer
 from agp.lsp.project import Analysis
-from lsprotocol import types as lsp
 
 
 def convert(ls: AgpServer, analysis: Analysis, d: Diagnostic) -> lsp.Diagnostic:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from lsprotocol import types as lsp
+
 from agp.lsp import cursor
 from agp.lsp.context import AgpServer
-from lsprotocol import types as lsp
 
 
 def folding_range(ls: AgpServer, params: lsp.FoldingRangeParams) -> list[lsp.FoldingRange]:

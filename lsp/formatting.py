@@ -6,9 +6,10 @@ leaves such a file.
 
 from __future__ import annotations
 
+from lsprotocol import types as lsp
+
 from agp.lsp.context import AgpServer
 from agp.syntax.format import FormatError, format_text
-from lsprotocol import types as lsp
 
 
 def formatting(ls: AgpServer, params: lsp.DocumentFormattingParams) -> list[lsp.TextEdit] | None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from lsprotocol import types as lsp
+
 from agp.lsp import cursor
 from agp.lsp.context import AgpServer
 from agp.lsp.fields import fields_of
@@ -12,7 +14,6 @@ from agp.lsp.index import Declaration, Index
 from agp.lsp.vocabulary import KEYWORDS, ROOTS
 from agp.stdlib.builtins import BUILTINS
 from agp.syntax import ast
-from lsprotocol import types as lsp
 
 
 def hover(ls: AgpServer, params: lsp.HoverParams) -> lsp.Hover | None:

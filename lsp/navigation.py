@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from agp.lsp.context import AgpServer
 from lsprotocol import types as lsp
+
+from agp.lsp.context import AgpServer
 
 
 def definition(ls: AgpServer, params: lsp.DefinitionParams) -> list[lsp.Location] | None:

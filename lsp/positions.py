@@ -18,8 +18,9 @@ import bisect
 import re
 from functools import lru_cache
 
-from agp.source import Span
 from lsprotocol import types as lsp
+
+from agp.source import Span
 
 _BREAK = re.compile(r"\r\n|\r|\n")
 _UNITS = {"utf-8": lambda ch: len(ch.encode("utf-8")),

@@ -14,6 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pygls.uris import from_fs_path, to_fs_path
+
 from agp.check import check
 from agp.diagnostics import Diagnostic
 from agp.loader import parse_set, policy_files
@@ -21,7 +23,6 @@ from agp.lsp.index import Index
 from agp.policy import Policy
 from agp.source import Source
 from agp.syntax import ParsedFile
-from pygls.uris import from_fs_path, to_fs_path
 
 
 def uri_to_path(uri: str) -> Path:

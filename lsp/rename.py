@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import re
 
-from agp.lsp.context import AgpServer
-from agp.syntax.parser import RESERVED
 from lsprotocol import types as lsp
 from pygls.exceptions import JsonRpcInvalidParams
+
+from agp.lsp.context import AgpServer
+from agp.syntax.parser import RESERVED
 
 NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 DOTTED = re.compile(r"[A-Za-z_*][A-Za-z0-9_]*(\.([A-Za-z_][A-Za-z0-9_]*|\*))*")

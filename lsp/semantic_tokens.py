@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from lsprotocol import types as lsp
+
 from agp.check.exprs import ROOTS
 from agp.lsp import cursor
 from agp.lsp.context import AgpServer
 from agp.stdlib.builtins import BUILTINS
-from lsprotocol import types as lsp
 
 TYPES = ["keyword", "comment", "string", "number", "operator", "type", "enumMember", "interface",
          "namespace", "function", "event", "property", "variable", "parameter"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from lsprotocol import types as lsp
+
 from agp.lsp import (
     code_actions,
     code_lens,
@@ -16,7 +18,6 @@ from agp.lsp import (
     symbols,
 )
 from agp.lsp.context import AgpServer
-from lsprotocol import types as lsp
 
 
 def build() -> AgpServer:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from lsprotocol import types as lsp
+
 from agp.lsp.context import AgpServer
 from agp.lsp.project import path_to_uri
 from agp.syntax import ast
-from lsprotocol import types as lsp
 
 S = lsp.SymbolKind
 KINDS = {"class": S.Class, "intent": S.EnumMember, "agent": S.Interface, "task": S.Module,

@@ -4,10 +4,10 @@ import json
 import threading
 
 import pytest
+from support import SPEC
 
 import agp
 from agp.audit import DecisionLog, digest
-from support import SPEC
 
 REQUEST = json.loads((SPEC / "request.json").read_text())
 

@@ -9,8 +9,9 @@ import os
 import re
 from pathlib import Path
 
-from agp.cli import main
 from click.testing import CliRunner
+
+from agp.cli import main
 
 DOC = Path(__file__).parent.parent / "docs" / "cli.md"
 BLOCK = re.compile(r"(<!-- help: (?P<cmd>[\w ]*) -->\n```text\n)(?P<body>.*?)(```)", re.S)

@@ -6,8 +6,9 @@ import json
 from pathlib import Path
 
 import pytest
-from agp.cli import main
 from click.testing import CliRunner
+
+from agp.cli import main
 
 SPEC = Path(__file__).parent / "data" / "spec"
 BAD = "permit x on a.b when args.q > 1\nforbid y when foo\n"

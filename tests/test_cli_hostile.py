@@ -2,9 +2,9 @@
 
 import pytest
 from click.testing import CliRunner
+from support import SPEC
 
 from agp.cli import main
-from support import SPEC
 
 HOSTILE_FILES = {
     "empty": b"",
@@ -31,7 +31,7 @@ def _invocations(tmp_path):
         jpath.write_bytes(data)
         files[name] = (str(path), str(jpath))
     good = str(SPEC)
-    for name, (agp_file, json_file) in files.items():
+    for agp_file, json_file in files.values():
         yield ["check", agp_file]
         yield ["eval", "-p", agp_file, json_file]
         yield ["eval", "-p", good, json_file]

@@ -8,8 +8,9 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
-from agp.cli import main
 from click.testing import CliRunner
+
+from agp.cli import main
 
 DATA = Path(__file__).parent / "data"
 BOT = "spiffe://acme.com/agents/support-bot"

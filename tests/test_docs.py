@@ -13,10 +13,10 @@ import subprocess
 import sys
 
 import pytest
+from support import ROOT
 
 import agp
 from agp.loader import check_paths
-from support import ROOT
 
 FENCE = re.compile(r"^```([^\n`]*)\n(.*?)^```\s*$", re.S | re.M)
 PAGES = sorted((ROOT / "docs").glob("*.md")) + sorted((ROOT / "examples").rglob("README.md"))

@@ -19,6 +19,7 @@ from importlib.resources import files
 from pathlib import Path
 
 import pytest
+
 from agp.stdlib.builtins import BUILTINS
 
 VSCODE = Path(__file__).resolve().parents[1] / "editors" / "vscode"

@@ -6,10 +6,10 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from support import SPEC
 
 import agp
 from agp.engine import Engine, ReferenceEvaluator
-from support import SPEC
 
 REQUEST = json.loads((SPEC / "request.json").read_text())
 DECLS = (SPEC / "declarations.agp").read_text()

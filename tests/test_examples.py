@@ -6,10 +6,10 @@ from importlib import resources
 
 import pytest
 from click.testing import CliRunner
+from support import ROOT
 
 from agp.cli import main
 from agp.loader import check_paths
-from support import ROOT
 
 EXAMPLES = ROOT / "examples" / "policies"
 SETS = sorted(p.parent for p in EXAMPLES.rglob("traces") if p.is_dir())

@@ -6,11 +6,12 @@ import shutil
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
+
 from agp.cli import main
 from agp.source import Source
 from agp.syntax import parse
 from agp.syntax.format import FormatError, format_text, shape
-from click.testing import CliRunner
 
 ROOT = Path(__file__).parent.parent
 SPEC = Path(__file__).parent / "data" / "spec"

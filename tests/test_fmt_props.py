@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import re
 
-import agp
-from agp.syntax.format import FormatError, format_text
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
+
+import agp
+from agp.syntax.format import FormatError, format_text
 
 DECLS = """import std.intents
 dataclass public

@@ -7,9 +7,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.lark import from_lark
+from support import SPEC
 
 import agp
-from support import SPEC
 
 VOCABULARY = ["pii", "public", "read", "egress", "bot", "ticket", "crm", "lookup", "x", "amount"]
 

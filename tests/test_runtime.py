@@ -6,8 +6,9 @@ import json
 import threading
 from pathlib import Path
 
-import agp
 import pytest
+
+import agp
 from agp.runtime import TaskError, TaskRuntime, read_trace
 
 DATA = Path(__file__).parent / "data"

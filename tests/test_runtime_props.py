@@ -7,9 +7,10 @@ import json
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-import agp
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
+import agp
 
 SPEC = Path(__file__).parent / "data" / "spec"
 ENGINE = agp.load([str(SPEC / "declarations.agp"), str(SPEC / "rules.agp")])

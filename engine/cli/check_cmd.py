@@ -6,6 +6,7 @@ import json
 import sys
 
 import click
+
 from agp import __version__
 from agp.cli.common import EXIT_FAIL, EXIT_OK, echo, format_option, render_diagnostics
 from agp.diagnostics import Diagnostic

@@ -13,6 +13,7 @@ import time
 from contextlib import contextmanager
 
 import click
+
 from agp.diagnostics import Diagnostic, render
 from agp.engine import Engine
 from agp.loader import check_paths

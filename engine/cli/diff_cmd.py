@@ -7,6 +7,7 @@ import sys
 from dataclasses import dataclass
 
 import click
+
 from agp.cli.common import (
     EXIT_FAIL,
     EXIT_OK,

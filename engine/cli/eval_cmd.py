@@ -6,6 +6,7 @@ import json
 import sys
 
 import click
+
 from agp.cli.common import (
     EXIT_OK,
     EXIT_USAGE,

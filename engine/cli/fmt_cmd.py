@@ -10,6 +10,7 @@ import tempfile
 from pathlib import Path
 
 import click
+
 from agp.cli.common import EXIT_FAIL, EXIT_OK, EXIT_USAGE, echo, format_option, render_diagnostics
 from agp.source import Source
 from agp.syntax.format import FormatError, format_source

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import click
+
 from agp.cli.common import (
     EXIT_FAIL,
     EXIT_OK,
@@ -21,10 +22,10 @@ from agp.cli.common import (
     policy_option,
     progress,
 )
-from agp.interp import ENVELOPE_CODES
 from agp.runtime import Outcome, Replay, TraceError, read_trace, trace_files
 from agp.runtime.events import ExpectSpec, expected_ttl
 from agp.runtime.golden import expect_value, rewrite_lines, with_expect
+from agp.steps import ENVELOPE_CODES
 
 
 @click.command("test")

@@ -24,11 +24,23 @@ from datetime import datetime, timedelta
 from agp import interp
 from agp.compile.ir import literal_value
 from agp.compile.passes import is_boolean
-from agp.compile.steps import chain_depth
 from agp.glob import compile_glob
 from agp.stdlib.builtins import BUILTINS
-from agp.values import (EvalError, LabelSet, Missing, arith, attribute, equal, has, iterable,
-                        matches, member, negate, order, truth)
+from agp.steps import chain_depth
+from agp.values import (
+    LabelSet,
+    Missing,
+    arith,
+    attribute,
+    equal,
+    has,
+    iterable,
+    matches,
+    member,
+    negate,
+    order,
+    truth,
+)
 
 ROOTS = frozenset(("tool", "args", "intent", "data", "target", "agent", "task", "chain",
                    "context", "now"))
@@ -75,6 +87,7 @@ BASE = {
     "_iterable": iterable, "_no_task": _no_task, "_chain_depth": chain_depth, "_LabelSet": LabelSet, "_no_target": _no_target, "_path": _path,
     "_has_v": _has_v, "_is_v": _is_v, "_MISSING": _MISSING, "_NUM": (int, float),
     "_any": any, "_all": all, "timedelta": timedelta, "datetime": datetime,
+    "_environment": interp.environment,
 }
 
 _counter = itertools.count()
@@ -126,7 +139,7 @@ class ExprGen:
         key = key if key is not None else (type(value), value)
         name = self._consts.get(key)
         if name is None:
-            name = f"_c{len(self._consts)}"
+            name = f"_{self.prefix}_{len(self._consts)}"
             self._consts[key] = name
             self.ns[name] = value
         return name
@@ -386,7 +399,7 @@ def generate_leaf(leaf, kind, rules: list, ctx) -> tuple:
     None), in policy order; forbids and asks are emitted before permits.
     """
     n = next(_counter)
-    ns = dict(BASE)
+    ns = ctx.namespace  # one namespace per policy set; every generated name is unique in it
     gen = ExprGen(ns, ctx.labels, ctx.lattice, f"L{n}")
     body: list[tuple[str, object]] = []  # (line, span or None)
     ordered = [r for r in rules if r[1]["effect"] == "forbid"] + \
@@ -448,9 +461,8 @@ def generate_leaf(leaf, kind, rules: list, ctx) -> tuple:
         pre.append("T = R.target")
     needs_env = bool(uses & {"task", "chain"}) or ("args" in uses and leaf.durations)
     if needs_env:
-        ns["_environment"] = interp.environment
-        ns["_DUR"] = leaf.durations
-        pre.append("E = _environment(R, NOW, I, D, _DUR)")
+        dur = gen.const(leaf.durations, key=("durations",))
+        pre.append(f"E = _environment(R, NOW, I, D, {dur})")
     if "args" in uses:
         pre.append("ARGS = E['args']" if leaf.durations else "ARGS = R.args")
     fname = f"leaf_{n}"

@@ -5,11 +5,12 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 from agp import interp
+from agp.compile.codegen import BASE
 from agp.compile.ir import rule_info, sources_of
 from agp.compile.request import fast_request
-from agp.compile.steps import envelope_codes, outcome
 from agp.model import Decision, Request, RequestError, parse_request
 from agp.source import Span
+from agp.steps import envelope_codes, error_text, invalid, outcome
 
 # Tests set this to check that compiled code raises only where the reference reports an error.
 CHECK_FALLBACK = False
@@ -39,6 +40,7 @@ class Context:
         self.labels = labels
         self.lattice = lattice
         self._sources = None
+        self.namespace = dict(BASE)  # where every generated leaf of this policy set lives
         self.line_maps: dict[str, dict[int, Span]] = {}
         self.delegated: set[int] = set()
 
@@ -76,14 +78,14 @@ class CompiledEvaluator:
                 try:
                     req = parse_request(request)
                 except RequestError as exc:
-                    return interp.invalid(self.policy, exc.errors)
+                    return invalid(self.policy, exc.errors)
         elif t is Request:
             req = request
         else:
             try:
                 req = parse_request(request)
             except RequestError as exc:
-                return interp.invalid(self.policy, exc.errors)
+                return invalid(self.policy, exc.errors)
         leaf = self.leaves.get(req.tool)
         if leaf is None:
             leaf = self.index.leaf(req.tool)
@@ -115,7 +117,7 @@ class CompiledEvaluator:
             rule = self.rule_info(idx)
             hit, problem = interp.rule_matches(self.policy, rule, env)
             if problem is not None:
-                errors.append(f"{rule.name}: {problem.span}: {problem.message}")
+                errors.append(error_text(rule, problem))
             elif CHECK_FALLBACK and idx not in self.ctx.delegated:
                 raise AssertionError(f"compiled rule {rule.name} raised, the reference did not")
             if hit:

@@ -19,6 +19,23 @@ from agp.values import Label, Lattice
 _US = timedelta(microseconds=1)
 
 
+class _Exact:
+    """An exact tool pattern: no regular expression to build (thousands of them in big sets)."""
+
+    __slots__ = ("pattern",)
+    is_exact = True
+
+    def __init__(self, pattern):
+        self.pattern = pattern
+
+    def match(self, subject):
+        return subject == self.pattern
+
+
+def exact_or_glob(pattern: str):
+    return _Exact(pattern) if "*" not in pattern and "?" not in pattern else compile_glob(pattern)
+
+
 def td_out(value: timedelta | None):
     return None if value is None else value // _US
 
@@ -175,7 +192,7 @@ def runtime_policy(ir: dict) -> Policy:
         if kind not in ("class", "intent", "agent", "task"):
             raise ValueError(f"bad label kind {kind!r}")
         labels[name] = Label(kind, name, compile_glob(pattern) if pattern is not None else None)
-    tools = tuple(ToolInfo(compile_glob(t["pattern"]), frozenset(_strs(t["intents"], "tool")),
+    tools = tuple(ToolInfo(exact_or_glob(t["pattern"]), frozenset(_strs(t["intents"], "tool")),
                            frozenset(_strs(t["data"], "tool")),
                            frozenset(_strs(t["durations"], "tool")), None)
                   for t in ir["tools"])

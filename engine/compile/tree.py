@@ -11,7 +11,7 @@ arguments), and its rules in the order forbid, ask, permit.
 from __future__ import annotations
 
 from agp.compile.codegen import generate_leaf
-from agp.glob import compile_glob
+from agp.compile.ir import exact_or_glob as _glob
 
 
 class Leaf:
@@ -72,7 +72,7 @@ class Index:
         self.exact_tools: dict[str, list[int]] = {}
         self.glob_tools: list[tuple[int, object]] = []
         for i, t in enumerate(tools):
-            g = compile_glob(t["pattern"])
+            g = _glob(t["pattern"])
             if g.is_exact:
                 self.exact_tools.setdefault(g.pattern, []).append(i)
             else:
@@ -82,9 +82,11 @@ class Index:
         self.by_glob: list[tuple[int, tuple]] = []  # rules with a tool glob in `on`
         self.general: list[int] = []  # rules with no `on`, or with `on intent ...`
         self.position = {}
+        self.on_globs: list[tuple] = []  # each rule's `on` tool globs, compiled once
         for pos, (i, r) in enumerate(rules):
             self.position[i] = pos
-            globs = [compile_glob(p) for p in r["on_tools"]]
+            globs = [_glob(p) for p in r["on_tools"]]
+            self.on_globs.append(tuple(globs))
             for g in globs:
                 if g.is_exact:
                     self.by_name.setdefault(g.pattern, []).append(pos)
@@ -95,7 +97,7 @@ class Index:
                 self.general.append(pos)
         names = set(self.exact_tools) | set(self.by_name)
         for t in ir["tasks"].values():
-            names.update(p for p in t["tools"] or () if compile_glob(p).is_exact)
+            names.update(p for p in t["tools"] or () if "*" not in p and "?" not in p)
         self.leaves: dict[str, Leaf] = {n: self.plan(n) for n in sorted(names)}
         self.undeclared: dict[str, Leaf] = {}
 
@@ -111,7 +113,7 @@ class Index:
             i, r = self.rules[pos]
             dyn = None
             if r["scoped_on"]:
-                on_tool = any(compile_glob(p).match(name) for p in r["on_tools"])
+                on_tool = any(g.match(name) for g in self.on_globs[pos])
                 on_intents = frozenset(r["on_intents"])
                 if not on_tool and not (on_intents & static_intents):
                     if not on_intents:

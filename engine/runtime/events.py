@@ -9,8 +9,9 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Annotated, Any, Literal, Union
 
-from agp.model import Agent, Duration, Hop, JSONObject, Scope, Timestamp, validation_messages
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+
+from agp.model import Agent, Duration, Hop, JSONObject, Scope, Timestamp, validation_messages
 
 Word = Literal["allow", "deny", "ask"]
 

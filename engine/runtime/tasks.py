@@ -22,9 +22,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
+from pydantic import ValidationError
+
 from agp.model import Agent, Decision, Hop, Request, Scope, Task, validation_messages
 from agp.runtime.events import CallEvent, Delegate, TaskEnd, TaskSpec, TaskStart
-from pydantic import ValidationError
 
 
 class TaskError(ValueError):

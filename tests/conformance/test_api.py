@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 from concurrent.futures import ThreadPoolExecutor
 
-import agp
 import pytest
 from agp_conformance_support import DATA, load_data, load_text
+
+import agp
 
 REQUEST = json.loads((DATA / "formats_request.json").read_text())
 

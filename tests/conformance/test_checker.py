@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import textwrap
 
-import agp
 import pytest
-from agp.cli import main
 from agp_conformance_support import diagnostics, position
 from click.testing import CliRunner
+
+import agp
+from agp.cli import main
 
 PRE = """\
 import std.intents

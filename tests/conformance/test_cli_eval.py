@@ -7,9 +7,10 @@ import shutil
 import subprocess
 
 import pytest
-from agp.cli import main
 from agp_conformance_support import DATA, SPEC_DIR
 from click.testing import CliRunner
+
+from agp.cli import main
 
 REQUEST = json.loads((DATA / "formats_request.json").read_text())
 FIELDS = ("decision", "ttl", "rules", "reasons", "errors", "policy")

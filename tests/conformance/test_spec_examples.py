@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 import re
 
-import agp
 import pytest
-from agp.cli import main
 from agp_conformance_support import DATA, SPEC_DIR, deep, load_data, load_text, outcome
 from click.testing import CliRunner
+
+import agp
+from agp.cli import main
 
 BOT = "spiffe://acme.com/agents/support-bot"
 BILLING_EU = "spiffe://acme.com/agents/billing/eu-1"

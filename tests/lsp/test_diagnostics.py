@@ -1,9 +1,10 @@
 """Diagnostics as you type: the same codes, messages and ranges as `agp check`, set-wide."""
 
 import pytest
-from agp.loader import check_paths
 from lsp_support import change_doc, open_doc, opened, until
 from lsprotocol import types as lsp
+
+from agp.loader import check_paths
 
 pytestmark = pytest.mark.asyncio
 

@@ -1,11 +1,12 @@
 """Hover, completion, navigation, rename, symbols, folding, semantic tokens, code actions and
 code lenses, each over stdio against the customer-support policy set."""
 
-import agp
 import pytest
-from agp.lsp.semantic_tokens import TYPES
 from lsp_support import open_doc, opened, position_of, until
 from lsprotocol import types as lsp
+
+import agp
+from agp.lsp.semantic_tokens import TYPES
 
 pytestmark = pytest.mark.asyncio
 

@@ -1,11 +1,9 @@
-"""§5 steps 2, 4, 5 and 6 (envelope, outcome, TTL, explanation), restructured for speed.
+"""LANGUAGE.md §5 steps 2, 4, 5 and 6: the envelope, the outcome, the TTL and the explanation.
 
-These are meant to be the ONE implementation shared by the reference evaluator and the compiled
-one: the logic is the reference's, line for line, with two changes that only make it cheaper:
-plain arguments instead of a `Call` object, and an early exit for the commonest request (no task,
-no chain), where every check but `request.unknown` is vacuous. `agp.interp.envelope`,
-`grant_ttl` and `outcome` can delegate here (see the report to the lead); until then the
-differential tests hold the two equal.
+The one implementation of these steps, shared by the reference evaluator (agp.interp, which adds
+steps 1 and 3: resolving the request and evaluating rules) and the compiled one (agp.compile).
+It takes plain arguments, so that either evaluator's request objects fit, and exits early for the
+commonest request (no task, no chain), where every check but `request.unknown` is vacuous.
 """
 
 from __future__ import annotations
@@ -98,6 +96,17 @@ def envelope_codes(policy, req, now, task, intents, data, task_ended: bool) -> t
         if s.ttl is not None and h.at is not None and now >= h.at + s.ttl:
             failed.add("delegation.expired")
     return [code for code in ENVELOPE_CODES if code in failed]
+
+
+def invalid(policy, errors: list[str]) -> Decision:
+    """The decision for a request that does not have the documented shape."""
+    return make_decision("deny", 0, ["request.invalid"], [],
+                         [f"request.invalid: {e}" for e in errors], policy.hash)
+
+
+def error_text(rule, problem) -> str:
+    """How an evaluation error appears in a decision's `errors`: `RULE: file:line:col: message`."""
+    return f"{rule.name}: {problem.span}: {problem.message}"
 
 
 def chain_depth(chain) -> int:
