@@ -84,8 +84,8 @@ def measure(events: int, compiled: bool, trace: Path) -> dict:
     import agp
     from agp.runtime import Replay, read_trace
 
-    engine = agp.load(str(POLICY), compiled=compiled) if compiled else agp.load(str(POLICY))
-    kind = type(engine).__name__
+    engine = agp.load(str(POLICY), compiled=compiled)
+    kind = "compiled" if compiled else "reference"
     # Warm up caches (lark, pydantic) on a small prefix, outside the measurement.
     for _ in zip(range(200), Replay(engine).run(read_trace(trace)), strict=False):
         pass
@@ -130,7 +130,7 @@ def main() -> None:
         for events in args.events:
             trace = Path(tmp) / f"bench-{events}.jsonl"
             generate(trace, events, args.tasks)
-            for compiled in ("0",):  # agp.load(compiled=True): add "1" when it differs
+            for compiled in ("1", "0"):
                 out = subprocess.run([sys.executable, __file__, "--child", str(events), compiled,
                                       str(trace)], capture_output=True, text=True,
                                      env={**os.environ, "PYTHONHASHSEED": "0"})
