@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
-
 import click
 
 from agp import __version__
@@ -19,10 +17,17 @@ def main() -> None:
     """
 
 
-for _name in ("check", "eval", "test", "replay", "diff", "compile", "fmt", "lsp"):
-    _module = f"agp.cli.{_name}_cmd"
-    try:
-        main.add_command(importlib.import_module(_module).command)
-    except ModuleNotFoundError as _exc:  # a command whose module is not written yet
-        if _exc.name != _module:
-            raise
+from agp.cli import (  # noqa: E402 - the commands register on `main`, defined above
+    check_cmd,
+    compile_cmd,
+    diff_cmd,
+    eval_cmd,
+    fmt_cmd,
+    lsp_cmd,
+    replay_cmd,
+    test_cmd,
+)
+
+for _module in (check_cmd, eval_cmd, test_cmd, replay_cmd, diff_cmd, compile_cmd, fmt_cmd,
+                lsp_cmd):
+    main.add_command(_module.command)
