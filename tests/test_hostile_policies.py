@@ -85,9 +85,13 @@ def test_mutated_spec_policy_loads_or_raises_policy_error(tmp_path_factory, text
     path = tmp_path_factory.mktemp("m") / "m.agp"
     path.write_bytes(text.encode("utf-8", "surrogateescape"))
     try:
-        agp.load(path)
-    except agp.PolicyError:
-        pass
+        engine = agp.load(path)
+    except agp.PolicyError as exc:
+        assert exc.diagnostics and all(d.span.line >= 1 for d in exc.diagnostics)
+    else:
+        # A mutation that still loads must still decide, never raise.
+        assert engine.decide({"agent": {"id": "a"}, "tool": "t"}).decision in ("allow", "deny",
+                                                                                "ask")
 
 
 @pytest.mark.parametrize("data", [b"", b"\x00\x00", b"\xff\xfe", b"permit r\n\xc3(", b"#" * 5000,
