@@ -75,7 +75,3 @@ class Glob:
 @lru_cache(maxsize=4096)
 def compile_glob(pattern: str) -> Glob:
     return Glob(pattern)
-
-
-def glob_match(pattern: str, subject: str) -> bool:
-    return compile_glob(pattern).match(subject)
