@@ -1,7 +1,7 @@
 """AgentDojo on agp: write the traces of examples/policies/agentdojo/ and measure them.
 
-The four AgentDojo suites (banking, slack, travel, workspace) ship as data in
-../shared/agentdojo/ (relative to the repository root; `--data DIR` points elsewhere).
+The user side of the four AgentDojo suites (banking, slack, travel, workspace) is vendored in
+examples/policies/agentdojo/data/ (MIT licence, see its LICENSE; `--data DIR` points elsewhere).
 For every user task this script writes
 examples/policies/agentdojo/<suite>/traces/<task_id>.trace.jsonl: a `task.start` built from
 that suite's `instances.json` (the task kind and the trusted params a person filled in from
@@ -31,6 +31,7 @@ import agp
 
 REPO = Path(__file__).resolve().parents[1]
 POLICIES = REPO / "examples" / "policies" / "agentdojo"
+DATA = POLICIES / "data"  # AgentDojo's own files, vendored with their licence
 SUITES = ("banking", "slack", "travel", "workspace")
 AGENT = "spiffe://agentdojo/agent"
 ORIGIN = [{"principal": "user:owner", "kind": "human"}]
@@ -64,11 +65,10 @@ class Suite:
 
 
 def find_data(explicit: str | None) -> Path:
-    candidates = [Path(explicit)] if explicit else [REPO.parent / "shared" / "agentdojo"]
-    for path in candidates:
-        if (path / "banking.tools.json").is_file():
-            return path
-    print(f"agentdojo.py: no AgentDojo data in {', '.join(map(str, candidates))}", file=sys.stderr)
+    path = Path(explicit) if explicit else DATA
+    if (path / "banking.tools.json").is_file():
+        return path
+    print(f"agentdojo.py: no AgentDojo data in {path}", file=sys.stderr)
     raise SystemExit(2)
 
 
@@ -292,7 +292,9 @@ def attack_table(rows_by_suite: dict[str, list[dict]], n_tasks: dict[str, int]) 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", help="AgentDojo data directory (default: ../shared/agentdojo)")
+    parser.add_argument(
+        "--data", help="AgentDojo data directory (default: examples/policies/agentdojo/data)"
+    )
     parser.add_argument(
         "--check",
         action="store_true",

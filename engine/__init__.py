@@ -10,8 +10,8 @@
 from agp.engine import Engine, load, load_bundle
 from agp.loader import PolicyError
 from agp.model import Decision, Request
-from agp.runtime import TaskRuntime, replay_trace
+from agp.runtime import TaskError, TaskRuntime, replay_trace
 
-__all__ = ["Decision", "Engine", "PolicyError", "Request", "TaskRuntime", "load", "load_bundle",
-           "replay_trace"]
+__all__ = ["Decision", "Engine", "PolicyError", "Request", "TaskError", "TaskRuntime", "load",
+           "load_bundle", "replay_trace"]
 __version__ = "0.1.0"

@@ -1,8 +1,15 @@
 """The decision log: an audit trail of every decision, off the hot path.
 
-Each line is a trace `request` event (FORMATS.md) whose `expect` is the decision that was made, so
-`agp replay` and `agp test` reproduce decisions from a log. A background thread writes, rotates by
-size and, for shadow mode, evaluates a candidate policy set; `record` only puts on a queue.
+Each line is a trace `request` event (docs/traces.md) that carries everything the decision
+depended on: the request as decided (with its `now`), `task_ended` when the task had been ended,
+and the decision made as its `expect`. So a log is a trace: `agp test -p POLICY LOG` reproduces
+every decision, and `agp diff` shows what another policy set would decide. What only an auditor
+reads (the policy hash, a digest of the request, the masked fields, a shadow decision) sits in
+`audit`, which replay does not read. Anything else the log has to say is a `//` line, which
+replay skips.
+
+A background thread writes, rotates by size and, for shadow mode, evaluates a candidate policy
+set; `record` only puts on a queue.
 """
 
 from __future__ import annotations
@@ -29,9 +36,14 @@ def _default(value):
     return str(value)
 
 
+def _utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
 def canonical(value) -> str:
+    """Sorted, compact JSON; raises ValueError for what JSON cannot carry (NaN, infinities)."""
     return json.dumps(value, sort_keys=True, separators=(",", ":"), default=_default,
-                      ensure_ascii=False)
+                      ensure_ascii=False, allow_nan=False)
 
 
 def digest(request) -> str:
@@ -72,6 +84,7 @@ class DecisionLog:
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._closed = False
         self._shadow: tuple[Callable, Callable] | None = None
+        self._last = datetime.min.replace(tzinfo=timezone.utc)  # the last line's `ts`
         self._file = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - owned by the writer
         self._thread = threading.Thread(target=self._run, name="agp-decision-log", daemon=True)
         self._thread.start()
@@ -79,7 +92,8 @@ class DecisionLog:
 
     def shadow(self, decide: Callable, on_difference: Callable | None = None) -> None:
         """Shadow mode: also decide each logged request with `decide` (a candidate policy set),
-        in the writer thread, and log a `shadow` record where the two disagree."""
+        in the writer thread; where the two disagree, the line's `audit.shadow` holds the
+        candidate's decision and `on_difference(request, enforced, candidate)` is called."""
         self._shadow = (decide, on_difference or (lambda *_: None))
 
     def record(self, request: dict, decision, *, task_ended: bool = False) -> None:
@@ -118,37 +132,62 @@ class DecisionLog:
             try:
                 self._write(*item)
             except Exception as exc:  # a log must never take the service down; say why
-                self._file.write(json.dumps({"event": "log.error", "error": repr(exc)}) + "\n")
+                try:
+                    self._note(f"error: {exc!r}")
+                except Exception:  # noqa: S110 - the disk itself fails: nothing left to tell
+                    pass
 
     def _write(self, request, decision, task_ended: bool) -> None:
-        now = datetime.now(timezone.utc)
-        plain = request if isinstance(request, dict) else request.model_dump(exclude_none=True)
-        plain = dict(plain)
-        audit = {"policy": decision.policy, "digest": digest(plain)}
-        record = {"ts": _default(now), "event": "request"}
-        if self.include_request:
-            shown, masked = mask_fields(plain, self.mask)
-            record["request"] = shown
-            if masked:
-                audit["masked"] = masked
+        # Write times never go backwards, even when the wall clock does: a replay refuses a
+        # trace out of time order. (`now` in the request is the decision's own time.)
+        self._last = max(_utcnow(), self._last)
+        plain = request.model_dump(exclude_none=True) if hasattr(request, "model_dump") \
+            else request
+        audit: dict = {"policy": decision.policy}
+        record: dict = {"ts": _default(self._last), "event": "request"}
+        try:
+            audit["digest"] = digest(plain)
+            if self.include_request:
+                shown, masked = mask_fields(plain, self.mask) if isinstance(plain, dict) \
+                    else (plain, [])
+                canonical(shown)  # a request that JSON cannot carry is not written (below)
+                record["request"] = shown
+                if masked:
+                    audit["masked"] = masked
+        except (ValueError, TypeError, RecursionError) as exc:
+            # NaN, an integer too long for JSON, a value nested too deeply: the decision is
+            # still logged, without the request, and says why.
+            audit.setdefault("digest", None)
+            audit["unlogged"] = f"the request cannot be written as JSON: {exc}"
+        if task_ended:
+            record["task_ended"] = True
         record["expect"] = {"decision": decision.decision, "ttl": decision.ttl,
                             "rules": list(decision.rules)}
-        if task_ended:
-            audit["task_ended"] = True
         record["audit"] = audit
-        self._append(record)
+        candidate = None
         if self._shadow is not None:
             decide, on_difference = self._shadow
             candidate = decide(plain, task_ended=task_ended)
             if (candidate.decision, candidate.ttl, candidate.rules) != (
                     decision.decision, decision.ttl, decision.rules):
-                self._append({"ts": _default(now), "event": "shadow", "digest": audit["digest"],
-                              "enforced": decision.to_json(), "candidate": candidate.to_json()})
-                on_difference(plain, decision, candidate)
+                audit["shadow"] = candidate.to_json()
+            else:
+                candidate = None
+        self._append(record)
+        if candidate is not None:
+            on_difference(plain, decision, candidate)
 
     def _append(self, record: dict) -> None:
-        line = canonical(record) + "\n"
-        if self._file.tell() + len(line) > self.max_bytes and self._file.tell() > 0:
+        line = json.dumps(record, separators=(",", ":"), default=_default, ensure_ascii=False,
+                          allow_nan=False) + "\n"
+        self._write_line(line)
+
+    def _note(self, text: str) -> None:
+        """A line for people: a `//` comment, so that the log stays a trace."""
+        self._write_line("// agp decision log: " + " ".join(text.split()) + "\n")
+
+    def _write_line(self, line: str) -> None:
+        if self._file.tell() + len(line.encode()) > self.max_bytes and self._file.tell() > 0:
             self._rotate()
         self._file.write(line)
 

@@ -70,10 +70,12 @@ class Engine:
         record = self._log.record
 
         def decide(request, *, task_ended: bool = False) -> Decision:
+            # Logged requests carry their decision time, so that a replay reproduces them.
             if isinstance(request, dict) and "now" not in request:
-                # Logged requests carry their decision time, so that a replay reproduces them.
                 now = datetime.now(timezone.utc).isoformat(timespec="microseconds")
                 request = {**request, "now": now.replace("+00:00", "Z")}
+            elif isinstance(request, Request) and request.now is None:
+                request = request.model_copy(update={"now": datetime.now(timezone.utc)})
             decision = evaluator.decide(request, task_ended=task_ended)
             record(request, decision, task_ended=task_ended)
             return decision
@@ -155,6 +157,19 @@ class Engine:
             self._log.close()
 
 
+def file_state(files) -> list[tuple[str, int, int]]:
+    """Names, sizes and modification times: what changes when a file is edited, added or
+    removed (the watchers compare two of these)."""
+    state = []
+    for f in files:
+        try:
+            st = Path(f).stat()
+            state.append((str(f), st.st_size, st.st_mtime_ns))
+        except OSError:
+            state.append((str(f), -1, -1))
+    return state
+
+
 class Watcher:
     """Polls the policy files' names, sizes and modification times; reloads on a change."""
 
@@ -169,15 +184,7 @@ class Watcher:
         self._thread.start()
 
     def _snapshot(self):
-        files, _ = policy_files(self.engine._paths)
-        state = []
-        for f in files:
-            try:
-                st = Path(f).stat()
-                state.append((str(f), st.st_size, st.st_mtime_ns))
-            except OSError:
-                state.append((str(f), -1, -1))
-        return state
+        return file_state(policy_files(self.engine._paths)[0])
 
     def check_now(self) -> bool:
         """Reload if something changed since the last look; whether a reload was attempted."""

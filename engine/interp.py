@@ -8,14 +8,14 @@ this module; a property test holds them equal.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 
-from agp.model import Decision, Request, RequestError, parse_request
+from agp import budget
+from agp.model import Decision, Request, RequestError, parse_json_duration, parse_request
 from agp.policy import Policy, RuleInfo, TaskInfo
 from agp.stdlib.builtins import BUILTINS
 from agp.steps import chain_depth, envelope_codes, error_text, invalid, outcome
 from agp.syntax import ast
-from agp.syntax.parser import parse_duration
 from agp.values import (
     Chain,
     EvalError,
@@ -85,12 +85,10 @@ def resolve(policy: Policy, req: Request) -> Call:
 def environment(req: Request, now: datetime, intents, data, durations) -> dict:
     args = dict(req.args)
     for name in durations & args.keys():
-        value = args[name]
-        parsed = parse_duration(value) if isinstance(value, str) else None
-        if isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0:
-            parsed = timedelta(seconds=value)
-        if parsed is not None:
-            args[name] = parsed
+        try:
+            args[name] = parse_json_duration(args[name])
+        except ValueError:  # not a duration within the bounds: kept, so using it as one is an error
+            pass
     hops = [hop_value(h) for h in req.chain]
     chain = Chain(req.agent.id, depth=chain_depth(hops), hops=hops)
     if hops:
@@ -215,14 +213,59 @@ def _evaluate(e: ast.Expr, env: dict, policy: Policy):
             return False
         return is_label(obj, policy.labels[e.name.text])
     if isinstance(e, ast.Quant):
-        test = any if e.kind == "any" else all
-        items = iterable(evaluate(e.seq, env, policy))
-        return test(truth(evaluate(e.body, {**env, e.var.text: x}, policy), "a quantifier body")
-                    for x in items)
+        return quantify(e, env, policy)
     if isinstance(e, ast.Call):
         fn = BUILTINS[e.func.text]
         return fn.impl(*(evaluate(a, env, policy) for a in e.args))
     raise EvalError(f"cannot evaluate {type(e).__name__}")
+
+
+def quantify(e: ast.Quant, env: dict, policy: Policy) -> bool:
+    """`any` and `all`. A quantifier that is not inside another one owns an evaluation budget
+    (agp.budget) for everything evaluated inside it; going over it is an error of the condition.
+    """
+
+    def run() -> bool:
+        test = any if e.kind == "any" else all
+        items = quantified(evaluate(e.seq, env, policy), expr_size(e.body))
+        return test(truth(evaluate(e.body, {**env, e.var.text: x}, policy), "a quantifier body")
+                    for x in items)
+
+    if budget.active():
+        return run()
+    try:
+        return budget.metered(run)
+    except budget.Exhausted:
+        raise EvalError(
+            f"this quantifier needs more than {budget.MAX_EVAL_STEPS:,} evaluation steps (its "
+            "items, those of the quantifiers inside it, and the lists and long strings they "
+            "scan); to compare two lists, use subset() or intersects()", e.span) from None
+
+
+def quantified(value, body_size: int) -> list:
+    """The items of a quantifier, paid for when it starts: ITEM_STEPS for each node of the body,
+    and one more, per item (agp.budget). The compiled evaluator calls it too."""
+    items = iterable(value)
+    budget.spend(len(items) * budget.ITEM_STEPS * (1 + body_size))
+    return items
+
+
+def expr_size(e: ast.Expr) -> int:
+    """The number of nodes of an expression (agp.compile.codegen.ir_size counts the same on the
+    IR, which has one node per AST node)."""
+    if isinstance(e, ast.ListExpr):
+        return 1 + sum(expr_size(i) for i in e.items)
+    if isinstance(e, (ast.Attr, ast.Has, ast.Is)):
+        return 1 + expr_size(e.obj)
+    if isinstance(e, ast.Unary):
+        return 1 + expr_size(e.operand)
+    if isinstance(e, ast.Binary):
+        return 1 + expr_size(e.left) + expr_size(e.right)
+    if isinstance(e, ast.Quant):
+        return 1 + expr_size(e.seq) + expr_size(e.body)
+    if isinstance(e, ast.Call):
+        return 1 + sum(expr_size(a) for a in e.args)
+    return 1  # a literal or a name
 
 
 def is_label(obj, label) -> bool:

@@ -39,12 +39,42 @@ def _float(text):
     return value
 
 
+def _position(text: str, offset: int) -> tuple[int, int]:
+    line = text.count("\n", 0, offset) + 1
+    return line, offset - (text.rfind("\n", 0, offset) + 1) + 1
+
+
+def _trailing_comma(text: str, offset: int) -> int | None:
+    """The offset of the comma when the error at `offset` is a closing bracket right after one."""
+    if text[offset : offset + 1] not in ("}", "]"):
+        return None
+    before = text[:offset].rstrip(" \t\r\n")
+    return len(before) - 1 if before.endswith(",") else None
+
+
 def loads(text: str):
-    """Parse JSON, refusing duplicate keys, NaN/Infinity, out-of-range numbers and deep nesting."""
+    """Parse JSON, refusing duplicate keys, NaN/Infinity, out-of-range numbers and deep nesting.
+
+    Errors carry the line and column: a trailing comma, which JSON does not allow, is named
+    and pointed at.
+
+        >>> loads('{"a": 1,}')
+        Traceback (most recent call last):
+        agp.jsonio.JSONInputError: invalid JSON: trailing comma before `}`
+        >>> try:
+        ...     loads('{"a": 1,}')
+        ... except JSONInputError as exc:
+        ...     print(exc.where("r.json"))
+        r.json:1:8: invalid JSON: trailing comma before `}`
+    """
     try:
         return json.loads(text, object_pairs_hook=_pairs, parse_constant=_constant,
                           parse_float=_float)
     except json.JSONDecodeError as exc:
+        comma = _trailing_comma(exc.doc, exc.pos)
+        if comma is not None:
+            raise JSONInputError(f"invalid JSON: trailing comma before `{exc.doc[exc.pos]}`",
+                                 *_position(exc.doc, comma)) from None
         raise JSONInputError(f"invalid JSON: {exc.msg}", exc.lineno, exc.colno) from None
     except RecursionError:
         raise JSONInputError("JSON nested too deeply") from None

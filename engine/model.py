@@ -6,10 +6,19 @@ import re
 from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
 
-from agp.limits import check_request_value
+from agp.limits import MAX_DURATION, check_request_value
 from agp.syntax.parser import parse_duration
+from agp.values import instant, json_problem
 
 _RFC3339 = re.compile(
     r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})\Z"
@@ -17,11 +26,14 @@ _RFC3339 = re.compile(
 
 
 def parse_timestamp(value: Any) -> datetime:
-    """An RFC 3339 timestamp with its time zone (a string, or an aware datetime from Python)."""
+    """An RFC 3339 timestamp with its time zone (a string, or an aware datetime from Python), as
+    a UTC datetime within the bounds of agp.limits.
+
+    >>> parse_timestamp("2026-11-28T10:00:00+01:00")
+    datetime.datetime(2026, 11, 28, 9, 0, tzinfo=datetime.timezone.utc)
+    """
     if isinstance(value, datetime):
-        if value.tzinfo is None:
-            raise ValueError("a timestamp needs a time zone")
-        return value
+        return instant(value)
     if not isinstance(value, str) or not _RFC3339.match(value):
         raise ValueError("expected an RFC 3339 timestamp such as 2026-11-28T10:00:00Z")
     text = value
@@ -29,33 +41,75 @@ def parse_timestamp(value: Any) -> datetime:
     if frac and len(frac.group(1)) > 6:  # Python keeps microseconds
         text = text.replace(frac.group(0), "." + frac.group(1)[:6], 1)
     try:
-        return datetime.fromisoformat(text.replace("z", "Z"))
+        parsed = datetime.fromisoformat(text.replace("z", "Z"))
     except ValueError as exc:
         raise ValueError(f"impossible timestamp {value!r}") from exc
+    return instant(parsed)
+
+
+_MAX_SECONDS = MAX_DURATION.total_seconds()
 
 
 def parse_json_duration(value: Any) -> timedelta:
-    """A duration in JSON: a string in the language's syntax or a number of seconds."""
+    """A duration in JSON: a string in the language's syntax or a number of seconds, from zero
+    up to MAX_DURATION (a `timedelta` from Python is taken as it is, within the same bounds)."""
     if isinstance(value, timedelta):
-        return value
-    if isinstance(value, str):
+        parsed = value
+    elif isinstance(value, str):
         parsed = parse_duration(value)
         if parsed is None:
             raise ValueError(f"invalid duration {value!r}; use the language's syntax, like '5m'")
-        return parsed
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        if value < 0 or value != value:
+    elif isinstance(value, (int, float)) and not isinstance(value, bool):
+        if value != value:
+            raise ValueError("a duration must be a number of seconds, not NaN")
+        if value < 0:
             raise ValueError("a duration must not be negative")
-        try:
-            return timedelta(seconds=value)
-        except OverflowError as exc:
-            raise ValueError("duration too large") from exc
-    raise ValueError("a duration is a string like '5m' or a number of seconds")
+        if value > _MAX_SECONDS:  # compared before timedelta() can overflow
+            raise ValueError(f"a duration must not be longer than {MAX_DURATION.days} days")
+        return timedelta(seconds=value)
+    else:
+        raise ValueError("a duration is a string like '5m' or a number of seconds")
+    if parsed < timedelta(0):
+        raise ValueError("a duration must not be negative")
+    if parsed > MAX_DURATION:
+        raise ValueError(f"a duration must not be longer than {MAX_DURATION.days} days")
+    return parsed
+
+
+def _json_object(value: dict) -> dict:
+    problem = json_problem(value)
+    if problem is not None:
+        raise ValueError(problem)
+    return value
+
+
+_TOOL = re.compile(r"[^\s\x00-\x1f\x7f-\x9f]+\Z")
+
+
+def is_tool_name(name: str) -> bool:
+    """Not empty, and without whitespace or control characters.
+
+    >>> is_tool_name("payments.refund"), is_tool_name("a\u200bb"), is_tool_name("a b")
+    (True, True, False)
+    """
+    # isprintable() is false for every whitespace but " " and for every control character, so
+    # the common name needs no regular expression.
+    return (name.isprintable() and " " not in name and name != "") or bool(_TOOL.match(name))
+
+
+def _tool_name(value: str) -> str:
+    if not is_tool_name(value):
+        raise ValueError("a tool name is not empty and has no whitespace or control characters")
+    return value
 
 
 Timestamp = Annotated[datetime, BeforeValidator(parse_timestamp)]
 Duration = Annotated[timedelta, BeforeValidator(parse_json_duration)]
-JSONObject = dict[str, Any]
+# Free-form objects (`args`, `context`, ...): JSON values, plus aware datetimes and timedeltas
+# from Python, all within the bounds of agp.limits (agp.values.json_problem).
+JSONObject = Annotated[dict[str, Any], AfterValidator(_json_object)]
+ToolName = Annotated[str, AfterValidator(_tool_name)]
+HopKind = Literal["human", "agent", "service"]
 
 
 class _Strict(BaseModel):
@@ -71,7 +125,7 @@ class Scope(_Strict):
 
 class Hop(_Strict):
     principal: str = Field(min_length=1)
-    kind: str = Field(min_length=1)
+    kind: HopKind
     at: Timestamp | None = None
     scope: Scope | None = None
 
@@ -95,7 +149,7 @@ class Request(_Strict):
     agent: Agent
     task: Task | None = None
     chain: list[Hop] = []
-    tool: str
+    tool: ToolName
     intent: list[str] = []
     args: JSONObject = {}
     data: list[str] = []
@@ -144,6 +198,8 @@ def validation_messages(exc: ValidationError) -> list[str]:
         msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
             out.append(f"{loc}: unknown field")
+        elif loc and msg.startswith((".", "[")):  # a free-form object names the path inside it
+            out.append(f"{loc}{msg}")
         elif loc:
             out.append(f"{loc}: {msg}")
         else:  # a whole-request check names its own place

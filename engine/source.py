@@ -19,8 +19,10 @@ class Source:
 
     @cached_property
     def line_starts(self) -> list[int]:
-        starts = [0]
-        starts.extend(i + 1 for i, ch in enumerate(self.text) if ch == "\n")
+        # str.find, not a loop over characters: a policy file may be megabytes on few lines.
+        starts, find, i = [0], self.text.find, -1
+        while (i := find("\n", i + 1)) >= 0:
+            starts.append(i + 1)
         return starts
 
     def position(self, offset: int) -> tuple[int, int]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from agp.glob import compile_glob
+from agp.limits import MAX_MATCH_WORK
 from agp.model import Decision
 from agp.values import EvalError
 
@@ -43,22 +44,17 @@ def envelope_codes(policy, req, now, task, intents, data, task_ended: bool) -> t
         return ()
     failed: set[str] = set()
 
-    if any(h.scope is not None and h.scope.ttl is not None and h.at is None for h in chain):
+    if invalid_times(req, now, task):
         failed.add("request.invalid")
-    if task is not None and task.ttl is not None and req.task.started_at is None:
-        failed.add("request.invalid")
-
-    named_classes = set(req.data) | {h.scope.data for h in chain if h.scope and h.scope.data}
-    named_intents = set(req.intent).union(*(h.scope.intents for h in chain
-                                            if h.scope and h.scope.intents))
-    if not named_classes <= policy.lattice.below.keys() or not named_intents <= policy.intents:
+    if unknown_labels(policy, req):
         failed.add("request.unknown")
 
     if req.task is not None and task is None:
         failed.add("task.unknown")
     if task is not None:
         started = req.task.started_at
-        if task.ttl is not None and started is not None and now >= started + task.ttl:
+        # Elapsed time against the TTL, never `started + ttl`: that sum can leave the calendar.
+        if task.ttl is not None and started is not None and now - started >= task.ttl:
             failed.add("task.expired")
         if task_ended:
             failed.add("task.ended")
@@ -78,7 +74,9 @@ def envelope_codes(policy, req, now, task, intents, data, task_ended: bool) -> t
         depth = chain_depth(chain)
         if task.depth is not None and depth > task.depth:
             failed.add("delegation.depth")
-        first_agent = next((i for i, h in enumerate(chain) if h.kind == "agent"), None)
+        # The first hop that is not a human, however the others are labelled (kinds are exactly
+        # human, agent, service: a chain cannot skip this check by naming its agents otherwise).
+        first_agent = next((i for i, h in enumerate(chain) if h.kind != "human"), None)
         later = chain[first_agent + 1 :] if first_agent is not None else []
         if later and (not task.delegate or (task.delegate_to is not None and not all(
                 any(g.match(h.principal) for g in task.delegate_to) for h in later))):
@@ -87,15 +85,81 @@ def envelope_codes(policy, req, now, task, intents, data, task_ended: bool) -> t
         s = h.scope
         if s is None:
             continue
-        if s.tools is not None and not any(compile_glob(p).match(req.tool) for p in s.tools):
+        if s.tools is not None and not any(_scope_has(p, req.tool) for p in s.tools):
             failed.add("delegation.scope")
         if s.intents is not None and not intents <= set(s.intents):
             failed.add("delegation.scope")
         if s.data is not None and not within(policy, data, s.data):
             failed.add("delegation.scope")
-        if s.ttl is not None and h.at is not None and now >= h.at + s.ttl:
+        if s.ttl is not None and h.at is not None and now - h.at >= s.ttl:
             failed.add("delegation.expired")
     return [code for code in ENVELOPE_CODES if code in failed]
+
+
+def _scope_has(pattern: str, tool: str) -> bool:
+    """Whether a hop scope's pattern (from the request) matches the tool. A pattern that would
+    cost more than `matches` allows (MAX_MATCH_WORK) matches nothing: the scope then refuses."""
+    glob = compile_glob(pattern)
+    return glob.work(len(tool)) <= MAX_MATCH_WORK and glob.match(tool)
+
+
+def invalid_times(req, now, task) -> list[str]:
+    """The envelope's `request.invalid` checks (those that need `now` or the task declaration),
+    as the messages of the decision's `errors`; empty when the request passes them."""
+    out = []
+    for i, h in enumerate(req.chain):
+        if h.at is None:
+            if h.scope is not None and h.scope.ttl is not None:
+                out.append(f"request.invalid: chain[{i}]: a hop whose scope has a `ttl` needs `at`")
+        elif h.at > now:
+            out.append(f"request.invalid: chain[{i}].at: {_iso(h.at)} is later than now; "
+                       "nothing is delegated in the future")
+    if req.task is not None:
+        started = req.task.started_at
+        if started is None:
+            if task is not None and task.ttl is not None:
+                out.append(f"request.invalid: task.started_at: task `{req.task.kind}` has a "
+                           "`ttl`, so the request must say when the task started")
+        elif started > now:
+            out.append(f"request.invalid: task.started_at: {_iso(started)} is later than now; "
+                       "nothing starts in the future")
+    return out
+
+
+def unknown_labels(policy, req) -> list[str]:
+    """The envelope's `request.unknown` check: one message per undeclared data class or intent
+    that the request names (in `data`, `intent` or a hop's scope); empty when there is none."""
+    below, declared = policy.lattice.below, policy.intents
+    chain = req.chain
+    classes = list(req.data)
+    intents = list(req.intent)
+    for h in chain:
+        if h.scope is not None:
+            if h.scope.data is not None:
+                classes.append(h.scope.data)
+            if h.scope.intents:
+                intents.extend(h.scope.intents)
+    return [*(f"request.unknown: data class `{n}` is not declared"
+              for n in dict.fromkeys(classes) if n not in below),
+            *(f"request.unknown: intent `{n}` is not declared"
+              for n in dict.fromkeys(intents) if n not in declared)]
+
+
+def envelope_errors(policy, req, now, task, codes) -> list[str]:
+    """What the decision's `errors` says about the failed envelope checks whose code alone does
+    not say what to fix: which time is wrong, which label or task kind is unknown."""
+    out = []
+    if "request.invalid" in codes:
+        out.extend(invalid_times(req, now, task))
+    if "request.unknown" in codes:
+        out.extend(unknown_labels(policy, req))
+    if "task.unknown" in codes:
+        out.append(f"task.unknown: task kind `{req.task.kind}` is not declared")
+    return out
+
+
+def _iso(t) -> str:
+    return t.isoformat().replace("+00:00", "Z")
 
 
 def invalid(policy, errors: list[str]) -> Decision:
@@ -126,11 +190,12 @@ def grant_ttl(policy, req, now, task, permits) -> int:
     bounds = [r.ttl if r.ttl is not None else policy.default_ttl for r in permits]
     if not permits:
         bounds.append(policy.default_ttl)
+    # Remaining lifetimes as the TTL minus the elapsed time (see envelope_codes).
     if task is not None and task.ttl is not None and req.task.started_at is not None:
-        bounds.append(req.task.started_at + task.ttl - now)
+        bounds.append(task.ttl - (now - req.task.started_at))
     for h in req.chain:
         if h.scope is not None and h.scope.ttl is not None and h.at is not None:
-            bounds.append(h.at + h.scope.ttl - now)
+            bounds.append(h.scope.ttl - (now - h.at))
     if policy.max_ttl is not None:
         bounds.append(policy.max_ttl)
     return max(0, min(bounds) // _SECOND)
@@ -138,6 +203,8 @@ def grant_ttl(policy, req, now, task, permits) -> int:
 
 def outcome(policy, req, now, task, failures, forbids, asks, permits, errors) -> Decision:
     """§5 steps 4-6: the decision word, its TTL and its explanation."""
+    if failures:
+        errors = [*envelope_errors(policy, req, now, task, failures), *errors]
     if failures or forbids:
         return decision(policy, "deny", 0, failures, forbids, errors)
     if asks:

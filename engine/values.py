@@ -3,14 +3,27 @@
 Values are plain Python: str, int/float (never bool), bool, timedelta (durations), aware datetime
 (timestamps), list, dict (objects). Declared names evaluate to `Label`s; the request's `data` and
 `intent` are `LabelSet`s; the delegation chain is a `Chain` object.
+
+Every value stays within the bounds of agp.limits (docs/limits.md, "Values"): a number is finite and
+`float(n)` does not overflow, a duration is at most MAX_DURATION long, a timestamp lies in
+[MIN_TIME, MAX_TIME). Requests are checked on the way in (`json_problem`, `instant`), and an
+operation whose result would leave the bounds is an evaluation error (`arith`), so no Python
+arithmetic error ever escapes a decision.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 
+from agp import budget
 from agp.glob import Glob, compile_glob
+from agp.limits import MAX_DURATION, MAX_MATCH_WORK, MAX_REQUEST_NODES, MAX_TIME, MIN_TIME
+
+UTC = timezone.utc
+# `float(n)` overflows from here on: an int this large rounds to 2**1024, which no float holds.
+INT_BOUND = 2**1024 - 2**970
 
 
 class EvalError(Exception):
@@ -80,6 +93,112 @@ class Lattice:
         return all(self.leq(n, ceiling) for n in names)
 
 
+# ---- bounds -------------------------------------------------------------------------------------
+
+
+def number_ok(n) -> bool:
+    """A number within the bounds: finite, and convertible to a float.
+
+    >>> number_ok(10**300), number_ok(10**400), number_ok(float("nan")), number_ok(-0.0)
+    (True, False, False, True)
+    """
+    if isinstance(n, float):
+        return math.isfinite(n)
+    return -INT_BOUND < n < INT_BOUND
+
+
+def duration_ok(d: timedelta) -> bool:
+    return -MAX_DURATION <= d <= MAX_DURATION
+
+
+def instant(t: datetime) -> datetime:
+    """`t` as a UTC datetime; ValueError when it has no zone or lies outside the bounds.
+
+    Converting first is what makes arithmetic elapsed time: Python adds a duration to, and
+    subtracts, datetimes that share a `ZoneInfo` zone as wall-clock times.
+    """
+    if t.tzinfo is UTC and type(t) is datetime:  # the common case ("...Z"), already converted
+        utc = t
+    elif t.utcoffset() is None:
+        raise ValueError("a timestamp needs a time zone")
+    else:
+        try:
+            utc = t.astimezone(UTC)
+        except (OverflowError, ValueError):  # a year-1 or year-9999 time pushed off the calendar
+            utc = None
+    if utc is None or not MIN_TIME <= utc < MAX_TIME:
+        raise ValueError(f"timestamp {t.isoformat()} is outside the supported range "
+                         "(1900-01-01T00:00:00Z up to 9000-01-01T00:00:00Z)")
+    return utc
+
+
+def _scalar_problem(v) -> str | None:
+    """Why a value that is not a container is not a value of the language (None when it is)."""
+    if isinstance(v, (str, bool)):
+        return None
+    if isinstance(v, (int, float)):
+        if number_ok(v):
+            return None
+        if isinstance(v, float):
+            return f"number {v!r} is not finite"
+        return "number too large (the bound is about 1.8e308, the largest float)"
+    if isinstance(v, datetime):
+        try:
+            instant(v)
+        except ValueError as exc:
+            return str(exc)
+        return None
+    if isinstance(v, timedelta):
+        if duration_ok(v):
+            return None
+        return f"duration longer than {MAX_DURATION.days} days"
+    return f"a value of Python type {type(v).__name__} is not a JSON value"
+
+
+def json_problem(value) -> str | None:
+    """The first value of a free-form object (`args`, `context`, ...) outside the language's
+    values, as `.path: problem`; None when every value is fine.
+
+    JSON values, plus aware `datetime` (a timestamp) and `timedelta` (a duration) from Python.
+    Iterative, and bounded by MAX_REQUEST_NODES, so deep or cyclic data cannot hang it.
+
+    >>> json_problem({"a": [1, {"b": float("inf")}]})
+    '.a[1].b: number inf is not finite'
+    """
+    # Each entry is (value, parent entry, key or index): the path is spelled out only on failure.
+    stack = [(value, None, None)]
+    nodes = 0
+    while stack:
+        entry = stack.pop()
+        v = entry[0]
+        nodes += 1
+        if nodes > MAX_REQUEST_NODES:
+            return f": more than {MAX_REQUEST_NODES} values"
+        if v is None or type(v) is str:
+            continue
+        if isinstance(v, dict):
+            for k, item in v.items():
+                if not isinstance(k, str):
+                    return f"{_path(entry)}: key {show(k)} is not a string"
+                stack.append((item, entry, k))
+        elif isinstance(v, (list, tuple)):
+            stack.extend((item, entry, i) for i, item in enumerate(v))
+        else:
+            problem = _scalar_problem(v)
+            if problem is not None:
+                return f"{_path(entry)}: {problem}"
+    return None
+
+
+def _path(entry) -> str:
+    parts = []
+    while entry[1] is not None:
+        key = entry[2]
+        parts.append(f"[{key}]" if isinstance(key, int) else f".{key}")
+        entry = entry[1]
+    return "".join(reversed(parts))
+
+
 def kind_of(value) -> str:
     if isinstance(value, bool):
         return "bool"
@@ -106,7 +225,10 @@ def kind_of(value) -> str:
 
 def show(value) -> str:
     """A short rendering of a value for error messages."""
-    text = repr(value) if not isinstance(value, Label) else value.name
+    try:
+        text = repr(value) if not isinstance(value, Label) else value.name
+    except ValueError:  # an int of more than 4,300 digits has no repr
+        return "a huge integer"
     return text if len(text) <= 40 else text[:37] + "..."
 
 
@@ -116,13 +238,21 @@ def equal(a, b) -> bool:
     >>> equal(1, 1.0), equal(True, 1), equal([1, "a"], [1.0, "a"])
     (True, False, True)
     """
+    t = type(a)
+    if t is type(b) and (t is int or t is float):  # the most common case, before kind_of
+        return a == b
     ka = kind_of(a)
     if ka != kind_of(b):
         return False
-    if ka == "list":
-        return len(a) == len(b) and all(equal(x, y) for x, y in zip(a, b, strict=True))
-    if ka == "object":
+    if ka in ("list", "object"):
+        budget.spend(budget.CONTAINER_STEPS + len(a))  # agp.budget: the container, its items
+        if ka == "list":
+            return len(a) == len(b) and all(map(equal, a, b))
         return a.keys() == b.keys() and all(equal(a[k], b[k]) for k in a)
+    if ka == "string" and len(a) == len(b):  # only then are the characters compared
+        budget.spend_text(len(a))
+    if ka == "timestamp":  # as instants: Python compares two times of one zone as wall-clock times
+        return a.astimezone(UTC) == b.astimezone(UTC)
     return a == b
 
 
@@ -133,6 +263,10 @@ def order(op: str, a, b, lattice: Lattice) -> bool:
     """`<`, `<=`, `>`, `>=`. Data classes compare through the lattice."""
     ka, kb = kind_of(a), kind_of(b)
     if ka == kb and ka in _ORDERED:
+        if ka == "timestamp":  # as instants (see `equal`)
+            a, b = a.astimezone(UTC), b.astimezone(UTC)
+        elif ka == "string":
+            budget.spend_text(min(len(a), len(b)))
         if op == "<":
             return a < b
         if op == "<=":
@@ -176,6 +310,9 @@ def member(item, container) -> bool:
     """`item in container` for lists, the data and intent sets, the chain and strings."""
     kc = kind_of(container)
     if kc == "list":
+        budget.spend(len(container))
+        if type(item) is str:  # Python's `==` then is `equal`: no other value equals a string
+            return item in container
         return any(equal(item, x) for x in container)
     if isinstance(container, LabelSet):
         if isinstance(item, Label) and item.kind == container.kind:
@@ -183,11 +320,13 @@ def member(item, container) -> bool:
         if isinstance(item, str):
             return item in container.names
     elif isinstance(container, Chain):
+        budget.spend(len(container["hops"]) + 1)
         if isinstance(item, Label) and item.kind == "agent":
             return any(item.glob.match(p) for p in container.principals())
         if isinstance(item, str):
             return item in container.principals()
     elif kc == "string" and isinstance(item, str):
+        budget.spend_text(len(container))
         return item in container
     raise EvalError(f"cannot test {kind_of(item)} {show(item)} `in` {kc} {show(container)}")
 
@@ -196,13 +335,32 @@ def matches(subject, pattern) -> bool:
     if not isinstance(subject, str) or not isinstance(pattern, str):
         raise EvalError(f"`matches` needs two strings, got {kind_of(subject)} and "
                         f"{kind_of(pattern)}")
-    return compile_glob(pattern).match(subject)
+    glob = compile_glob(pattern)
+    if glob.work(len(subject)) > MAX_MATCH_WORK:  # a pattern from a request (docs/limits.md)
+        raise EvalError(f"pattern too costly for a subject of {len(subject)} characters: with "
+                        f"`?` between other characters, matching takes up to "
+                        f"{glob.work(len(subject))} steps (the limit is {MAX_MATCH_WORK})")
+    return glob.match(subject)
 
 
 def arith(op: str, a, b):
+    """`+` and `-` on two numbers or two durations; a result outside the bounds is an error.
+
+    >>> arith("+", 10**300, 0.5)
+    1e+300
+    >>> arith("+", 1e308, 1e308)
+    Traceback (most recent call last):
+    agp.values.EvalError: `1e+308 + 1e+308` is out of range
+    """
     ka, kb = kind_of(a), kind_of(b)
     if ka == kb and ka in ("number", "duration"):
-        return a + b if op == "+" else a - b
+        try:
+            result = a + b if op == "+" else a - b
+        except OverflowError:  # an int too large for the float it meets
+            result = None
+        if result is not None and (number_ok(result) if ka == "number" else duration_ok(result)):
+            return result
+        raise EvalError(f"`{show(a)} {op} {show(b)}` is out of range")
     raise EvalError(f"cannot apply `{op}` to {ka} {show(a)} and {kb} {show(b)}")
 
 

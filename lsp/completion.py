@@ -1,6 +1,11 @@
 """Completion: keywords the LALR parser accepts at the cursor, names of the kind the clause wants,
 request fields after `args.`, `task.`, `task.params.`, `chain.`, `agent.`, and the standard
 functions. It reads the tokens before the cursor, so it works in a document that does not parse.
+
+Tool names are dotted, and editors cut words at dots: a tool item carries an edit that replaces
+the whole dotted name typed so far (`on payments.re` -> `on payments.refund`), and only the tools
+that start with it are offered (the list is marked incomplete, so the editor asks again as the
+name grows or shrinks).
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from agp.lsp import cursor
 from agp.lsp.context import AgpServer
 from agp.lsp.fields import fields_of
 from agp.lsp.index import Index
+from agp.lsp.positions import LineIndex
 from agp.lsp.vocabulary import KEYWORDS, ROOTS
 from agp.stdlib.builtins import BUILTINS
 
@@ -20,6 +26,7 @@ KIND_ICONS = {"class": K.Class, "intent": K.EnumMember, "agent": K.Interface, "t
 KIND_WORDS = {"class": "data class", "intent": "intent", "agent": "agent", "task": "task",
               "tool": "tool"}
 TRIGGERS = [".", " "]
+TOOL_CLAUSES = ("on", "tools")
 
 
 def completion(ls: AgpServer, params: lsp.CompletionParams) -> lsp.CompletionList | None:
@@ -28,10 +35,9 @@ def completion(ls: AgpServer, params: lsp.CompletionParams) -> lsp.CompletionLis
         return None
     text = at.file.source.text
     ctx = cursor.at(text, at.offset)
-    items = complete(ctx, at.analysis.index)
     if params.context and params.context.trigger_character == " " and not _after_space_ok(ctx):
         return None
-    return lsp.CompletionList(is_incomplete=False, items=items)
+    return complete(ctx, at.analysis.index, at.lines)
 
 
 def _after_space_ok(ctx: cursor.Context) -> bool:
@@ -40,9 +46,18 @@ def _after_space_ok(ctx: cursor.Context) -> bool:
                                                        "tools", "intent", "intents", ">", ",")
 
 
-def complete(ctx: cursor.Context, index: Index) -> list[lsp.CompletionItem]:
+def complete(ctx: cursor.Context, index: Index, lines: LineIndex) -> lsp.CompletionList:
+    items = _items(ctx, index, lines)
+    # Tools are filtered here by the dotted name typed so far: ask again as it changes.
+    filtered = ctx.offset > ctx.name_start and any(i.text_edit for i in items)
+    return lsp.CompletionList(is_incomplete=filtered, items=items)
+
+
+def _items(ctx: cursor.Context, index: Index, lines: LineIndex) -> list[lsp.CompletionItem]:
     last = ctx.last
     if last is not None and last.value == "." and last.type != "STRING":
+        if ctx.clause() in TOOL_CLAUSES:
+            return _tools(ctx, index, lines)
         return _fields(ctx, index, len(ctx.item) - 1)
     if last is not None and last.value == "has":
         path = cursor.dotted_before(ctx.item[:-1] + [_dot(last)], len(ctx.item) - 1)
@@ -58,7 +73,7 @@ def complete(ctx: cursor.Context, index: Index) -> list[lsp.CompletionItem]:
         if "INTENT" in accepts and ctx.head in ("permit", "forbid", "ask", "tool", "task"):
             items.append(_keyword("intent"))
     if accepts is None or "NAME" in accepts or "STAR" in accepts or "STRING" in accepts:
-        names, only = _names(ctx, index)
+        names, only = _names(ctx, index, lines)
         items = names if only else items + names
     return _unique(items)
 
@@ -69,7 +84,8 @@ def _dot(tok):
     return Token.new_borrow_pos("DOT", ".", tok)
 
 
-def _names(ctx: cursor.Context, index: Index) -> tuple[list[lsp.CompletionItem], bool]:
+def _names(ctx: cursor.Context, index: Index,
+           lines: LineIndex) -> tuple[list[lsp.CompletionItem], bool]:
     """The names that fit the clause, and whether nothing else fits there."""
     head, clause, last = ctx.head, ctx.clause(), ctx.last
     if head is None or last is None:
@@ -82,16 +98,16 @@ def _names(ctx: cursor.Context, index: Index) -> tuple[list[lsp.CompletionItem],
         if last.value == "is":
             return _declared(index, "agent") + _declared(index, "task"), True
         return _expression(index), False
-    return _header_names(ctx, index, head, clause, last.value), False
+    return _header_names(ctx, index, lines, head, clause, last.value), False
 
 
-def _header_names(ctx, index: Index, head: str, clause: str | None, prev: str):
+def _header_names(ctx, index: Index, lines: LineIndex, head: str, clause: str | None, prev: str):
     if prev == "intent" and clause in ("on", None) or clause in ("intents", "intent"):
         return _declared(index, "intent")
     if head == "dataclass" and prev in (">", ","):
         return _declared(index, "class")
-    if clause == "on" or clause == "tools":
-        return _declared(index, "tool")
+    if clause in TOOL_CLAUSES:
+        return _tools(ctx, index, lines)
     if clause == "in":
         return _declared(index, "task")
     if clause in ("by", "to"):
@@ -116,14 +132,29 @@ def _expression(index: Index) -> list[lsp.CompletionItem]:
 
 
 def _declared(index: Index, kind: str) -> list[lsp.CompletionItem]:
+    return [_declared_item(decl, kind) for decl in index.kinds(kind)]
+
+
+def _declared_item(decl, kind: str) -> lsp.CompletionItem:
+    doc = getattr(decl.item, "doc", None)
+    label = decl.name
+    if kind == "tool" and getattr(decl.item.pattern, "quoted", False):
+        label = f'"{decl.name}"'
+    return lsp.CompletionItem(label=label, kind=KIND_ICONS[kind], detail=KIND_WORDS[kind],
+                              documentation=_md(doc) if doc else None)
+
+
+def _tools(ctx: cursor.Context, index: Index, lines: LineIndex) -> list[lsp.CompletionItem]:
+    """The declared tools that start with the dotted name typed so far, each replacing it."""
+    typed = lines.text[ctx.name_start : ctx.offset].lower()
+    where = lines.range(ctx.name_start, ctx.offset)
     out = []
-    for decl in index.kinds(kind):
-        doc = getattr(decl.item, "doc", None)
-        label = decl.name
-        if kind == "tool" and getattr(decl.item.pattern, "quoted", False):
-            label = f'"{decl.name}"'
-        out.append(lsp.CompletionItem(label=label, kind=KIND_ICONS[kind], detail=KIND_WORDS[kind],
-                                      documentation=_md(doc) if doc else None))
+    for decl in index.kinds("tool"):
+        if decl.name.lower().startswith(typed):
+            item = _declared_item(decl, "tool")
+            item.filter_text = decl.name
+            item.text_edit = lsp.TextEdit(range=where, new_text=item.label)
+            out.append(item)
     return out
 
 

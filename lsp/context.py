@@ -1,17 +1,79 @@
-"""The server object every feature receives: the workspace's policy sets and the open documents."""
+"""The server object every feature receives: the workspace's policy sets and the open documents.
+
+Threads. pygls reads the client's messages and runs handlers on one asyncio loop. Parsing and
+checking can take seconds on a huge file, so none of it runs there: every request handler runs on
+a worker thread (`off_loop`), and so do the checks behind the diagnostics (`diagnostics.py`). The
+loop only reads messages, records document changes and sends answers, so a slow file never holds
+up the answers about the others.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import functools
+import logging
+import re
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+from cattrs import transform_error
+from cattrs.errors import ClassValidationError
 from lsprotocol import types as lsp
+from pygls.exceptions import JsonRpcInvalidParams
 from pygls.lsp.server import LanguageServer
+from pygls.protocol import LanguageServerProtocol
 
 from agp import __version__
 from agp.lsp.positions import LineIndex, line_index
 from agp.lsp.project import Analysis, Project, uri_to_path
 from agp.syntax import ParsedFile
+
+logger = logging.getLogger("agp.lsp")
+# Requests and checks under way at the same time. Most of them wait (for the parse of a huge file
+# that another thread is doing, say) rather than compute, so there are enough of them that an
+# editor's burst of requests about a huge file never leaves a request about another file queued.
+WORKERS = 16
+
+_ANSWERED = object()  # a message already dealt with while it was being decoded
+
+
+class AgpProtocol(LanguageServerProtocol):
+    """pygls' protocol, except for a message whose params do not fit its LSP type.
+
+    pygls drops such a message with a traceback, and a client waits forever for the answer to a
+    request (a completion `context` without `triggerKind`). Here a request gets an InvalidParams
+    error naming the bad field, and either kind is logged in one line.
+    """
+
+    def structure_message(self, data):
+        method = data.get("method") if "jsonrpc" in data and "error" not in data else None
+        message_type = self.get_message_type(method) if isinstance(method, str) else None
+        if message_type is None:
+            return super().structure_message(data)
+        try:
+            return self._converter.structure(data, message_type)
+        except Exception as exc:  # noqa: BLE001 - any malformed message must get its answer
+            problems = transform_error(exc) if isinstance(exc, ClassValidationError) else [str(exc)]
+            reason = "; ".join(_json_names(p) for p in problems)
+            logger.warning("%s: invalid params: %s", method, reason)
+            if "id" in data:
+                self._send_response(data["id"], error=JsonRpcInvalidParams(
+                    f"invalid params for {method}: {reason}").to_response_error())
+            return _ANSWERED
+
+    def handle_message(self, message):
+        if message is not _ANSWERED:
+            super().handle_message(message)
+
+
+def _json_names(problem: str) -> str:
+    """cattrs names fields as Python does; the client knows their JSON names.
+
+    >>> _json_names("required field missing @ $.params.context.trigger_kind")
+    'required field missing @ $.params.context.triggerKind'
+    """
+    what, at, path = problem.rpartition(" @ ")
+    return what + at + re.sub(r"_([a-z])", lambda m: m.group(1).upper(), path) if at else problem
 
 
 @dataclass
@@ -26,12 +88,14 @@ class At:
 
 class AgpServer(LanguageServer):
     def __init__(self):
-        super().__init__("agp", __version__,
+        super().__init__("agp", __version__, protocol_cls=AgpProtocol,
                          text_document_sync_kind=lsp.TextDocumentSyncKind.Incremental)
         self.project = Project([])
         self.debounce = 0.05  # seconds; `initializationOptions.debounce` overrides it
+        self.workers = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="agp-lsp")
         self.pending: dict[object, asyncio.Task] = {}  # set -> its scheduled check
-        self.published: dict[object, set[str]] = {}  # set -> files last given diagnostics
+        self.checking: dict[object, asyncio.Future] = {}  # set -> its check under way
+        self.published: dict[str, object] = {}  # uri -> the set that gave it diagnostics
 
     def start_project(self) -> None:
         folders = [uri_to_path(f.uri) for f in self.workspace.folders.values()]
@@ -44,16 +108,22 @@ class AgpServer(LanguageServer):
         return str(self.workspace.position_encoding or "utf-16")
 
     def open_docs(self) -> dict[str, str]:
-        return {uri: doc.source for uri, doc in self.workspace.text_documents.items()}
+        # A copy first: the loop thread adds and removes documents while a worker reads them.
+        return {uri: doc.source for uri, doc in dict(self.workspace.text_documents).items()}
 
-    def analysis(self, uri: str) -> Analysis:
-        return self.project.analyze(uri, self.open_docs())
+    def versions(self) -> dict[str, int | None]:
+        return {uri: doc.version for uri, doc in dict(self.workspace.text_documents).items()}
+
+    def analysis(self, uri: str, wait: bool = False) -> Analysis:
+        """The set of `uri` for answering a request: quick, even beside a huge file, unless
+        `wait` (see `Project.analyze`)."""
+        return self.project.analyze(uri, self.open_docs(), wait=wait)
 
     def lines(self, text: str) -> LineIndex:
         return line_index(text, self.encoding)
 
-    def at(self, uri: str, position: lsp.Position | None = None) -> At | None:
-        analysis = self.analysis(uri)
+    def at(self, uri: str, position: lsp.Position | None = None, wait: bool = False) -> At | None:
+        analysis = self.analysis(uri, wait)
         file = analysis.file(uri)
         if file is None:
             return None
@@ -66,3 +136,13 @@ class AgpServer(LanguageServer):
 
     def location(self, analysis: Analysis, span) -> lsp.Location:
         return lsp.Location(uri=analysis.uri_of(span.source), range=self.range(span))
+
+
+def off_loop(handler):
+    """A request handler run on a worker thread; the loop awaits its answer."""
+
+    @functools.wraps(handler)
+    async def run(ls: AgpServer, params):
+        return await asyncio.get_running_loop().run_in_executor(ls.workers, handler, ls, params)
+
+    return run

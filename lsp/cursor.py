@@ -18,6 +18,7 @@ from agp.source import Source
 from agp.syntax.parser import decode_string, lark_parser, split_items, tokenize
 
 WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+DOTTED_TAIL = re.compile(r"(?:(?:[A-Za-z_][A-Za-z0-9_]*|\*)\.)*(?:[A-Za-z_][A-Za-z0-9_]*)?$")
 ITEM_KEYWORDS = ("module", "import", "dataclass", "intent", "agent", "tool", "task", "defaults",
                  "permit", "forbid", "ask")
 RULE_CLAUSES = ("on", "in", "by", "when", "unless", "ttl", "because")
@@ -58,6 +59,8 @@ class Context:
     item: list[Token]  # the tokens of the current item before the cursor
     prefix: str  # the part of a word already typed at the cursor
     prefix_start: int
+    name_start: int = 0  # where a dotted name typed up to the cursor starts (`payments.re`)
+    offset: int = 0  # the cursor
 
     @property
     def last(self) -> Token | None:
@@ -104,7 +107,11 @@ def at(text: str, offset: int) -> Context:
         if before and before[-1].end_pos == offset and is_word(before[-1]):
             before.pop()  # the word being typed says nothing about what may come
     chunks = split_items(before)
-    return Context(chunks[-1] if chunks else [], prefix, start)
+    # The dotted name being typed, read on its line (a tool name never spans lines), so that a
+    # completion can replace all of it: `on payments.re` becomes `on payments.refund`.
+    line = text[max(text.rfind("\n", 0, offset) + 1, offset - 1024) : offset]
+    name = DOTTED_TAIL.search(line).group()
+    return Context(chunks[-1] if chunks else [], prefix, start, offset - len(name), offset)
 
 
 def item_tokens(text: str, offset: int) -> list[Token]:

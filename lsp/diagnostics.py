@@ -1,19 +1,30 @@
 """Diagnostics as you type: the checker's diagnostics, converted, published per file.
 
 A change schedules a check of its policy set after a short pause (`AgpServer.debounce`); a newer
-change to the same set cancels the pending one, so a burst of keystrokes costs one check. Every
-file of the set gets its list, empty ones included, which clears what an earlier check reported.
+change to the same set cancels the pending one, so a burst of keystrokes costs one check. The
+check runs on a worker thread, one at a time per set (a change during a check waits for it, then
+checks again), and its result is published from the loop. Every file of the set gets its list,
+empty ones included, which clears what an earlier check reported.
+
+A file with thousands of problems (garbage, a binary saved as `.agp`) gets its first
+`MAX_PER_FILE` and one note saying how many more there are: the editor stays usable and `agp check`
+lists them all.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 
 from lsprotocol import types as lsp
 
 from agp.diagnostics import Diagnostic, Severity
 from agp.lsp.context import AgpServer
 from agp.lsp.project import Analysis
+
+logger = logging.getLogger("agp.lsp")
+MAX_PER_FILE = 1000
+WATCHED = "agp-policy-files"  # the id of the file-watcher registration
 
 
 def convert(ls: AgpServer, analysis: Analysis, d: Diagnostic) -> lsp.Diagnostic:
@@ -34,30 +45,68 @@ def convert(ls: AgpServer, analysis: Analysis, d: Diagnostic) -> lsp.Diagnostic:
     )
 
 
-def publish(ls: AgpServer, uri: str) -> None:
-    analysis = ls.analysis(uri)
-    key = analysis.root or uri
-    versions = {u: doc.version for u, doc in ls.workspace.text_documents.items()}
-    by_uri = analysis.by_uri()
-    for stale in ls.published.get(key, set()) - by_uri.keys():
-        by_uri[stale] = []
-    for u, diagnostics in by_uri.items():
+def _bounded(ls: AgpServer, analysis: Analysis, found: list[Diagnostic]) -> list[lsp.Diagnostic]:
+    found = sorted(found, key=Diagnostic.sort_key)
+    out = [convert(ls, analysis, d) for d in found[:MAX_PER_FILE]]
+    if len(found) > MAX_PER_FILE:
+        out.append(lsp.Diagnostic(
+            range=ls.range(found[MAX_PER_FILE].span), source="agp",
+            severity=lsp.DiagnosticSeverity.Information,
+            message=f"{len(found) - MAX_PER_FILE} more problems in this file are not shown; "
+                    "`agp check` lists them all"))
+    return out
+
+
+def check_set(ls: AgpServer, uri: str, docs: dict[str, str]) -> dict[str, list[lsp.Diagnostic]]:
+    """On a worker thread: check the set of `uri` and convert its diagnostics, per file."""
+    if uri not in docs and ls.project.root_of(uri, docs) is None:
+        return {}  # a file that was a set by itself and is closed (or gone): nothing is left
+    analysis = ls.project.analyze(uri, docs, wait=True)
+    return {u: _bounded(ls, analysis, found) for u, found in analysis.by_uri().items()}
+
+
+def publish(ls: AgpServer, key, by_uri: dict[str, list[lsp.Diagnostic]], versions) -> None:
+    """On the loop: send every file's list, and clear the files that left the set."""
+    for uri, owner in list(ls.published.items()):
+        if owner == key and uri not in by_uri:
+            by_uri[uri] = []
+    for uri, diagnostics in by_uri.items():
         ls.text_document_publish_diagnostics(lsp.PublishDiagnosticsParams(
-            uri=u, version=versions.get(u),
-            diagnostics=[convert(ls, analysis, d) for d in diagnostics]))
-    ls.published[key] = {u for u, ds in by_uri.items() if ds}
+            uri=uri, version=versions.get(uri), diagnostics=diagnostics))
+        if diagnostics:
+            ls.published[uri] = key
+        else:
+            ls.published.pop(uri, None)
+
+
+def clear(ls: AgpServer, uri: str) -> None:
+    ls.text_document_publish_diagnostics(lsp.PublishDiagnosticsParams(uri=uri, diagnostics=[]))
+    ls.published.pop(uri, None)
 
 
 def schedule(ls: AgpServer, uri: str) -> None:
-    key = ls.project.root_of(uri) or uri
+    key = ls.project.key(uri, ls.open_docs())
     task = ls.pending.pop(key, None)
     if task is not None:
         task.cancel()
 
     async def later():
         await asyncio.sleep(ls.debounce)
-        ls.pending.pop(key, None)
-        publish(ls, uri)
+        while (running := ls.checking.get(key)) is not None and not running.done():
+            await asyncio.wait([running])  # one check of a set at a time
+        ls.pending.pop(key, None)  # from here on, a newer change waits for this check
+        docs, versions = ls.open_docs(), ls.versions()  # the texts and versions checked
+        job = asyncio.get_running_loop().run_in_executor(ls.workers, check_set, ls, uri, docs)
+        ls.checking[key] = job
+        try:
+            by_uri = await job
+        except Exception:  # a defect of the checker: keep serving, say where it broke
+            logger.exception("checking %s failed", uri)
+            return
+        finally:
+            if ls.checking.get(key) is job:
+                del ls.checking[key]
+        publish(ls, key, by_uri, versions)
 
     ls.pending[key] = asyncio.ensure_future(later())
 
@@ -75,16 +124,41 @@ def did_save(ls: AgpServer, params: lsp.DidSaveTextDocumentParams) -> None:
 
 
 def did_close(ls: AgpServer, params: lsp.DidCloseTextDocumentParams) -> None:
-    # The file stays in its set (as saved on disk); a loose file leaves with its diagnostics.
+    # The file stays in its set (as saved on disk); a file that was a set by itself leaves, and
+    # its diagnostics with it.
     uri = params.text_document.uri
-    if ls.project.root_of(uri) is None:
-        ls.text_document_publish_diagnostics(lsp.PublishDiagnosticsParams(uri=uri, diagnostics=[]))
-        ls.published.pop(uri, None)
-    else:
-        schedule(ls, uri)
+    if ls.project.root_of(uri, ls.open_docs()) is None:
+        ls.project.forget(uri)
+    schedule(ls, uri)  # after any check still pending for it, which would publish again
+
+
+async def watch_files(ls: AgpServer) -> None:
+    """Ask the client to report `.agp` files changed on disk, when it can (dynamic registration).
+
+    Without this, a file changed by `git checkout` or another program is seen at the next edit.
+    """
+    caps = ls.client_capabilities.workspace
+    watched = caps.did_change_watched_files if caps else None
+    if not (watched and watched.dynamic_registration):
+        return
+    try:
+        await ls.client_register_capability_async(lsp.RegistrationParams(registrations=[
+            lsp.Registration(id=WATCHED, method=lsp.WORKSPACE_DID_CHANGE_WATCHED_FILES,
+                             register_options=lsp.DidChangeWatchedFilesRegistrationOptions(
+                                 watchers=[lsp.FileSystemWatcher(glob_pattern="**/*.agp")]))]))
+    except Exception as exc:  # the client refused: the server still works, edits still count
+        logger.warning("the client did not register the file watcher: %s", exc)
 
 
 def did_change_watched_files(ls: AgpServer, params: lsp.DidChangeWatchedFilesParams) -> None:
+    docs = ls.open_docs()
     for change in params.changes:
-        if change.uri.endswith(".agp"):
-            schedule(ls, change.uri)
+        if not change.uri.endswith(".agp"):
+            continue
+        if change.type == lsp.FileChangeType.Deleted and change.uri not in docs:
+            clear(ls, change.uri)
+        schedule(ls, change.uri)
+    # A file added or removed can move the line between two sets: check again every set that
+    # shows a problem (the duplicates of two sets seen as one, say).
+    for uri in list(ls.published):
+        schedule(ls, uri)

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import logging
+import os
+import sys
+
 from lsprotocol import types as lsp
+from pygls.exceptions import JsonRpcException
 
 from agp.lsp import (
     code_actions,
@@ -17,7 +22,7 @@ from agp.lsp import (
     semantic_tokens,
     symbols,
 )
-from agp.lsp.context import AgpServer
+from agp.lsp.context import AgpServer, off_loop
 
 
 def build() -> AgpServer:
@@ -30,37 +35,66 @@ def build() -> AgpServer:
             ls.debounce = max(0.0, float(options["debounce"]) / 1000)  # milliseconds
 
     @ls.feature(lsp.INITIALIZED)
-    def initialized(params: lsp.InitializedParams) -> None:
+    async def initialized(params: lsp.InitializedParams) -> None:
         ls.start_project()
+        await diagnostics.watch_files(ls)
 
     @ls.feature(lsp.WORKSPACE_DID_CHANGE_WORKSPACE_FOLDERS)
     def folders_changed(params: lsp.DidChangeWorkspaceFoldersParams) -> None:
         ls.start_project()
 
+    # Notifications only schedule work: they stay on the loop.
     ls.feature(lsp.TEXT_DOCUMENT_DID_OPEN)(diagnostics.did_open)
     ls.feature(lsp.TEXT_DOCUMENT_DID_CHANGE)(diagnostics.did_change)
     ls.feature(lsp.TEXT_DOCUMENT_DID_SAVE)(diagnostics.did_save)
     ls.feature(lsp.TEXT_DOCUMENT_DID_CLOSE)(diagnostics.did_close)
     ls.feature(lsp.WORKSPACE_DID_CHANGE_WATCHED_FILES)(diagnostics.did_change_watched_files)
-    ls.feature(lsp.TEXT_DOCUMENT_HOVER)(hover.hover)
-    ls.feature(lsp.TEXT_DOCUMENT_COMPLETION,
-               lsp.CompletionOptions(trigger_characters=completion.TRIGGERS))(completion.completion)
-    ls.feature(lsp.TEXT_DOCUMENT_DEFINITION)(navigation.definition)
-    ls.feature(lsp.TEXT_DOCUMENT_REFERENCES)(navigation.references)
-    ls.feature(lsp.TEXT_DOCUMENT_PREPARE_RENAME)(rename.prepare_rename)
-    ls.feature(lsp.TEXT_DOCUMENT_RENAME)(rename.rename)
-    ls.feature(lsp.TEXT_DOCUMENT_DOCUMENT_SYMBOL)(symbols.document_symbol)
-    ls.feature(lsp.WORKSPACE_SYMBOL)(symbols.workspace_symbol)
-    ls.feature(lsp.TEXT_DOCUMENT_FOLDING_RANGE)(folding.folding_range)
+    # Requests parse and check: they run on worker threads (`off_loop`).
+    ls.feature(lsp.TEXT_DOCUMENT_HOVER)(off_loop(hover.hover))
+    ls.feature(lsp.TEXT_DOCUMENT_COMPLETION, lsp.CompletionOptions(
+        trigger_characters=completion.TRIGGERS))(off_loop(completion.completion))
+    ls.feature(lsp.TEXT_DOCUMENT_DEFINITION)(off_loop(navigation.definition))
+    ls.feature(lsp.TEXT_DOCUMENT_REFERENCES)(off_loop(navigation.references))
+    ls.feature(lsp.TEXT_DOCUMENT_PREPARE_RENAME)(off_loop(rename.prepare_rename))
+    ls.feature(lsp.TEXT_DOCUMENT_RENAME)(off_loop(rename.rename))
+    ls.feature(lsp.TEXT_DOCUMENT_DOCUMENT_SYMBOL)(off_loop(symbols.document_symbol))
+    ls.feature(lsp.WORKSPACE_SYMBOL)(off_loop(symbols.workspace_symbol))
+    ls.feature(lsp.TEXT_DOCUMENT_FOLDING_RANGE)(off_loop(folding.folding_range))
     ls.feature(lsp.TEXT_DOCUMENT_SEMANTIC_TOKENS_FULL,
-               semantic_tokens.LEGEND)(semantic_tokens.semantic_tokens)
+               semantic_tokens.LEGEND)(off_loop(semantic_tokens.semantic_tokens))
     ls.feature(lsp.TEXT_DOCUMENT_CODE_ACTION, lsp.CodeActionOptions(
-        code_action_kinds=[lsp.CodeActionKind.QuickFix]))(code_actions.code_action)
-    ls.feature(lsp.TEXT_DOCUMENT_CODE_LENS)(code_lens.code_lens)
+        code_action_kinds=[lsp.CodeActionKind.QuickFix]))(off_loop(code_actions.code_action))
+    ls.feature(lsp.TEXT_DOCUMENT_CODE_LENS)(off_loop(code_lens.code_lens))
     ls.command(code_lens.RUN_TESTS)(code_lens.run_tests)
-    ls.feature(lsp.TEXT_DOCUMENT_FORMATTING)(formatting.formatting)
+    ls.feature(lsp.TEXT_DOCUMENT_FORMATTING)(off_loop(formatting.formatting))
     return ls
 
 
+class _OneLine(logging.Formatter):
+    """One line per record on stderr. An error the client is answered with (a refused rename,
+    invalid params) is not a crash of the server: a warning, without traceback. A defect keeps
+    its traceback, for the bug report."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        if record.exc_info and isinstance(record.exc_info[1], JsonRpcException):
+            exc = record.exc_info[1]
+            record = logging.makeLogRecord({
+                **record.__dict__, "exc_info": None, "exc_text": None, "args": (),
+                "msg": f"{record.getMessage()}: {exc}",
+                "levelno": logging.WARNING, "levelname": "WARNING"})
+        return super().format(record)
+
+
 def main() -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_OneLine("agp lsp: %(levelname)s: %(message)s"))
+    logging.basicConfig(level=logging.WARNING, handlers=[handler])
     build().start_io()
+    # The client said `exit`. A check may still be running on a worker thread (a huge file): its
+    # result has no one to go to, and waiting for it would keep the process alive for seconds.
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # already closed by pygls on `exit`
+            pass
+    os._exit(0)

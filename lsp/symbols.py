@@ -5,7 +5,6 @@ from __future__ import annotations
 from lsprotocol import types as lsp
 
 from agp.lsp.context import AgpServer
-from agp.lsp.project import path_to_uri
 from agp.syntax import ast
 
 S = lsp.SymbolKind
@@ -61,9 +60,7 @@ def document_symbol(ls: AgpServer, params: lsp.DocumentSymbolParams) -> list[lsp
 def workspace_symbol(ls: AgpServer, params: lsp.WorkspaceSymbolParams) -> list[lsp.WorkspaceSymbol]:
     query = params.query.lower()
     seen, out = set(), []
-    uris = list(ls.workspace.text_documents)
-    for folder in ls.project.folders:  # one file stands for its folder's whole set
-        uris += [path_to_uri(p) for p in sorted(folder.rglob("*.agp"))[:1]]
+    uris = list(ls.open_docs()) + ls.project.sets()  # one file stands for its whole set
     for uri in uris:
         analysis = ls.analysis(uri)
         for (kind, name), decls in analysis.index.declarations.items():

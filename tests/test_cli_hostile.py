@@ -45,11 +45,16 @@ def _invocations(tmp_path):
             yield ["fmt", "--check", agp_file]
         if "compile" in main.commands:
             yield ["compile", "-p", agp_file]
+            yield ["compile", "--check-bundle", agp_file]
+            yield ["compile", "--check-bundle", agp_file, "-p", good]
+        yield ["init", agp_file]  # a file where a directory should be
     yield ["eval", "-p", str(tmp_path / "missing"), str(tmp_path / "missing.json")]
     yield ["check"]
     yield ["eval"]
     yield ["nonsense-command"]
     yield ["check", "--no-such-option", good]
+    yield ["init", str(tmp_path / "starter")]
+    yield ["init", str(tmp_path / "starter")]  # again: refuses to overwrite
 
 
 def test_no_command_raises(tmp_path):

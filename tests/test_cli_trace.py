@@ -76,9 +76,10 @@ def test_missing_trace_and_bad_policy(here):
     assert "Traceback" not in r.output
     (here / "bad.agp").write_text("permit x when nope\n")
     r = run("test", "-p", "bad.agp", "support.trace.jsonl")
-    assert r.exit_code == 1 and "error[unknown-name]" in r.output
+    # A policy set that does not load is bad input of `agp test` (2), not a failed test (1).
+    assert r.exit_code == 2 and "error[unknown-name]" in r.output
     r = run("test", "-p", "spec")
-    assert r.exit_code == 2  # usage: no trace given
+    assert r.exit_code == 1 and "no traces given: nothing was tested" in r.output
 
 
 def test_directory_of_traces(here):
@@ -186,7 +187,9 @@ def test_replay_table(here, snapshot):
 def test_replay_bad_input(here):
     (here / "bad.jsonl").write_text('{"ts": "x", "event": "call"}\n')
     r = run("replay", "-p", "spec", "bad.jsonl")
-    assert r.exit_code == 2 and r.output.startswith("bad.jsonl:1: error: invalid `call` event")
+    assert r.exit_code == 2
+    assert r.output.startswith("bad.jsonl:1: missing `agent`, `tool`; a `call` event needs ts, "
+                               "agent and tool; ts: expected an RFC 3339 timestamp")
     assert run("replay", "-p", "spec", "none.jsonl").exit_code == 2
 
 

@@ -7,7 +7,9 @@ what pydantic rejects, so the fast path is taken for every valid JSON request.
 
 from __future__ import annotations
 
+import math
 from datetime import datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -15,18 +17,35 @@ from hypothesis import strategies as st
 from agp.compile.request import fast_request
 from agp.model import RequestError, parse_request
 
+# The bounds of docs/limits.md, "Values", on both sides of each edge.
+EDGE_NUMBERS = [math.nan, math.inf, -math.inf, -0.0, 1.7976931348623157e308, 10**400,
+                2**1024 - 2**970 - 1, 2**1024 - 2**970, -(2**1024 - 2**970), 2**53 + 1]
+PARIS = ZoneInfo("Europe/Paris")
 json_scalar = st.one_of(st.none(), st.booleans(), st.integers(-5, 5), st.floats(-2, 2),
-                        st.sampled_from(["", "a", "read", "pii"]))
+                        st.sampled_from(["", "a", "read", "pii"]), st.sampled_from(EDGE_NUMBERS),
+                        st.floats())
 json_value = st.recursive(json_scalar, lambda inner: st.one_of(
     st.lists(inner, max_size=3), st.dictionaries(st.sampled_from(["a", "b", "x"]), inner,
                                                  max_size=3)), max_leaves=6)
 free_object = st.dictionaries(st.sampled_from(["role", "amount", "host", "external", "k"]),
                               json_value, max_size=3)
-timestamps = st.sampled_from(["2026-11-28T10:00:00Z", "2026-11-28T10:00:00.123456789+02:00",
-                              "2026-11-28 10:00:00z", "2026-02-30T10:00:00Z",
-                              "2026-11-28T10:00:00", "yesterday"])
-durations = st.one_of(st.sampled_from(["5m", "1h30m", "10min", "", "0s"]),
-                      st.integers(-3, 100), st.floats(allow_nan=True), st.booleans())
+timestamps = st.one_of(
+    st.sampled_from(["2026-11-28T10:00:00Z", "2026-11-28T10:00:00.123456789+02:00",
+                     "2026-11-28 10:00:00z", "2026-02-30T10:00:00Z", "2026-11-28T10:00:00",
+                     "yesterday", "1900-01-01T00:00:00Z", "1899-12-31T23:59:59Z",
+                     "8999-12-31T23:59:59.999999Z", "9000-01-01T00:00:00Z",
+                     "9000-01-01T00:30:00+01:00", "0001-01-01T00:30:00+01:00",
+                     "9999-12-31T23:59:59-01:00"]),
+    st.sampled_from([datetime(2026, 10, 25, 2, 30, fold=1, tzinfo=PARIS),
+                     datetime(2026, 1, 1, tzinfo=timezone.utc), datetime(2026, 1, 1),
+                     datetime(9999, 12, 31, 23, tzinfo=timezone(timedelta(hours=-2)))]))
+durations = st.one_of(st.sampled_from(["5m", "1h30m", "10min", "", "0s", "36500d", "36501d",
+                                       "999999999d"]),
+                      st.integers(-3, 100), st.floats(allow_nan=True), st.booleans(),
+                      st.sampled_from([36_500 * 86400, 36_500 * 86400 + 1, 1e20, 10**400,
+                                       timedelta(days=36_501), timedelta(seconds=-1),
+                                       timedelta(minutes=5)]),
+                      st.sampled_from(EDGE_NUMBERS))
 strings = st.lists(st.sampled_from(["read", "pii", "egress", ""]), max_size=3)
 
 
@@ -63,7 +82,7 @@ def scope(draw):
 @st.composite
 def hop(draw):
     valid = {"principal": draw(st.sampled_from(["user:alice", "spiffe://x/bot", ""])),
-             "kind": draw(st.sampled_from(["human", "agent", ""]))}
+             "kind": draw(st.sampled_from(["human", "agent", "service", "", "Agent", "agent "]))}
     if draw(st.booleans()):
         valid["at"] = draw(st.one_of(st.none(), timestamps))
     if draw(st.booleans()):
@@ -88,7 +107,8 @@ def requests(draw):
     if draw(st.booleans()):
         agent["attrs"] = draw(free_object)
     valid = {"agent": draw(_near(agent, json_value)),
-             "tool": draw(st.sampled_from(["crm.lookup", "payments.refund", ""]))}
+             "tool": draw(st.sampled_from(["crm.lookup", "payments.refund", "", "a b", "a\tb",
+                                           "x\x00", "a\u200bb", "a\xa0b", "é.ü"]))}
     optional = {
         "task": st.one_of(st.none(), task()), "chain": st.lists(hop(), max_size=3),
         "intent": strings, "args": free_object, "data": strings,
@@ -146,10 +166,25 @@ def test_fast_path_is_exactly_as_strict_as_pydantic(value):
         assert model is not None, "the fast path accepted a request pydantic rejects"
         assert same(fast, model)
     elif model is not None:
-        # Declining is allowed only for input that is not plain JSON (a datetime object here),
-        # or not small (then pydantic applies agp.limits, which the fast path does not walk).
-        assert isinstance(value.get("now"), datetime) or not _small(value), (
+        # Declining is allowed only for input that is not plain JSON (a datetime or timedelta
+        # object), or not small (then pydantic applies agp.limits, which the fast path does not
+        # walk).
+        assert not _plain(value) or not _small(value), (
             "the fast path declined a valid small request")
+
+
+def _plain(value) -> bool:
+    """Only what JSON can say (no datetime or timedelta objects, and no tuples)."""
+    stack = [value]
+    while stack:
+        v = stack.pop()
+        if isinstance(v, (datetime, timedelta, tuple)):
+            return False
+        if isinstance(v, list):
+            stack.extend(v)
+        elif isinstance(v, dict):
+            stack.extend(v.values())
+    return True
 
 
 def _small(value) -> bool:
@@ -214,3 +249,31 @@ def test_fast_path_declines_what_pydantic_refuses():
                 {"agent": {"id": "a"}, "tool": "t", "now": "2026-11-28T10:00:00"}):
         assert fast_request(bad) is None
         assert _pydantic(bad) is None
+
+
+def test_fast_path_declines_values_outside_the_bounds():
+    base = {"agent": {"id": "a"}, "tool": "t"}
+    for bad in ({**base, "args": {"amount": math.nan}}, {**base, "context": {"x": math.inf}},
+                {**base, "target": {"x": -math.inf}}, {**base, "args": {"x": 10**400}},
+                {**base, "args": {"x": 2**1024 - 2**970}},
+                {**base, "agent": {"id": "a", "attrs": {"x": math.nan}}},
+                {**base, "task": {"kind": "k", "params": {"x": math.nan}}},
+                {**base, "tool": "a b"}, {**base, "tool": ""},
+                {**base, "chain": [{"principal": "p", "kind": "Agent"}]},
+                {**base, "now": "9000-01-01T00:00:00Z"},
+                {**base, "now": "0001-01-01T00:30:00+01:00"},
+                {**base, "chain": [{"principal": "p", "kind": "agent", "scope": {"ttl": 1e20}}]},
+                {**base, "chain": [{"principal": "p", "kind": "agent",
+                                    "scope": {"ttl": "36501d"}}]}):
+        assert fast_request(bad) is None, bad
+        assert _pydantic(bad) is None, bad
+
+
+def test_fast_path_converts_times_to_utc_as_pydantic_does():
+    value = {"agent": {"id": "a"}, "tool": "t", "now": "2026-11-28T11:00:00+01:00",
+             "chain": [{"principal": "a", "kind": "service",
+                        "at": datetime(2026, 11, 28, 10, 30, tzinfo=PARIS)}]}
+    fast = fast_request(value)
+    assert fast is not None and same(fast, parse_request(value))
+    assert fast.now == datetime(2026, 11, 28, 10, tzinfo=timezone.utc)
+    assert fast.now.tzinfo is fast.chain[0].at.tzinfo is timezone.utc

@@ -9,6 +9,8 @@ from agp.diagnostics import render_all
 from agp.loader import check_sources
 from agp.source import Source
 
+DURATION_SYNTAX = "a duration is integer-and-unit pairs d, h, m, s in that order, without spaces"
+
 HEADER = """import std.intents
 dataclass public
 dataclass pii > public
@@ -56,6 +58,33 @@ CASES = {
     "cycle": ("dataclass a > b\ndataclass b > a\n", "cycle", "a", None),
     "matches-non-string": ("permit r when chain.depth matches \"1*\"\n", "type-mismatch",
                            "chain.depth", None),
+    # Mistakes that say how to fix them (issue 16, item 20).
+    "duration-with-a-unit-word": ("task t2 { ttl 30 minutes }\n", "syntax", "30 minutes",
+                                  f"write `30m`: {DURATION_SYNTAX}"),
+    "duration-with-a-space": ("task t2 { ttl 1h 30m }\n", "syntax", "1h 30m",
+                              f"write `1h30m`: {DURATION_SYNTAX}"),
+    "duration-in-a-condition": ("forbid f when task.age > 2 hours\n", "syntax", "2 hours",
+                                f"write `2h`: {DURATION_SYNTAX}"),
+    "misspelt-clause": ('permit r on crm.lookup wehn args.customer == "c"\n', "syntax", "wehn",
+                        "did you mean `when`?"),
+    "allow-for-permit": ("allow r on crm.lookup\n", "syntax", "allow", "did you mean `permit`?"),
+    "deny-for-forbid": ("deny r on crm.lookup\n", "syntax", "deny", "did you mean `forbid`?"),
+    "single-quotes": ("permit r on crm.lookup when args.customer == 'c-1'\n", "syntax", "'c-1'",
+                      'write `"c-1"`'),
+    "unterminated-single-quote": ("permit r on crm.lookup when args.customer == 'c-1\n",
+                                  "syntax", "'", 'strings are written in double quotes: `"..."`'),
+    "ampersands": ("forbid f when chain.depth > 2 && target.external\n", "syntax", "&&",
+                   "write `and`"),
+    "bars": ("forbid f when chain.depth > 2 || target.external\n", "syntax", "||", "write `or`"),
+    "exclamation-mark": ("forbid f when !target.external\n", "syntax", "!", "write `not`"),
+    "single-equals": ('forbid f when tool = "x"\n', "syntax", "=", "write `==`"),
+    "missing-closing-brace": ("task t2 {\n  tools crm.*\npermit r on crm.lookup in t2\n",
+                              "syntax", "", "close the `{` of line 7 with `}`"),
+    "duration-out-of-range": ("permit r on crm.lookup ttl 36501d\n", "out-of-range", "36501d",
+                              "durations are at most 36500d (about 100 years) either way"),
+    "constant-out-of-range": ("forbid f when task.age > 30000d + 30000d\n", "out-of-range",
+                              "30000d + 30000d",
+                              "durations are at most 36500d (about 100 years) either way"),
 }
 
 
@@ -117,3 +146,74 @@ def test_pattern_matched_by_a_declaration_is_fine():
     # `crm.*` matches no declaration name literally but is matched by `crm.lookup`'s family.
     text = "tool crm.lookup { }\ntool http.* { }\npermit a on crm.*\npermit b on http.get\n"
     assert diagnose(text) == []
+
+
+# ---- one mistake, one error (issue 16, item 20) -------------------------------------------------
+
+
+def test_a_missing_brace_does_not_hide_what_the_item_declares():
+    text = ("task t2 {\n  tools crm.*\npermit r on crm.lookup in t2 when task is t2\n"
+            "tool x.y { intent read  data piii\npermit s on x.y\n")
+    found = [(d.code, d.span.text) for d in diagnose(HEADER + text)]
+    # The tool with its block closed is still checked (`piii`); nothing else is reported.
+    assert sorted(found) == [("syntax", ""), ("syntax", ""), ("unknown-class", "piii")]
+
+
+def test_an_item_that_does_not_parse_hides_no_names():
+    text = ("task t2 { tools crm.*  ttl 30 minutes }\ndataclass secret > \n"
+            "intent mail, chat,\nagent helper spiffe\ntool \"mcp/send\" { intent mail\n"
+            "  args { to string } }\n"
+            "permit r on \"mcp/send\" in t2 by helper when task is t2 and agent is helper\n"
+            "forbid f on intent chat when data >= secret and chat in intent\n")
+    found = sorted((d.code, d.span.line) for d in diagnose(HEADER + text))
+    assert found == [("syntax", 7), ("syntax", 8), ("syntax", 9), ("syntax", 10), ("syntax", 12)]
+
+
+def test_words_after_a_complete_item_keep_the_item():
+    from agp.syntax import parse
+
+    # `allow r` is read as the end of the task `ticket` before it: the task is kept whole.
+    text = HEADER + "allow r\n"
+    assert [(d.code, d.span.text) for d in diagnose(text)] == [("syntax", "allow")]
+    kept = parse(Source("p.agp", text)).items
+    assert [type(i).__name__ for i in kept][-1] == "TaskDecl" and kept[-1].tools is not None
+
+
+def test_an_operator_of_another_language_is_read_as_meant():
+    # After the error, the rest of the condition is still checked, with the operator fixed.
+    found = [(d.code, d.span.text) for d in diagnose(HEADER + "forbid f when !chian.depth\n")]
+    assert found == [("syntax", "!"), ("unknown-name", "chian")]
+
+
+# ---- reserved words as field names (LANGUAGE.md §1) ---------------------------------------------
+
+FIELDS = """tool mail.send {
+  intent write
+  args { to: string, data: string, permit: bool, task?: string, in?: number }
+}
+task mailing { params { to: string, count: number, ttl: number }  tools mail.* }
+permit send on mail.send in mailing
+  when args.to == task.params.to and args.permit and task.params.count < 3
+   and not (args has in) and task.params.ttl > 0
+"""
+
+
+def test_reserved_words_are_field_names_in_schemas_and_after_a_dot(tmp_path):
+    import agp
+
+    assert diagnose(HEADER + FIELDS) == []
+    (tmp_path / "p.agp").write_text(HEADER + FIELDS)
+    request = {
+        "agent": {"id": "spiffe://acme/bot"}, "tool": "mail.send", "now": "2026-01-01T10:00:00Z",
+        "args": {"to": "a@x", "data": "d", "permit": True},
+        "task": {"kind": "mailing", "id": "m1", "params": {"to": "a@x", "count": 1, "ttl": 5}},
+    }
+    for compiled in (True, False):
+        decision = agp.load(str(tmp_path / "p.agp"), compiled=compiled).decide(request)
+        assert (decision.decision, decision.rules) == ("allow", ["send"])
+
+
+def test_a_field_named_like_a_keyword_is_formatted_back_the_same():
+    from agp.syntax.format import format_text
+
+    assert format_text(HEADER + FIELDS) == format_text(format_text(HEADER + FIELDS))

@@ -9,6 +9,7 @@ go through both as well.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 
@@ -17,7 +18,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 import agp
-from agp import interp
+from agp import budget, interp
 from agp.compile import compile_policy, evaluator
 from agp.loader import check_sources
 from agp.source import Source
@@ -47,7 +48,16 @@ def boolean(depth: int) -> st.SearchStrategy:
                          '"i1" in intent', "c1 in data", "target.external", "context.flag",
                          "args.s matches \"a*\"", 'args.s in ["a", "ab", "b"]',
                          "args.n in [1, 2.5, -3]", "c0 <= c2", "task.age > 10m",
-                         "args.d < 1h", "is_ip(target.host)"]),
+                         "args.d < 1h", "is_ip(target.host)",
+                         # issue 16: the list functions, host canonicalisation, a pattern from
+                         # the request, and (inside a quantifier's body, where `args.n` becomes
+                         # the item) a nested quantifier
+                         'subset(args.l, [1, 2.5, "a"])', "intersects(args.l, [3, [1]])",
+                         "args.l == [1, 2.5]", "args.n in args.l",
+                         'canonical_host(target.host) == "169.254.169.254"',
+                         'host_within(target.host, "EXAMPLE.")', "is_private_ip(target.host)",
+                         'ip_in_cidr(target.host, "10.0.0.0/8")', "args.s matches task.params.p",
+                         "any(y in args.l: y == args.n)", "all(y in args.l: args.s in args.l)"]),
         st.builds(lambda op, c, flip: f"{c} {op} data" if flip else f"data {op} {c}",
                   st.sampled_from(["<=", "<", ">=", ">"]), st.sampled_from(CLASSES),
                   st.booleans()),
@@ -173,7 +183,8 @@ def request_values(draw) -> dict:
            "now": draw(st.sampled_from([T0, "2026-11-28T10:45:00Z", "2026-11-29T03:00:00Z"]))}
     args = {}
     for key, values in (("n", [1, 2.5, -3, "1", True, 100]), ("s", ["a", "ab", "b", 7, ""]),
-                        ("d", ["5m", 30, "2h", "bad", -1]), ("l", [[1, 2.5], [], "x", [3]])):
+                        ("d", ["5m", 30, "2h", "bad", -1]), ("l", [[1, 2.5], [], "x", [3], [1, "a", [1], 2.5, True], list(range(15)),
+                               [[1.0], [1], "ab" * 20]])):
         if maybe(st.booleans()):
             args[key] = draw(st.sampled_from(values))
     req["args"] = args
@@ -184,13 +195,15 @@ def request_values(draw) -> dict:
     if maybe(st.booleans()):
         req["target"] = draw(st.sampled_from([{}, {"host": "10.0.0.1", "external": False},
                                               {"host": "a.example", "external": True},
+                                              {"host": "[::ffff:a9fe:a9fe]:80"},
+                                              {"host": "2852039166"}, {"host": "A.EXAMPLE."},
                                               {"external": 1}]))
     if maybe(st.booleans()):
         req["context"] = {"flag": draw(st.sampled_from([True, False, 1]))}
     if maybe(st.integers(0, 3)) > 0:
         task = {"kind": draw(st.sampled_from(["k0", "k1", "kx"])), "id": "t-1"}
         if maybe(st.booleans()):
-            task["params"] = {"p": draw(st.sampled_from(["a", "ab", 2]))}
+            task["params"] = {"p": draw(st.sampled_from(["a", "ab", 2, "a*", "?b*", "*a?b*"]))}
         if maybe(st.integers(0, 3)) > 0:
             task["started_at"] = draw(st.sampled_from([T0, "2026-11-28T09:00:00Z"]))
         req["task"] = task
@@ -232,6 +245,47 @@ def test_compiled_agrees_with_reference_on_generated_policies(text, requests, en
         # A validated Request takes the other entry of the compiled evaluator.
         if "request.invalid" not in want.rules:
             assert compiled.decide(agp.Request.model_validate(req), task_ended=ended) == want
+
+
+@contextlib.contextmanager
+def small_budget(steps: int | None, chunk: int | None):
+    """Run out of the evaluation budget with small requests: each step of agp.budget's cost model
+    is then exercised, and both evaluators must spend exactly the same."""
+    saved = budget.MAX_EVAL_STEPS, budget.STRING_CHUNK
+    budget.MAX_EVAL_STEPS = steps or saved[0]
+    budget.STRING_CHUNK = chunk or saved[1]
+    try:
+        yield
+    finally:
+        budget.MAX_EVAL_STEPS, budget.STRING_CHUNK = saved
+
+
+@st.composite
+def quantified_policies(draw) -> str:
+    """Rules on t0 whose conditions are quantifiers over `args.l`, nested ones included."""
+    parts = [HEADER, "task k0 { params { p: string } }", "task k1 { }"]
+    for i in range(draw(st.integers(1, 4))):
+        body = draw(boolean(2)).replace("args.n", "x")
+        effect = draw(st.sampled_from(["permit", "forbid", "ask"]))
+        q = draw(st.sampled_from(["any", "all"]))
+        parts.append(f"{effect} r{i} on t0 when {q}(x in args.l: {body})")
+    return "\n".join(parts) + "\n"
+
+
+@SETTINGS
+@given(quantified_policies(),
+       st.lists(request_values().map(lambda r: {**r, "tool": "t0",
+                                                "args": {"l": list(range(12)), **r["args"]}}),
+                min_size=1, max_size=4),
+       st.sampled_from([(30, 2), (150, 3), (600, 1), (None, 4)]))
+def test_compiled_agrees_with_reference_on_a_small_budget(text, requests, limits):
+    with small_budget(*limits):
+        policy, diagnostics = check_text(text)
+        assume(policy is not None)
+        reference, compiled = both(policy)
+        for req in requests:
+            want = reference.decide(req)
+            assert compiled.decide(req) == want, f"\n{text}\nrequest: {json.dumps(req)}"
 
 
 def test_generated_policies_mostly_check():
@@ -311,3 +365,50 @@ def test_reference_is_interp():
     ref = agp.Engine(policy, compiled=False)
     assert ref.decide({"agent": {"id": "a"}, "tool": "t0"}) == interp.decide(
         policy, {"agent": {"id": "a"}, "tool": "t0"})
+
+
+# ---- tool names matching several globs (issue 16, items 10 and 13) -------------------------------
+
+GLOB = st.text("ab.*?", min_size=1, max_size=5)
+
+
+@st.composite
+def glob_policies(draw) -> str:
+    """Tool declarations and rules over overlapping globs (prefix, suffix, both, neither, `?`),
+    exact names among them: the decision tree files globs by their literal ends."""
+    parts = ["intent i0, i1", "dataclass c0", "dataclass c1 > c0", "task k0 { }",
+             "tool t0 { intent i0  args { n: number } }"]
+    for p in draw(st.lists(GLOB, max_size=6, unique=True)):
+        intents = draw(st.sampled_from(["intent i0", "intent i1", "intent i0, i1", ""]))
+        data = draw(st.sampled_from(["", "data c0", "data c1"]))
+        parts.append(f'tool "{p}" {{ {intents} {data} }}')
+    for k in range(draw(st.integers(1, 6))):
+        on = draw(st.lists(st.one_of(GLOB.map(lambda p: f'"{p}"'),
+                                     st.sampled_from(["intent i0", "intent i1", "t0"])),
+                           min_size=1, max_size=3, unique=True))
+        words = [draw(st.sampled_from(["permit", "forbid", "ask"])), f"r{k}",
+                 "on " + ", ".join(on)]
+        if draw(st.booleans()):
+            words.append("in k0")
+        if draw(st.booleans()):
+            words.append(f"when args.n > {k} or data >= c1")
+        parts.append(" ".join(words))
+    return "\n".join(parts) + "\n"
+
+
+@settings(max_examples=150, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+@given(glob_policies(), st.lists(st.tuples(st.text("ab.", max_size=6), st.booleans(),
+                                           st.sampled_from([None, ["i0"], ["i1"]])),
+                                 min_size=1, max_size=12))
+def test_names_matching_several_globs_agree(text, calls):
+    policy, _ = check_text(text)
+    assume(policy is not None)
+    reference, compiled = both(policy)
+    for tool, in_task, intent in calls:
+        req = {"agent": {"id": "a"}, "tool": tool, "args": {"n": 2}, "now": T0}
+        if in_task:
+            req["task"] = {"kind": "k0", "id": "t", "started_at": T0}
+        if intent is not None:
+            req["intent"] = intent
+        assert compiled.decide(req) == reference.decide(req), f"\n{text}\nrequest: {req}"

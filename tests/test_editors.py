@@ -14,6 +14,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+import tomllib
 from contextlib import contextmanager
 from importlib.resources import files
 from pathlib import Path
@@ -102,6 +103,32 @@ def test_grammar_knows_exactly_the_checkers_builtin_functions():
     assert len(builtin_rules) == 1
     alternation = re.search(r"\(((?:\w+\|)+\w+)\)", builtin_rules[0]).group(1)
     assert set(alternation.split("|")) == set(BUILTINS)
+
+
+def _code_blocks(markdown: str, language: str) -> list[str]:
+    return re.findall(rf"^```{language}\n(.*?)^```", markdown, re.M | re.S)
+
+
+def test_documented_set_ups_let_the_server_find_the_policy_sets():
+    # The server finds each file's policy set inside whatever root the editor gives it
+    # (tests/lsp/test_sets.py drives it with a repository root holding two sets). The documented
+    # set-ups must give it a root that contains the sets (the repository, not a guess at the set)
+    # and let it hear of files changed on disk.
+    readme = (VSCODE.parent / "README.md").read_text(encoding="utf-8")
+    lua = _code_blocks(readme, "lua")
+    neovim = [block for block in lua if '"agp", "lsp"' in block]
+    assert len(neovim) == 2  # Neovim 0.11 (vim.lsp.config) and 0.10 (nvim-lspconfig)
+    assert 'vim.fs.root(file, ".git")' in neovim[0] and "root_dir = agp_root" in neovim[1]
+    for block in neovim:
+        assert "didChangeWatchedFiles = { dynamicRegistration = true }" in block
+        assert "root_markers" not in block
+    [helix] = [tomllib.loads(block) for block in _code_blocks(readme, "toml")]
+    [language] = helix["language"]
+    assert language["roots"] == [".git"] and language["language-servers"] == ["agp"]
+    # VS Code: the workspace folder is the root; the server registers the file watcher itself,
+    # and a watcher of the extension's own would report every change twice.
+    js = (VSCODE / "extension.js").read_text(encoding="utf-8").splitlines()
+    assert not [line for line in js if "synchronize" in line and not line.strip().startswith("//")]
 
 
 # ---- through npm: vscode-tmgrammar-test and node's test runner -----------------------------------

@@ -38,11 +38,21 @@ def test_stdlib_module_checks_without_warnings(tmp_path, module):
     assert [d.headline() for d in diagnostics] == []
 
 
+AGENTDOJO_DATA = EXAMPLES / "agentdojo" / "data"  # AgentDojo's user side, vendored (MIT)
+
+
+def test_agentdojo_data_is_vendored_with_its_licence():
+    # The repository carries the benchmark data itself, so the test below always runs.
+    for suite in ("banking", "slack", "travel", "workspace"):
+        for part in ("tools.json", "tasks.jsonl", "calls.jsonl", "environment.json"):
+            assert (AGENTDOJO_DATA / f"{suite}.{part}").is_file(), f"{suite}.{part}"
+    licence = (AGENTDOJO_DATA / "LICENSE").read_text(encoding="utf-8")
+    assert "MIT License" in licence and "Copyright (c) 2024 Edoardo Debenedetti" in licence
+
+
 def test_agentdojo_traces_are_generated_from_the_benchmark_and_attacks_fail():
-    data = ROOT.parent / "shared" / "agentdojo"
-    if not data.is_dir():
-        pytest.skip("no shared/agentdojo beside the checkout")
+    # No --data: the script's default must be the vendored copy.
     result = subprocess.run([sys.executable, str(ROOT / "bench" / "agentdojo.py"), "--check",
-                             "--attacks", "--data", str(data)], capture_output=True, text=True)
+                             "--attacks"], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     assert "attacks succeeding in any instance: 0" in result.stdout

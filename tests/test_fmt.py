@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -15,8 +16,28 @@ from agp.syntax.format import FormatError, format_text, shape
 
 ROOT = Path(__file__).parent.parent
 SPEC = Path(__file__).parent / "data" / "spec"
-POLICIES = sorted(p for p in (ROOT / "examples").rglob("*.agp")) + sorted(
-    (ROOT / "stdlib").glob("*.agp")) + sorted(SPEC.glob("*.agp"))
+# The TextMate grammar's scope tests: their `#` lines point at columns of the line above, and
+# some are unfinished on purpose (they test highlighting while typing). Not policies.
+NOT_POLICIES = frozenset(
+    p.relative_to(ROOT) for p in (ROOT / "editors" / "vscode" / "tests").glob("*.test.agp"))
+
+
+def _repository_files(suffix: str) -> list[Path]:
+    """Every file of the repository with this suffix, outside dependencies and tool folders."""
+    found = []
+    for path in ROOT.rglob(f"*{suffix}"):
+        parts = path.relative_to(ROOT).parts
+        if not any(p.startswith(".") or p in ("node_modules", "build", "dist") or
+                   p.endswith(".egg-info") for p in parts[:-1]):
+            found.append(path)
+    return sorted(found)
+
+
+POLICIES = [p for p in _repository_files(".agp") if p.relative_to(ROOT) not in NOT_POLICIES]
+FENCE = re.compile(r"^```agp[ \t]*\n(.*?)^```", re.S | re.M)
+# Every agp code block of the documentation: (file, line of its fence, text).
+DOC_POLICIES = [(md, md.read_text(encoding="utf-8")[: m.start()].count("\n") + 1, m.group(1))
+                for md in _repository_files(".md") for m in FENCE.finditer(md.read_text("utf-8"))]
 
 MESSY = '''# header comment
 
@@ -44,6 +65,33 @@ def test_spec_examples_are_already_canonical():
     for path in SPEC.glob("*.agp"):
         text = path.read_text()
         assert format_text(text) == text, path
+
+
+# One canonical form (issue 16, item 16): every policy of the repository, files and documentation
+# alike, is what `agp fmt` makes of it. A new policy that is not is a failure here: run
+# `agp fmt` on it (a documentation example that must not be canonical is fenced as `text`).
+
+
+def test_every_policy_is_found():
+    names = {str(p.relative_to(ROOT)) for p in POLICIES}
+    assert {"stdlib/intents.agp", "tests/data/spec/rules.agp",
+            "examples/policies/agentdojo/banking/policy.agp"} <= names
+    assert {str(md.relative_to(ROOT)) for md, _, _ in DOC_POLICIES} >= {"README.md",
+                                                                       "docs/tutorial.md"}
+
+
+@pytest.mark.parametrize("path", POLICIES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_every_policy_file_is_canonical(path):
+    text = path.read_text(encoding="utf-8")
+    assert format_text(text, str(path)) == text, f"run `agp fmt {path.relative_to(ROOT)}`"
+
+
+@pytest.mark.parametrize("block", DOC_POLICIES,
+                         ids=lambda b: f"{b[0].relative_to(ROOT)}:{b[1]}")
+def test_every_policy_in_the_documentation_is_canonical(block):
+    md, line, text = block
+    assert format_text(text, f"{md}:{line}") == text, \
+        f"the agp block at {md.relative_to(ROOT)}:{line} is not what `agp fmt` makes of it"
 
 
 def test_messy_file(snapshot):
@@ -78,6 +126,44 @@ def test_long_lines_are_broken_and_operands_aligned():
     assert all(len(line) <= 100 for line in lines)
     assert lines[1].startswith("  when (args.field_0 == 0")
     assert lines[-1] == "    or args.z"
+
+
+def test_nested_chains_stand_under_their_parenthesis():
+    # Right-aligned at the top of the condition; under the first operand inside parentheses, so
+    # that an inner `and` never lines up with the `or` around it.
+    text = ('forbid f when target has host and (lower(target.host) in ["metadata.google.internal",'
+            ' "metadata"] or (startswith(target.host, "169.254.") and (endswith(target.host, ".1")'
+            ' or endswith(target.host, ".254") or endswith(target.host, ".253"))))\n')
+    assert format_text(text) == """forbid f
+  when target has host
+   and (lower(target.host) in ["metadata.google.internal", "metadata"]
+        or (startswith(target.host, "169.254.")
+            and (endswith(target.host, ".1")
+                 or endswith(target.host, ".254")
+                 or endswith(target.host, ".253"))))
+"""
+
+
+def test_long_quantifiers_and_lists_are_broken():
+    items = ", ".join(f'"host{i}.example.com"' for i in range(8))
+    text = (f"permit q when any(b in task.params.bookings: b.place == args.hotel and b.start == "
+            f"args.start_day and b.end == args.end_day) and args.host in [{items}]\n")
+    assert format_text(text) == """permit q
+  when any(b in task.params.bookings:
+           b.place == args.hotel and b.start == args.start_day and b.end == args.end_day)
+   and args.host in ["host0.example.com", "host1.example.com", "host2.example.com",
+                     "host3.example.com", "host4.example.com", "host5.example.com",
+                     "host6.example.com", "host7.example.com"]
+"""
+
+
+def test_a_comment_after_a_comment_line_inside_a_rule_is_kept():
+    # Found by test_fmt_props: `# note` used to be attached to the line that only carries
+    # `# between`, which is not printed.
+    text = "permit r0 unless args.n\n  # between\n  and args.n  # note\n"
+    out = format_text(text)
+    assert out == "permit r0\n  unless args.n and args.n  # note\n# between\n"
+    assert format_text(out) == out
 
 
 def test_syntax_error_is_refused():

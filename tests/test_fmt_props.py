@@ -21,10 +21,12 @@ task job { tools t.* intents read, payment ttl 10m delegate { depth <= 2 } }
 defaults { ttl 5m max_ttl 1h }
 """
 
-ws = st.sampled_from([" ", "  ", "\n  ", " \n", "\t"])
+ws = st.sampled_from([" ", "  ", "\n  ", " \n", "\t", "\n  # between\n  "])
+LONG_LIST = "[" + ", ".join(f'"item number {i}"' for i in range(12)) + "]"
 atoms = st.sampled_from(["args.n", "args.s", "1", "2.5", "-3", '"a"', '"b"', "true", "false",
                          "tool", "chain.depth", "5m", "task.age", "lower(args.s)", "[1, 2]",
-                         "data", "pii", "public", "len(args.s)"])
+                         "data", "pii", "public", "len(args.s)", LONG_LIST,
+                         '"a string long enough to make the line it is on longer than the width"'])
 
 
 def exprs():
@@ -38,6 +40,7 @@ def exprs():
             inner.map(lambda e: f"({e})"),
             inner.map(lambda e: f"-({e})"),
             inner.map(lambda e: f"any(x in [1, 2, 3]: x == ({e}))"),
+            inner.map(lambda e: f"all(x in {LONG_LIST}: ({e}) or x in {LONG_LIST})"),
             st.sampled_from(["args has n", "task is job", "agent is bot", '"q" matches "q*"']),
         )
     return st.recursive(atoms, extend, max_leaves=6)

@@ -11,23 +11,27 @@ import agp
 from agp.model import RequestError, parse_request
 
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8)
+    | st.sampled_from([10**400, -(10**309), float("nan"), float("-inf")]),
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner,
                                                                   max_size=3),
     max_leaves=12,
 )
 timestamps = st.sampled_from(["2026-11-28T10:02:00Z", "2026-11-28T10:00:00+01:00", "2026-11-28",
-                              "yesterday", "2026-02-30T00:00:00Z", "9999-12-31T23:59:59Z", 5])
+                              "yesterday", "2026-02-30T00:00:00Z", "9999-12-31T23:59:59Z", 5,
+                              "2026-11-28T10:05:00Z", "0001-01-01T00:30:00+01:00",
+                              "1899-12-31T23:59:59Z", "8999-12-31T23:59:59Z"])
 hops = st.fixed_dictionaries(
     {"principal": st.sampled_from(["user:alice", "spiffe://acme.com/agents/support-bot",
                                    "spiffe://acme.com/agents/billing/eu-1", ""]),
-     "kind": st.sampled_from(["human", "agent", ""])},
+     "kind": st.sampled_from(["human", "agent", "service", "", "Agent", "bot"])},
     optional={"at": timestamps,
               "scope": st.fixed_dictionaries({}, optional={
                   "tools": st.lists(st.sampled_from(["payments.*", "crm.lookup", "*"]), max_size=2),
                   "intents": st.lists(st.sampled_from(["read", "payment", "nope"]), max_size=2),
                   "data": st.sampled_from(["pii", "public", "nope"]),
-                  "ttl": st.sampled_from(["5m", 30, -1, "10min", "1h30m"])}),
+                  "ttl": st.sampled_from(["5m", 30, -1, "10min", "1h30m", 1e20, 1e308,
+                                          "999999999d", 10**400])}),
               "extra": json_values})
 requests = st.fixed_dictionaries(
     {},
@@ -39,7 +43,8 @@ requests = st.fixed_dictionaries(
                                       optional={"id": st.text(max_size=3), "params": json_values,
                                                 "started_at": timestamps}),
         "chain": st.lists(hops, max_size=4),
-        "tool": st.sampled_from(["payments.refund", "crm.lookup", "http.get", "x", None]),
+        "tool": st.sampled_from(["payments.refund", "crm.lookup", "http.get", "x", None, "",
+                                 "payments.refund\n", "crm lookup"]),
         "intent": st.lists(st.sampled_from(["read", "egress", "payment", "unknown"]), max_size=3),
         "args": st.dictionaries(st.sampled_from(["amount", "customer", "note"]),
                                 st.integers(-5, 500) | st.text(max_size=4) | json_values,
@@ -81,6 +86,12 @@ def test_random_requests_never_raise_and_malformed_never_allow(engine, request):
     {"agent": {"id": "a"}, "tool": "t", "now": "2026-11-28T10:00:00"},  # no time zone
     {"agent": {"id": "a"}, "tool": "t", "chain": [{"principal": "a", "kind": "agent",
                                                     "scope": {"ttl": "99999999999d"}}]},
+    {"agent": {"id": "a"}, "tool": "t", "args": {"a": float("nan")}},
+    {"agent": {"id": "a"}, "tool": "t", "args": {"a": 10**400}},
+    {"agent": {"id": "a"}, "tool": "t", "chain": [{"principal": "a", "kind": "Agent"}]},
+    {"agent": {"id": "a"}, "tool": "t", "now": "2026-11-28T10:00:00Z",
+     "chain": [{"principal": "a", "kind": "agent", "at": "2026-11-28T10:00:01Z"}]},
+    {"agent": {"id": "a"}, "tool": "t", "now": "9999-12-31T23:59:59Z"},
 ])
 def test_hostile_values_are_denied(engine, request_value):
     decision = engine.decide(request_value)

@@ -9,7 +9,7 @@ PROBE = """
 import agp, sys
 d = agp.load(sys.argv[1], compiled=sys.argv[2] == "1").decide(
     {"agent": {"id": "u"}, "tool": "t", "data": ["b", "zz", "a"]})
-print(d.decision, d.errors[0].split(": ")[-1] if d.errors else "-")
+print(d.decision, d.errors[-1].split(": ")[-1] if d.errors else "-")  # the rule's own error
 """
 
 

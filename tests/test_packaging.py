@@ -39,7 +39,10 @@ def test_spec_copies_match_the_shared_spec():
         pytest.skip("no shared/ beside the checkout")
     language = (shared / "LANGUAGE.md").read_text()
     blocks = re.findall(r"```agp\n(.*?)```", language, re.S)
-    assert blocks == [(SPEC / "declarations.agp").read_text(), (SPEC / "rules.agp").read_text()]
+    assert blocks[:2] == [(SPEC / "declarations.agp").read_text(), (SPEC / "rules.agp").read_text()]
+    # §6's session examples need `task.history` and `count`/`sum`, which the sessions issue adds;
+    # until then the copy stays out of the policy set above, and this says exactly what is left.
+    assert len(blocks) == 3 and blocks[2].startswith("## No more than three refunds per task")
 
 
 def test_readme_opens_with_two_commands():

@@ -86,14 +86,16 @@ def test_every_problem_is_reported_and_the_rest_still_checked(spec, tmp_path):
     assert [line for line, _ in problems] == [5, 6, 7, 8, 9, 10]
     text = dict(problems)
     assert "invalid JSON" in text[5]
-    assert "unknown event 'teleport'" in text[6]
+    assert 'unknown event "teleport"' in text[6]
     assert "'t-9' was never started" in text[7]
     assert "earlier than the event before" in text[8]
-    assert "surprise: unknown field" in text[9]
+    assert "surprise: unknown field of a `call` event" in text[9]
     assert "JSON object" in text[10]
     last = outcomes[-1]
     assert (last.line, last.passed, last.decision.decision) == (11, True, "allow")
-    assert all(o.where == f"{trace}:{o.line}" for o in outcomes)
+    # `file:line`, and `file:line:col` where the column is known (a JSON syntax error).
+    assert [o.where for o in outcomes] == [
+        f"{trace}:{o.line}" + (":2" if o.line == 5 else "") for o in outcomes]
 
 
 def test_unreadable_trace_is_one_problem(spec, tmp_path):
@@ -237,3 +239,62 @@ def test_engine_tasks_if_available(spec):
     if make is None:
         pytest.skip("Engine.tasks() is not there yet")
     assert isinstance(make(), TaskRuntime)
+
+
+# ---- the API names what the caller wrote (issue 16, item 20) ----------------------------------
+
+
+def test_runtime_api_errors_name_the_arguments_as_given(spec):
+    tasks = TaskRuntime(spec)
+    ticket = {"id": "t-1", "kind": "support_ticket", "params": {"customer": "c-42"}}
+    with pytest.raises(TaskError) as info:
+        tasks.start(ticket, agent=BOT, at="yesterday")
+    assert str(info.value) == "at: expected an RFC 3339 timestamp such as 2026-11-28T10:00:00Z"
+    tasks.start(ticket, agent=BOT, at="2026-11-28T10:00:00Z")
+    with pytest.raises(TaskError, match=r"^at: expected an RFC 3339 timestamp"):
+        tasks.delegate("t-1", BOT, EU1, at="soon")
+    with pytest.raises(TaskError, match=r"^at: expected an RFC 3339 timestamp"):
+        tasks.end("t-1", at="later")
+    # A call at a time that is not one is denied, naming `now`, and never decided outside its
+    # task or at another time.
+    d = tasks.decide(BOT, "crm.lookup", task="t-1", now="yesterday", args={"customer": "c-42"},
+                     target={"host": "crm.internal", "external": False})
+    assert (d.decision, d.rules) == ("deny", ["request.invalid"])
+    assert d.errors == ["request.invalid: now: expected an RFC 3339 timestamp such as "
+                        "2026-11-28T10:00:00Z"]
+    with pytest.raises(TypeError, match="chain"):
+        tasks.decide(BOT, "crm.lookup", task="t-1", chain=[])  # the task's chain is the runtime's
+
+
+def test_starting_a_task_of_an_undeclared_kind_raises(spec):
+    tasks = TaskRuntime(spec)
+    with pytest.raises(TaskError) as info:
+        tasks.start({"id": "t-1", "kind": "support_tiket"}, agent=BOT)
+    assert str(info.value) == ("task kind 'support_tiket' is not declared in the policy set; "
+                               "did you mean `support_ticket`?")
+    assert isinstance(info.value, ValueError) and agp.TaskError is TaskError
+    with pytest.raises(TaskError, match="'vip' is not declared in the policy set; declared: "
+                                        "support_ticket"):
+        tasks.start({"id": "t-1", "kind": "vip"}, agent=BOT)
+    assert tasks.active() == []
+
+
+def test_a_trace_may_still_start_an_undeclared_task_and_see_it_denied(spec, tmp_path):
+    # A recording is replayed as it was: its calls are denied with task.unknown.
+    start = {**START, "task": {"id": "t-1", "kind": "vip"}}
+    trace = write_trace(tmp_path, start, {**LOOKUP, "expect": {"decision": "deny",
+                                                               "rules": ["task.unknown"]}})
+    assert [(o.passed, o.problem) for o in agp.replay_trace(spec, trace)] == [(True, None)]
+
+
+def test_a_request_event_carries_the_task_state_it_was_decided_with(spec, tmp_path):
+    req = json.loads((SPEC / "request.json").read_text())
+    trace = write_trace(
+        tmp_path,
+        {"ts": "2026-11-28T10:02:00Z", "event": "request", "request": req, "task_ended": True,
+         "expect": {"decision": "deny", "rules": ["task.ended"]}, "audit": {"anything": 1}},
+        {"ts": "2026-11-28T10:02:00Z", "event": "request", "request": req, "expect": "allow"},
+        {"ts": "2026-11-28T10:02:00Z", "event": "request", "request": req, "task_ended": "yes"})
+    outcomes = list(agp.replay_trace(spec, trace))
+    assert [o.passed for o in outcomes] == [True, True, False]
+    assert outcomes[2].problem == "task_ended: expected true or false, not a string"

@@ -17,10 +17,8 @@ function serverOptions() {
 function createClient() {
   const clientOptions = {
     documentSelector: [{ scheme: 'file', language: 'agp' }, { scheme: 'untitled', language: 'agp' }],
-    synchronize: {
-      // Policies of the workspace and the traces the code lenses count change outside the editor too.
-      fileEvents: vscode.workspace.createFileSystemWatcher('**/*.{agp,json,jsonl,yaml,yml}'),
-    },
+    // No `synchronize.fileEvents`: the server registers its own watcher for `**/*.agp` at start-up
+    // (dynamic registration), and a second watcher here would report every change twice.
   };
   // The id 'agp' makes the `agp.trace.server` setting apply to this client.
   return new LanguageClient('agp', 'agp language server', serverOptions(), clientOptions);

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from agp.check import types as T
 from agp.check.types import Type
 from agp.diagnostics import Diagnostic, did_you_mean, error, warning
+from agp.limits import MAX_DURATION
 from agp.stdlib.builtins import BUILTINS
 from agp.syntax import ast
+from agp.values import EvalError, arith, duration_ok, number_ok
 
 ROOTS = ("tool", "args", "intent", "data", "target", "agent", "task", "chain", "context", "now")
 LABEL_TYPES = {"class": T.CLASS, "intent": T.INTENT, "agent": T.AGENT_NAME, "task": T.TASK_NAME}
@@ -22,6 +25,9 @@ class Scope:
     roots: dict[str, Type]
     diagnostics: list[Diagnostic]
     variables: dict[str, Type] = field(default_factory=dict)
+    # Names declared by items that did not parse: their syntax error is reported, and a use of
+    # them is no further error.
+    unparsed: frozenset[str] = frozenset()
 
 
 def check_condition(expr: ast.Expr, scope: Scope, clause: str) -> None:
@@ -35,17 +41,85 @@ def _ok(t: Type, *names: str) -> bool:
     return t.name == "any" or t.name in names
 
 
+# ---- values out of bounds -----------------------------------------------------------------------
+
+
+def check_literal(lit: ast.Literal | ast.DurationLit, diagnostics: list[Diagnostic]) -> bool:
+    """Report a number or duration literal outside the bounds of docs/limits.md ("Values")."""
+    v = lit.value
+    if isinstance(v, str) or isinstance(v, bool) or _in_bounds(v):
+        return True
+    kind = "duration" if isinstance(v, timedelta) else "number"
+    diagnostics.append(error("out-of-range", lit.span, f"{kind} out of range", _BOUNDS[kind]))
+    return False
+
+
+_BOUNDS = {
+    "number": "numbers must be finite and within the range of a float64 (about ±1.8e308)",
+    "duration": f"durations are at most {MAX_DURATION.days}d (about 100 years) either way",
+}
+
+
+def _in_bounds(v) -> bool:
+    return duration_ok(v) if isinstance(v, timedelta) else number_ok(v)
+
+
+_NOT_CONSTANT = object()
+
+
+def _constant(e: ast.Expr):
+    """The value of a number or duration made of literals, `+` and `-` (what the compiler folds):
+    the value when it lies within the bounds, None when it does not, _NOT_CONSTANT otherwise
+    (also when the operands' types differ: that is reported as a type mismatch)."""
+    if isinstance(e, ast.Literal):
+        v = e.value
+        if isinstance(v, (str, bool)):
+            return _NOT_CONSTANT
+        return v if _in_bounds(v) else None
+    if isinstance(e, ast.Unary) and e.op == "-":
+        v = _constant(e.operand)
+        return v if v is None or v is _NOT_CONSTANT else -v  # the bounds are symmetric
+    if isinstance(e, ast.Binary) and e.op in ("+", "-"):
+        return _combine(e.op, _constant(e.left), _constant(e.right))
+    return _NOT_CONSTANT
+
+
+def _combine(op: str, a, b):
+    if a is _NOT_CONSTANT or b is _NOT_CONSTANT or \
+            isinstance(a, timedelta) != isinstance(b, timedelta):
+        return _NOT_CONSTANT
+    if a is None or b is None:
+        return None
+    try:
+        return arith(op, a, b)
+    except EvalError:  # out of range
+        return None
+
+
+def _check_constant(e: ast.Binary, s: Scope) -> None:
+    """Report `+` or `-` of constants whose result leaves the bounds: it could only fail, at
+    every decision, and the compiler folds constants before any decision."""
+    a, b = _constant(e.left), _constant(e.right)
+    if a is None or b is None or _combine(e.op, a, b) is not None:
+        return  # an operand out of range is reported where it is
+    kind = "duration" if isinstance(a, timedelta) else "number"
+    s.diagnostics.append(error("out-of-range", e.span, "the result is out of range",
+                               _BOUNDS[kind]))
+
+
+# ---- types --------------------------------------------------------------------------------------
+
+
 def infer(e: ast.Expr, s: Scope) -> Type:
     d = s.diagnostics
     if isinstance(e, ast.Literal):
         v = e.value
         if isinstance(v, bool):
             return T.BOOL
-        if isinstance(v, (int, float)):
-            return T.NUMBER
         if isinstance(v, str):
             return T.STRING
-        return T.DURATION
+        check_literal(e, d)
+        return T.NUMBER if isinstance(v, (int, float)) else T.DURATION
     if isinstance(e, ast.ListExpr):
         elems = {infer(i, s) for i in e.items}
         return T.list_of(elems.pop() if len(elems) == 1 else T.ANY)
@@ -79,7 +153,7 @@ def infer(e: ast.Expr, s: Scope) -> Type:
         if not _ok(seq, "list"):
             d.append(error("type-mismatch", e.seq.span, f"`{e.kind}` needs a list, not {seq}"))
         elem = seq.elem if seq.name == "list" and seq.elem is not None else T.ANY
-        inner = Scope(s.symbols, s.roots, d, {**s.variables, e.var.text: elem})
+        inner = Scope(s.symbols, s.roots, d, {**s.variables, e.var.text: elem}, s.unparsed)
         check_condition(e.body, inner, e.kind)
         return T.BOOL
     if isinstance(e, ast.Call):
@@ -95,6 +169,8 @@ def _name(e: ast.NameRef, s: Scope) -> Type:
     kind = s.symbols.get(e.name)
     if kind is not None:
         return LABEL_TYPES[kind]
+    if e.name in s.unparsed:
+        return T.ANY
     if e.name in BUILTINS:
         s.diagnostics.append(error("unknown-name", e.span,
                                    f"`{e.name}` is a function: call it as `{e.name}(...)`"))
@@ -165,6 +241,7 @@ def _binary(e: ast.Binary, s: Scope) -> Type:
         if lt.name != rt.name or lt.name not in ("number", "duration"):
             d.append(error("type-mismatch", e.span, f"cannot apply `{op}` to {lt} and {rt}"))
             return T.ANY
+        _check_constant(e, s)
         return lt
     if op == "matches":
         for side, t in ((e.left, lt), (e.right, rt)):
@@ -209,7 +286,7 @@ def _is(e: ast.Is, s: Scope) -> Type:
         if not (t.name == "any" or t.field("params") is not None):
             s.diagnostics.append(error("type-mismatch", e.obj.span,
                                        f"`is TASK` tests `task`, not {t}"))
-    else:
+    elif kind is not None or e.name.text not in s.unparsed:
         agents_tasks = [n for n, k in s.symbols.items() if k in ("agent", "task")]
         msg = (f"`{e.name.text}` is a {kind}, not an agent or a task" if kind
                else f"unknown agent or task `{e.name.text}`")

@@ -9,9 +9,9 @@ import hashlib
 from dataclasses import dataclass, field
 
 from agp.check import types as T
-from agp.check.exprs import ROOTS, Scope, check_condition
+from agp.check.exprs import ROOTS, Scope, check_condition, check_literal
 from agp.diagnostics import Diagnostic, Related, did_you_mean, error, warning
-from agp.glob import Glob, compile_glob
+from agp.glob import Glob, PatternSet, compile_glob
 from agp.policy import DEFAULT_TTL, Policy, RuleInfo, TaskInfo, ToolInfo
 from agp.stdlib.builtins import BUILTINS
 from agp.syntax import ast
@@ -38,9 +38,13 @@ class _Checker:
     tasks: dict[str, ast.TaskDecl] = field(default_factory=dict)
     defaults: ast.Defaults | None = None
     _related: dict[str, list] = field(default_factory=dict)
-    _exact: dict | None = None
-    _globs: list = field(default_factory=list)
+    _declared: PatternSet | None = None  # the tool declarations, indexed (built on first use)
+    _declared_order: list[ast.ToolDecl] = field(default_factory=list)
     _kinds: dict[str, str] | None = None
+    # What the items that did not parse declare (ParsedFile.unparsed): names whose use is no
+    # further error, since the syntax error that hid their declaration is reported.
+    unparsed: frozenset[str] = frozenset()
+    unparsed_tools: tuple[Glob, ...] = ()
 
     # ---- declarations -----------------------------------------------------------------------
 
@@ -111,38 +115,36 @@ class _Checker:
             msg = f"`{name.text}` is {_a(KIND_WORDS[sym.kind])}, not {_a(word)}"
         else:
             msg = f"unknown {word} `{name.text}`"
+        if sym is None and name.text in self.unparsed:
+            return False
         same_kind = [n for n, s in self.symbols.items() if s.kind == kind]
         code = "unknown-" + ("class" if kind == "class" else kind)
         self.diagnostics.append(error(code, name.span, msg, did_you_mean(name.text, same_kind)))
         return False
 
     def related_tools(self, text: str) -> list[ast.ToolDecl]:
-        """The tool declarations a pattern matches or is matched by (LANGUAGE.md §4).
+        """The tool declarations a pattern matches or is matched by (LANGUAGE.md §4): the exact
+        ones first, then those with a wildcard, each in policy order (the order in which
+        `args_type` unites their schemas).
 
-        Indexed so that a set with many rules and tools checks in time linear in its size:
-        exact names by dictionary, and only glob declarations (few) tested one by one.
+        Through an index of the declarations (`PatternSet`), so that a set with many tools and
+        many rules checks in time near-linear in its size, not in their product.
         """
         found = self._related.get(text)
         if found is None:
-            if self._exact is None:
-                self._exact, self._globs = {}, []
-                for decl in self.tools.values():
-                    g = compile_glob(decl.pattern.text)
-                    if g.is_exact:
-                        self._exact[decl.pattern.text] = decl
-                    else:
-                        self._globs.append((g, decl))
-            glob = Glob(text)
-            if glob.is_exact:
-                found = [self._exact[text]] if text in self._exact else []
-            else:
-                found = [d for name, d in self._exact.items() if glob.match(name)]
-            found += [d for g, d in self._globs if glob.relates(g)]
+            if self._declared is None:
+                decls = sorted(self.tools.values(),
+                               key=lambda d: not compile_glob(d.pattern.text).is_exact)
+                self._declared_order = decls
+                self._declared = PatternSet(
+                    (i, compile_glob(d.pattern.text)) for i, d in enumerate(decls))
+            found = [self._declared_order[i] for i in self._declared.related(text)]
             self._related[text] = found
         return found
 
     def tool_pattern(self, pattern: ast.Pattern) -> None:
-        if not self.related_tools(pattern.text):
+        if not self.related_tools(pattern.text) and \
+                not any(Glob(pattern.text).relates(g) for g in self.unparsed_tools):
             self.diagnostics.append(warning(
                 "unknown-tool", pattern.span,
                 f"tool pattern `{pattern.text}` matches no declared tool",
@@ -218,17 +220,20 @@ class _Checker:
             self.ref(n, "intent")
         if task.ceiling is not None:
             self.ref(task.ceiling, "class")
+        if task.ttl is not None:
+            check_literal(task.ttl, self.diagnostics)
         to, depth = None, None
         if task.delegate is not None:
             if task.delegate.to is not None:
                 to = tuple(self.agent_glob(n) for n in task.delegate.to)
-            if task.delegate.depth is not None:
+            if task.delegate.depth is not None and check_literal(task.delegate.depth,
+                                                                 self.diagnostics):
                 value = task.delegate.depth.value
-                if not isinstance(value, int):
+                if isinstance(value, int):
+                    depth = value
+                else:
                     self.diagnostics.append(error("invalid-value", task.delegate.depth.span,
                                                   "a delegation depth is a whole number"))
-                else:
-                    depth = value
         else:
             depth = 1
         return TaskInfo(
@@ -259,11 +264,13 @@ class _Checker:
         agents = tuple(self.agent_glob(n) for n in rule.agents) if rule.agents is not None else None
         if self._kinds is None:
             self._kinds = {n: s.kind for n, s in self.symbols.items()}
-        scope = Scope(self._kinds, self.roots(rule), self.diagnostics)
+        scope = Scope(self._kinds, self.roots(rule), self.diagnostics, unparsed=self.unparsed)
         if rule.when is not None:
             check_condition(rule.when, scope, "when")
         if rule.unless is not None:
             check_condition(rule.unless, scope, "unless")
+        if rule.ttl is not None:
+            check_literal(rule.ttl, self.diagnostics)
         return RuleInfo(rule.name.text, rule.effect, tuple(on_tools), frozenset(on_intents),
                         rule.on is not None, tasks, agents, rule.when, rule.unless,
                         rule.ttl.value if rule.ttl else None,
@@ -326,12 +333,18 @@ def check(files: list[ParsedFile]) -> tuple[Policy | None, list[Diagnostic]]:
     c = _Checker(list(files))
     for f in files:
         c.diagnostics.extend(f.diagnostics)
+    unparsed = [u for f in files for u in f.unparsed]
+    c.unparsed = frozenset(name for kind, name in unparsed if kind != "tool")
+    c.unparsed_tools = tuple(Glob(name) for kind, name in unparsed if kind == "tool")
     c.collect()
     lattice = c.lattice()
     tools = tuple(c.check_tool(t) for t in c.tools.values())
     tasks = {name: c.check_task(t) for name, t in c.tasks.items()}
     rules = tuple(c.check_rule(r) for r in c.rules.values())
     d = c.defaults
+    for lit in (d.ttl, d.max_ttl) if d is not None else ():
+        if lit is not None:
+            check_literal(lit, c.diagnostics)
     if d is not None and d.ttl and d.max_ttl and d.ttl.value > d.max_ttl.value:
         c.diagnostics.append(warning("ttl", d.ttl.span,
                                      "the default ttl is longer than max_ttl, which caps it"))

@@ -13,7 +13,8 @@ def main() -> None:
     """agp: intent-aware policy-as-code for AI agents.
 
     Write policies in .agp files, check them, decide requests, and test them against recorded
-    agent traces. Exit status 2 always means bad usage or bad input.
+    agent traces; `agp init DIR` starts a policy set with a trace and CI. Exit status 2 always
+    means bad usage or bad input.
     """
 
 
@@ -23,11 +24,12 @@ from agp.cli import (  # noqa: E402 - the commands register on `main`, defined a
     diff_cmd,
     eval_cmd,
     fmt_cmd,
+    init_cmd,
     lsp_cmd,
     replay_cmd,
     test_cmd,
 )
 
-for _module in (check_cmd, eval_cmd, test_cmd, replay_cmd, diff_cmd, compile_cmd, fmt_cmd,
-                lsp_cmd):
+for _module in (init_cmd, check_cmd, eval_cmd, test_cmd, replay_cmd, diff_cmd, compile_cmd,
+                fmt_cmd, lsp_cmd):
     main.add_command(_module.command)

@@ -4,29 +4,49 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import replace
 
 import click
 
 from agp import __version__
-from agp.cli.common import EXIT_FAIL, EXIT_OK, echo, format_option, render_diagnostics
-from agp.diagnostics import Diagnostic
-from agp.loader import check_paths
+from agp.cli.common import (
+    echo,
+    exit_status,
+    format_option,
+    render_diagnostics,
+    run_or_watch,
+    watch_option,
+)
+from agp.diagnostics import Diagnostic, Severity
+from agp.loader import check_paths, policy_files
 
 
 @click.command("check")
 @click.argument("paths", nargs=-1, required=True, type=click.Path())
+@click.option("--strict", is_flag=True,
+              help="Treat warnings as errors (exit 1), for CI: a tool pattern that matches no "
+                   "declaration, a comparison that is always false, a default ttl longer than max_ttl.")
+@watch_option("a policy file")
 @format_option("text", "json", "sarif", "github")
-def command(paths: tuple[str, ...], fmt: str) -> None:
+def command(paths: tuple[str, ...], strict: bool, watch: bool, fmt: str) -> None:
     """Parse and check the policy sets at PATHS (files or directories, each one set).
 
     Prints `file:line:col: error[CODE]: message` with the source line for every problem.
     `--format json` prints one JSON object, `--format sarif` a SARIF 2.1.0 log for code
     scanning, `--format github` workflow annotations (`::error file=...,line=...::`).
-    Exit status: 0 when there is no error (warnings allowed), 1 when there are errors.
+    Exit status: 0 when there is no error (warnings allowed, unless --strict), 1 when there are
+    errors, 2 bad usage or input (a path that does not exist, a folder without .agp files).
     """
+    run_or_watch(lambda: _run(paths, strict, fmt),
+                 lambda: policy_files(paths)[0], watch)
+
+
+def _run(paths: tuple[str, ...], strict: bool, fmt: str) -> None:
     found: list[Diagnostic] = []
     for path in paths:
         _, diagnostics = check_paths([path])
+        if strict:  # every warning is reported, and counted, as an error
+            diagnostics = [replace(d, severity=Severity.ERROR) for d in diagnostics]
         found.extend(sorted(diagnostics, key=Diagnostic.sort_key))
         if fmt == "text" and diagnostics:
             echo(render_diagnostics(diagnostics))
@@ -42,9 +62,9 @@ def command(paths: tuple[str, ...], fmt: str) -> None:
         for d in found:
             echo(github_annotation(d))
     if fmt == "text":
-        echo(f"{errors} error(s), {warnings} warning(s)", err=True,
-             style="error" if errors else "ok")
-    sys.exit(EXIT_FAIL if errors else EXIT_OK)
+        echo(f"{errors} error(s), {warnings} warning(s)" + (" (--strict)" if strict else ""),
+             err=True, style="error" if errors else "ok")
+    sys.exit(exit_status(found))
 
 
 def _range(d: Diagnostic) -> dict:

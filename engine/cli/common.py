@@ -10,12 +10,15 @@ import os
 import re
 import sys
 import time
+from collections.abc import Callable, Iterable
 from contextlib import contextmanager
+from pathlib import Path
+from typing import NoReturn
 
 import click
 
 from agp.diagnostics import Diagnostic, render
-from agp.engine import Engine
+from agp.engine import Engine, file_state
 from agp.loader import check_paths
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
@@ -89,29 +92,61 @@ def render_diagnostic(d: Diagnostic, color: bool) -> str:
 
 def render_diagnostics(diagnostics, *, err: bool = False) -> str:
     color = color_enabled(err)
-    return "\n\n".join(render_diagnostic(d, color)
+    return "\n\n".join(render_diagnostic(d, color) if not is_input_problem(d)
+                       # no source line to show, and no line or column to give
+                       else f"{d.span.source.name}: error[{d.code}]: {d.message}"
                        for d in sorted(diagnostics, key=Diagnostic.sort_key))
 
 
-def load_engine(paths) -> Engine:
-    """Load a policy set for a command; on errors print the diagnostics and exit 1."""
+def is_input_problem(d: Diagnostic) -> bool:
+    """A path that does not exist, a folder without policy files, a file that cannot be read:
+    bad input (exit 2), with no source line to show."""
+    return d.code == "io"
+
+
+def exit_status(diagnostics, *, policy_errors: int = EXIT_FAIL) -> int:
+    """0 without errors; 2 for bad input; `policy_errors` when the policy set has errors."""
+    if any(is_input_problem(d) for d in diagnostics):
+        return EXIT_USAGE
+    return policy_errors if any(d.is_error for d in diagnostics) else EXIT_OK
+
+
+def load_engine(paths, *, policy_errors: int = EXIT_FAIL) -> Engine:
+    """Load a policy set for a command; when it does not load, print why and exit.
+
+    The exit status is 2 for bad input (a missing path, a folder without .agp files) and
+    `policy_errors` for errors in the policy: 1 where a command reports on the policy itself
+    (`eval`, `compile`), 2 where the policy is only the input of something else (`test`,
+    `replay`, `diff`: there 1 means failed tests or differences).
+    """
     policy, diagnostics = check_paths(list(paths))
     if policy is None:
-        echo(render_diagnostics([d for d in diagnostics if d.is_error], err=True), err=True)
-        errors = sum(d.is_error for d in diagnostics)
-        fail(f"the policy set has {errors} error(s)", EXIT_FAIL)
+        errors = [d for d in diagnostics if d.is_error]
+        echo(render_diagnostics(errors, err=True), err=True)
+        fail(f"the policy set at {', '.join(paths)} does not load ({len(errors)} error(s))",
+             exit_status(errors, policy_errors=policy_errors))
     return Engine(policy)
 
 
-policy_option = click.option(
-    "-p", "--policy", "policies", multiple=True, required=True, type=click.Path(),
-    help="A policy file or directory (repeatable).")
+def make_policy_option(required: bool, help: str = "A policy file or directory (repeatable)."):
+    return click.option("-p", "--policy", "policies", multiple=True, required=required,
+                        type=click.Path(), help=help)
+
+
+policy_option = make_policy_option(True)
 
 
 def format_option(*choices: str, default: str | None = None):
     return click.option(
         "--format", "fmt", type=click.Choice(choices), default=default or choices[0],
         show_default=True, help="Output format (`json` is for machines).")
+
+
+def file_size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
 
 
 class Progress:
@@ -157,3 +192,53 @@ def progress(total: int, label: str):
         yield bar
     finally:
         bar.close()
+
+
+# How `--watch` waits between two looks at the files. Tests replace `watch_sleep` (to edit a file
+# instead of sleeping) and set `watch_rounds`, the number of looks before the loop returns
+# (None: until Ctrl-C).
+WATCH_INTERVAL = 0.5
+watch_sleep: Callable[[float], None] = time.sleep
+watch_rounds: int | None = None
+
+
+def run_or_watch(run: Callable[[], None], watched: Callable[[], Iterable[Path]],
+                 watch: bool) -> NoReturn:
+    """Run a command once and exit with its status; with `watch`, run it again whenever one of
+    the files `watched()` lists changes (or a file appears or goes), until Ctrl-C.
+
+    `run` ends with `sys.exit(status)` as a command does. The watcher polls names, sizes and
+    modification times, as `Engine.watch` does; the last run's status is the exit status.
+    """
+    seen = file_state(watched()) if watch else None
+    status = _status(run)
+    if not watch:
+        sys.exit(status)
+    echo(f"watching for changes every {WATCH_INTERVAL:g}s (Ctrl-C to stop)", err=True,
+         style="dim")
+    looks = 0
+    try:
+        while watch_rounds is None or looks < watch_rounds:
+            watch_sleep(WATCH_INTERVAL)
+            looks += 1
+            current = file_state(watched())
+            if current != seen:
+                seen = current
+                echo("change detected: running again", err=True, style="dim")
+                status = _status(run)
+    except KeyboardInterrupt:
+        echo()
+    sys.exit(status)
+
+
+def _status(run: Callable[[], None]) -> int:
+    try:
+        run()
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else EXIT_FAIL if exc.code else EXIT_OK
+    return EXIT_OK
+
+
+def watch_option(what: str):
+    return click.option("--watch", is_flag=True,
+                        help=f"Run again whenever {what} changes, until Ctrl-C.")

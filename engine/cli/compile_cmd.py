@@ -1,4 +1,4 @@
-"""`agp compile -p POLICY [--explain] [-o FILE]`: build the decision tree."""
+"""`agp compile -p POLICY [--explain] [-o FILE]`: build the decision tree; check a bundle."""
 
 from __future__ import annotations
 
@@ -7,33 +7,46 @@ import time
 
 import click
 
-from agp.cli.common import EXIT_OK, EXIT_USAGE, fail, load_engine, policy_option
+from agp.cli.common import (
+    EXIT_FAIL,
+    EXIT_OK,
+    EXIT_USAGE,
+    echo,
+    fail,
+    load_engine,
+    make_policy_option,
+)
 
 
 @click.command("compile")
-@policy_option
+@make_policy_option(False, "A policy file or directory (repeatable). Required, except with "
+                       "--check-bundle alone.")
 @click.option("--explain", is_flag=True, help="Print the decision tree: each level's test, each "
               "leaf's rules.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write a compiled bundle "
               "that agp.load_bundle(FILE) loads without parsing or checking again.")
-@click.option("--check-bundle", "bundle", type=click.Path(dir_okay=False),
-              help="Load a bundle and report whether it is usable (exit 2 if not).")
+@click.option("--check-bundle", "bundle", type=click.Path(dir_okay=False), metavar="FILE",
+              help="Verify a bundle instead: that it is intact and loads; with -p, also that it "
+                   "was compiled from that policy set.")
 def command(policies: tuple[str, ...], explain: bool, output: str | None,
             bundle: str | None) -> None:
     """Compile a policy set into a decision tree of generated Python.
 
-    Exit status: 0 compiled, 1 policy errors, 2 bad usage or a refused bundle.
+    `--check-bundle FILE` verifies a bundle written by `-o`: its format version, the SHA-256 of
+    its content, and that it loads; given `-p`, also that its policy hash is the hash of that
+    policy set (the bundle is not stale). Exit status: 0 compiled (or the bundle is good), 1
+    policy errors or a bundle of another policy set, 2 bad usage or input (a missing path, a
+    corrupted, modified or unreadable bundle).
     """
-    from agp.compile import BundleError, compile_policy, explain_policy, write_bundle
-    from agp.engine import load_bundle
-
     if bundle is not None:
-        try:
-            load_bundle(bundle)
-        except BundleError as exc:
-            fail(str(exc))
-        click.echo(f"{bundle}: ok")
-        sys.exit(EXIT_OK)
+        if explain or output:
+            fail("--check-bundle verifies a bundle; it does not combine with --explain or -o")
+        check_bundle(bundle, policies)
+    if not policies:
+        fail("give the policy set to compile with -p (or a bundle to verify with "
+             "--check-bundle)")
+    from agp.compile import compile_policy, explain_policy, write_bundle
+
     engine = load_engine(policies)
     start = time.perf_counter()
     evaluator = compile_policy(engine.policy, eager=True)
@@ -51,4 +64,25 @@ def command(policies: tuple[str, ...], explain: bool, output: str | None,
     rules = len(engine.policy.rules)
     click.echo(f"compiled {rules} rule(s) into {len(evaluator.leaves)} tool leaves in "
                f"{took * 1000:.1f} ms", err=True)
+    sys.exit(EXIT_OK)
+
+
+def check_bundle(bundle: str, policies: tuple[str, ...]) -> None:
+    """Exit 0 when the bundle is intact, loads, and (with `policies`) is of that policy set."""
+    from agp.compile import BundleError
+    from agp.engine import load_bundle
+
+    try:
+        built = load_bundle(bundle)
+    except BundleError as exc:
+        fail(str(exc))
+    if policies:
+        expected = load_engine(policies).policy_hash
+        if built.policy_hash != expected:
+            fail(f"{bundle} was not compiled from the policy set at {', '.join(policies)}: the "
+                 f"bundle is of policy {built.policy_hash}, the set is {expected} (compile it "
+                 f"again with `agp compile -p {' -p '.join(policies)} -o {bundle}`)", EXIT_FAIL)
+        echo(f"{bundle}: ok, compiled from {', '.join(policies)} ({expected})")
+    else:
+        echo(f"{bundle}: ok (policy {built.policy_hash})")
     sys.exit(EXIT_OK)

@@ -14,8 +14,10 @@ from agp.cli.common import (
     EXIT_USAGE,
     echo,
     fail,
+    file_size,
     format_option,
     load_engine,
+    make_policy_option,
     progress,
 )
 from agp.model import Decision
@@ -57,8 +59,8 @@ def changed(old: Decision, new: Decision) -> bool:
 
 
 @click.command("diff")
-@click.option("-p", "--policy", "policies", multiple=True, required=True, type=click.Path(),
-              help="Give it twice: the OLD policy set, then the NEW one (file or directory).")
+@make_policy_option(True, "Give it twice: the OLD policy set, then the NEW one (file or "
+                          "directory).")
 @click.argument("traces", nargs=-1, required=True, type=click.Path())
 @format_option("text", "json")
 def command(policies, traces, fmt):
@@ -66,18 +68,21 @@ def command(policies, traces, fmt):
 
     A call changes when its decision, its ttl or the rules that decided it differ. Changes are
     grouped (newly allowed, newly denied, ask changes, ttl changes, rule changes) with counts.
-    Exit status: 0 nothing differs, 1 something differs, 2 bad usage or input.
+    A malformed line goes to stderr as `file:line: message`. Exit status: 0 nothing differs,
+    1 something differs, 2 bad usage or input (a missing path, a policy set that does not load,
+    an unreadable trace, a malformed line).
     """
     if len(policies) != 2:
         fail("give exactly two policy sets: -p OLD -p NEW")
-    old_engine, new_engine = load_engine([policies[0]]), load_engine([policies[1]])
+    old_engine = load_engine([policies[0]], policy_errors=EXIT_USAGE)
+    new_engine = load_engine([policies[1]], policy_errors=EXIT_USAGE)
     files, missing = trace_files(traces)
     bad = bool(missing)
     for problem in missing:
         echo(problem, err=True, style="error")
     changes: list[Change] = []
     compared = 0
-    with progress(sum(f.stat().st_size for f in files), "replaying") as bar:
+    with progress(sum(file_size(f) for f in files), "replaying") as bar:
         for f in files:
             try:
                 n, found, problems = diff_file(old_engine, new_engine, f, bar)
@@ -102,6 +107,7 @@ def command(policies, traces, fmt):
     sys.exit(EXIT_FAIL if changes else EXIT_OK)
 
 
+
 def diff_file(old_engine, new_engine, path, bar):
     """Replay one file under both policy sets, line by line, side by side."""
     old, new = Replay(old_engine), Replay(new_engine)
@@ -112,7 +118,7 @@ def diff_file(old_engine, new_engine, path, bar):
         if a is None or b is None:
             continue
         if a.problem is not None or b.problem is not None:
-            problems.append(f"{a.where}: error: {a.problem or b.problem}")
+            problems.append(f"{a.where}: {a.problem or b.problem}")
             continue
         compared += 1
         if changed(a.decision, b.decision):

@@ -12,6 +12,7 @@ from agp.cli.common import (
     EXIT_USAGE,
     color_enabled,
     echo,
+    file_size,
     format_option,
     load_engine,
     policy_option,
@@ -28,17 +29,18 @@ def command(policies, traces, fmt):
     """Replay TRACES (files, or directories of *.jsonl) and print every decision.
 
     Prints one Decision JSON per `call` and `request` event, with the event's `file` and `line`
-    (JSON Lines), or a readable table with `--format table`. Problems go to stderr as
-    `file:line: message`. Exit status: 0, or 2 for bad input (an unreadable trace or a
-    malformed line); 1 when the policy set has errors.
+    (JSON Lines), or a readable table with `--format table`. A malformed line goes to stderr as
+    `file:line: message` and the other lines are still replayed. Exit status: 0, or 2 for bad
+    usage or input (a missing path, a policy set that does not load, an unreadable trace, a
+    malformed line).
     """
-    engine = load_engine(policies)
+    engine = load_engine(policies, policy_errors=EXIT_USAGE)
     files, missing = trace_files(traces)
     bad = bool(missing)
     for problem in missing:
         echo(problem, err=True, style="error")
     rows = []
-    with progress(sum(_size(f) for f in files), "replaying") as bar:
+    with progress(sum(file_size(f) for f in files), "replaying") as bar:
         for f in files:
             replay = Replay(engine)
             try:
@@ -49,7 +51,7 @@ def command(policies, traces, fmt):
                         continue
                     if o.problem is not None:
                         bad = True
-                        echo(f"{o.where}: error: {o.problem}", err=True, style="error")
+                        echo(f"{o.where}: {o.problem}", err=True, style="error")
                     elif fmt == "json":
                         echo(json.dumps({"file": o.file, "line": o.line, "event": o.event,
                                          **o.decision.to_json()}))
@@ -62,12 +64,6 @@ def command(policies, traces, fmt):
         print_table(rows)
     sys.exit(EXIT_USAGE if bad else EXIT_OK)
 
-
-def _size(path) -> int:
-    try:
-        return path.stat().st_size
-    except OSError:
-        return 0
 
 
 def print_table(outcomes) -> None:

@@ -17,11 +17,15 @@ from agp.cli.common import (
     EXIT_USAGE,
     echo,
     fail,
+    file_size,
     format_option,
     load_engine,
     policy_option,
     progress,
+    run_or_watch,
+    watch_option,
 )
+from agp.loader import policy_files
 from agp.runtime import Outcome, Replay, TraceError, read_trace, trace_files
 from agp.runtime.events import ExpectSpec, expected_ttl
 from agp.runtime.golden import expect_value, rewrite_lines, with_expect
@@ -30,7 +34,7 @@ from agp.steps import ENVELOPE_CODES
 
 @click.command("test")
 @policy_option
-@click.argument("traces", nargs=-1, required=True, type=click.Path())
+@click.argument("traces", nargs=-1, type=click.Path())
 @click.option("-k", "pattern", metavar="PATTERN",
               help="Only check cases whose name (`file:line event tool`) contains PATTERN "
                    "(a glob when it has * ? or [).")
@@ -43,25 +47,44 @@ from agp.steps import ENVELOPE_CODES
               help="Report which rules and envelope checks decided some call.")
 @click.option("--min-coverage", type=click.FloatRange(0, 100), metavar="PERCENT",
               help="Fail (exit 1) when fewer than PERCENT of the rules decided some call.")
+@click.option("--allow-empty", is_flag=True,
+              help="Pass (exit 0) even when no expectation was checked.")
 @click.option("-v", "--verbose", is_flag=True, help="Also list the cases that pass.")
+@watch_option("a policy file or a trace")
 @format_option("text", "json")
-def command(policies, traces, pattern, junit, update, coverage, min_coverage, verbose, fmt):
+def command(policies, traces, pattern, junit, update, coverage, min_coverage, allow_empty,
+            verbose, watch, fmt):
     """Replay TRACES (files, or directories of *.jsonl) and check every `expect`.
 
     Prints each failure with its file:line, the expected and the actual decision and the rules
     that decided; the last line is `N passed, M failed`. A malformed line is reported as
-    `file:line: message` and counts as failed. Exit status: 0 all pass, 1 any fail (or coverage
-    below --min-coverage), 2 bad usage or input (an unreadable trace, a malformed line).
+    `file:line: message`, counts as failed, and the other lines are still checked. A decision
+    log (`Engine.log_decisions`) is a trace: testing it reproduces the logged decisions.
+
+    Exit status: 0 all pass; 1 any fail, coverage below --min-coverage, or nothing checked (no
+    trace, no `expect`, a -k that matches nothing) without --allow-empty; 2 bad usage or input
+    (a missing path, a policy set that does not load, an unreadable trace, a malformed line).
     """
-    engine = load_engine(policies)
-    files, missing = trace_files(traces)
+
+    def run() -> None:
+        _run(policies, traces, pattern, junit, update, coverage, min_coverage, allow_empty,
+             verbose, fmt)
+
+    def watched():
+        return [*policy_files(policies)[0], *trace_files(traces, empty_ok=True)[0]]
+
+    run_or_watch(run, watched, watch)
+
+
+def _run(policies, traces, pattern, junit, update, coverage, min_coverage, allow_empty, verbose,
+         fmt) -> None:
+    engine = load_engine(policies, policy_errors=EXIT_USAGE)
+    files, missing = trace_files(traces, empty_ok=True)
     run = Run(engine, pattern, text=fmt == "text", verbose=verbose,
               coverage=coverage or min_coverage is not None)
     for problem in missing:
         run.bad_input(problem)
-    if not files and not missing:
-        fail("no traces given")
-    total = sum(_size(f) for f in files)
+    total = sum(file_size(f) for f in files)
     with progress(total, "replaying") as bar:
         for f in files:
             run.file(f, bar, update)
@@ -80,14 +103,27 @@ def command(policies, traces, pattern, junit, update, coverage, min_coverage, ve
              style="error" if run.failed else "ok")
     if run.bad:
         sys.exit(EXIT_USAGE)
+    empty = None if run.passed or run.failed else _nothing_checked(traces, files, run, pattern)
+    if empty is not None:
+        if allow_empty:
+            echo(f"note: {empty} (--allow-empty: not a failure)", err=True, style="dim")
+        else:
+            echo(f"agp: error: {empty}; a test run must check something (--allow-empty "
+                 "accepts this)", err=True, style="error")
+            sys.exit(EXIT_FAIL)
     sys.exit(EXIT_FAIL if run.failed or below else EXIT_OK)
 
 
-def _size(path: Path) -> int:
-    try:
-        return path.stat().st_size
-    except OSError:
-        return 0
+def _nothing_checked(traces, files, run, pattern) -> str:
+    """Why a run that checked no expectation checked none."""
+    if not traces:
+        return "no traces given: nothing was tested"
+    if not files:
+        return "no *.jsonl traces in " + ", ".join(traces) + ": nothing was tested"
+    if pattern is not None and run.cases_seen:
+        return f"-k {pattern!r} matches none of the {run.cases_seen} case(s): nothing was tested"
+    return "the traces carry no `expect`: nothing was tested (add expectations, or write the " \
+           "current decisions with --update)"
 
 
 @dataclass
@@ -100,6 +136,7 @@ class Run:
     passed: int = 0
     failed: int = 0
     bad: bool = False
+    cases_seen: int = 0  # the cases found, before -k chooses among them
     cases: dict[str, list[Outcome]] = field(default_factory=dict)  # per file, for JUnit/JSON
     rules_seen: set[str] = field(default_factory=set)
 
@@ -127,6 +164,8 @@ class Run:
         try:
             for line_outcome in self._replay(path, bar):
                 o = line_outcome
+                if o.decision is not None and (o.expect is not None or update):
+                    self.cases_seen += 1
                 if not self.selected(o):
                     continue
                 if o.decision is not None and self.coverage is not None:
@@ -135,7 +174,7 @@ class Run:
                     self.bad = True
                     self.failed += 1
                     cases.append(o)
-                    echo(f"{o.where}: error: {o.problem}", err=not self.text, style="error")
+                    echo(f"{o.where}: {o.problem}", err=not self.text, style="error")
                     continue
                 if update and o.decision is not None and not (o.expect is not None
                                                               and o.passed):
@@ -269,7 +308,7 @@ def _expect_json(expect):
 
 
 def outcome_json(o: Outcome) -> dict:
-    return {"file": o.file, "line": o.line, "event": o.event, "tool": o.tool,
+    return {"file": o.file, "line": o.line, "column": o.column, "event": o.event, "tool": o.tool,
             "passed": o.passed, "expect": _expect_json(o.expect),
             "decision": o.decision.to_json() if o.decision is not None else None,
             "problem": o.problem, "mismatches": o.mismatches}

@@ -12,16 +12,19 @@ function for every other case, so both evaluators take the same path whenever it
 
 Every function gets its own namespace (a copy of the policy set's), a unique pseudo-filename
 registered in `linecache`, and a line map from generated lines back to policy spans
-(`CompiledPolicy.locate`), so a profile or a traceback can be read against the `.agp` file.
+(`CompiledEvaluator.locate`), so a profile or a traceback can be read against the `.agp` file.
+The linecache entry and the line map are dropped when the function is freed, so their number
+follows the number of live functions, which the decision tree bounds.
 """
 
 from __future__ import annotations
 
 import itertools
 import linecache
+import weakref
 from datetime import datetime, timedelta
 
-from agp import interp
+from agp import budget, interp
 from agp.compile.ir import literal_value
 from agp.compile.passes import is_boolean
 from agp.glob import compile_glob
@@ -34,7 +37,6 @@ from agp.values import (
     attribute,
     equal,
     has,
-    iterable,
     matches,
     member,
     negate,
@@ -84,7 +86,7 @@ def _is_v(value, label):
 BASE = {
     "_attribute": attribute, "_equal": equal, "_order": order, "_member": member,
     "_matches": matches, "_arith": arith, "_negate": negate, "_truth": truth,
-    "_iterable": iterable, "_no_task": _no_task, "_chain_depth": chain_depth, "_LabelSet": LabelSet, "_no_target": _no_target, "_path": _path,
+    "_quantified": interp.quantified, "_metered": budget.metered, "_no_task": _no_task, "_chain_depth": chain_depth, "_LabelSet": LabelSet, "_no_target": _no_target, "_path": _path,
     "_has_v": _has_v, "_is_v": _is_v, "_MISSING": _MISSING, "_NUM": (int, float),
     "_any": any, "_all": all, "timedelta": timedelta, "datetime": datetime,
     "_environment": interp.environment,
@@ -123,6 +125,25 @@ def may_fail(x, bound=frozenset()) -> bool:
     return True
 
 
+def ir_size(x) -> int:
+    """The number of nodes of an IR expression: that of its AST (agp.interp.expr_size), since
+    the passes leave quantifiers as written."""
+    tag = x[0]
+    if tag == "list":
+        return 1 + sum(ir_size(i) for i in x[1])
+    if tag in ("attr", "has", "is"):
+        return 1 + ir_size(x[1])
+    if tag == "un":
+        return 1 + ir_size(x[2])
+    if tag == "bin":
+        return 1 + ir_size(x[2]) + ir_size(x[3])
+    if tag == "quant":
+        return 1 + ir_size(x[4]) + ir_size(x[5])
+    if tag == "call":
+        return 1 + sum(ir_size(a) for a in x[3])
+    return 1  # a literal or a name
+
+
 class ExprGen:
     """Python source for the expressions of one leaf function."""
 
@@ -156,8 +177,7 @@ class ExprGen:
             return self.literal(literal_value(x[1]))
         if tag == "list":
             if all(i[0] == "lit" for i in x[1]):
-                return self.const(tuple(literal_value(i[1]) for i in x[1]),
-                                  key=("list", repr(x[1])))
+                return self.literal_list(x)
             return "[" + ", ".join(self.value(i, scope, walrus) for i in x[1]) + "]"
         if tag == "name":
             return self.name(x[1], scope)
@@ -195,7 +215,10 @@ class ExprGen:
             seq = self.value(x[4], scope, False)
             body = self.boolean(x[5], inner, False, "a quantifier body")
             fn = "_any" if x[1] == "any" else "_all"
-            return f"{fn}({body} for {var} in _iterable({seq}))"
+            code = f"{fn}({body} for {var} in _quantified({seq}, {ir_size(x[5])}))"
+            # One not inside another owns an evaluation budget, as in the reference (agp.budget);
+            # `_metered` checks at run time too, like the reference does.
+            return code if scope else f"_metered(lambda: {code})"
         if tag == "call":
             fn = BUILTINS.get(x[1])
             if fn is None:
@@ -203,6 +226,13 @@ class ExprGen:
             impl = self.const(fn.impl, key=("fn", x[1]))
             return f"{impl}({', '.join(self.value(a, scope, walrus) for a in x[3])})"
         raise Unsupported(tag)
+
+    def literal_list(self, x, values=None) -> str:
+        # Keyed by the node, not its text: a list literal may be megabytes long, and the IR
+        # outlives the generation of the function.
+        if values is None:
+            values = [literal_value(i[1]) for i in x[1]]
+        return self.const(tuple(values), key=("list", id(x)))
 
     def literal(self, v) -> str:
         if isinstance(v, bool) or v is None:
@@ -283,8 +313,9 @@ class ExprGen:
         if op == "in":
             return self.membership(left, right, scope, walrus)
         if op == "matches":
-            if right[0] == "lit" and type(right[1]) is str and walrus:
-                g = self.const(compile_glob(right[1]), key=("glob", right[1]))
+            glob = compile_glob(right[1]) if right[0] == "lit" and type(right[1]) is str else None
+            if glob is not None and walrus and glob.linear:  # `_matches` may refuse the others
+                g = self.const(glob, key=("glob", right[1]))
                 t = self.tmp()
                 s = self.value(left, scope, walrus)
                 return f"({g}.match({t}) if type({t} := {s}) is str else " \
@@ -357,14 +388,14 @@ class ExprGen:
     def membership(self, left, right, scope, walrus) -> str:
         if right[0] == "list" and right[1] and all(i[0] == "lit" for i in right[1]) and walrus:
             values = [literal_value(i[1]) for i in right[1]]
-            lst = self.value(right, scope, walrus)
+            lst = self.literal_list(right, values)
             t = self.tmp()
             item = self.value(left, scope, walrus)
             if all(type(v) is str for v in values):
-                s = self.const(frozenset(values), key=("strs", tuple(values)))
+                s = self.const(frozenset(values), key=("strs", id(right)))
                 return f"({t} in {s} if type({t} := {item}) is str else _member({t}, {lst}))"
             if all(type(v) in (int, float) for v in values):
-                s = self.const(frozenset(values), key=("nums", repr(values)))
+                s = self.const(frozenset(values), key=("nums", id(right)))
                 return f"({t} in {s} if type({t} := {item}) in _NUM else _member({t}, {lst}))"
         if right[0] == "name" and right[1] in ("intent", "data") and right[1] not in scope:
             want = "intent" if right[1] == "intent" else "class"
@@ -392,14 +423,19 @@ def _agents_test(gen: ExprGen, patterns) -> str:
     return " or ".join(tests) if tests else "False"
 
 
-def generate_leaf(leaf, kind, rules: list, ctx) -> tuple:
-    """Python source of one leaf function and the namespace it runs in.
+def generate_leaf(rules: list, durations: frozenset, ctx) -> tuple:
+    """The function deciding `rules`, compiled, with its source registered in linecache and its
+    line map in `ctx.line_maps` for as long as the function lives.
 
-    `rules` are the leaf's candidate rules for `kind`, as (index, rule, dynamic on-intents or
-    None), in policy order; forbids and asks are emitted before permits.
+    `rules` are one leaf's candidate rules for one task kind, as (index, rule, dynamic
+    on-intents or None), in policy order; forbids and asks are emitted before permits.
+    `durations` are the duration arguments of the tool declarations the leaf matches. The code
+    depends on nothing else (no tool name, no task kind), so leaves share it.
     """
     n = next(_counter)
-    ns = ctx.namespace  # one namespace per policy set; every generated name is unique in it
+    # A namespace per function, not one per policy set: when the function is dropped (a leaf
+    # memo evicts it, a reload replaces the evaluator) its constants go with it.
+    ns = dict(ctx.namespace)
     gen = ExprGen(ns, ctx.labels, ctx.lattice, f"L{n}")
     body: list[tuple[str, object]] = []  # (line, span or None)
     ordered = [r for r in rules if r[1]["effect"] == "forbid"] + \
@@ -459,16 +495,14 @@ def generate_leaf(leaf, kind, rules: list, ctx) -> tuple:
         pre.append("K = R.task.kind if R.task is not None else None")
     if "target" in uses:
         pre.append("T = R.target")
-    needs_env = bool(uses & {"task", "chain"}) or ("args" in uses and leaf.durations)
+    needs_env = bool(uses & {"task", "chain"}) or ("args" in uses and durations)
     if needs_env:
-        dur = gen.const(leaf.durations, key=("durations",))
+        dur = gen.const(durations, key=("durations",))
         pre.append(f"E = _environment(R, NOW, I, D, {dur})")
     if "args" in uses:
-        pre.append("ARGS = E['args']" if leaf.durations else "ARGS = R.args")
+        pre.append("ARGS = E['args']" if durations else "ARGS = R.args")
     fname = f"leaf_{n}"
     lines = [f"def {fname}(R, I, D, NOW, failed):"]
-    title = f"# tool {leaf.name!r}" + (f", task kind {kind!r}" if kind is not None else "")
-    lines.append("    " + title)
     lines.extend("    " + p for p in pre)
     line_map: dict[int, object] = {}
     for text, span in body:
@@ -477,8 +511,18 @@ def generate_leaf(leaf, kind, rules: list, ctx) -> tuple:
             line_map[len(lines)] = span
     lines.append("    return F, A, P, X")
     source = "\n".join(lines) + "\n"
-    filename = f"<agp {ctx.hash[7:19]} leaf {n}: {leaf.name[:60]!r}>"
+    filename = f"<agp {ctx.hash[7:19]} leaf {n}>"
     code = compile(source, filename, "exec")
-    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
     exec(code, ns)  # noqa: S102 - our own generated source; IR strings enter only via repr()
-    return ns[fname], filename, line_map, delegated, source
+    fn = ns.pop(fname)  # the namespace must not hold the function: no cycle, freed on last use
+    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+    ctx.line_maps[filename] = line_map
+    ctx.delegated |= delegated
+    weakref.finalize(fn, _forget, filename, ctx.line_maps).atexit = False  # nothing to tidy then
+    return fn, filename, line_map, delegated, source
+
+
+def _forget(filename: str, line_maps: dict) -> None:
+    """A generated function was freed: so are its linecache entry and its line map."""
+    linecache.cache.pop(filename, None)
+    line_maps.pop(filename, None)

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import datetime, timezone
 
 from agp import interp
-from agp.compile.codegen import BASE
+from agp.compile.codegen import BASE, generate_leaf
 from agp.compile.ir import rule_info, sources_of
 from agp.compile.request import fast_request
 from agp.model import Decision, Request, RequestError, parse_request
@@ -30,7 +31,12 @@ class RuleRecord:
 
 
 class Context:
-    """What code generation needs from the policy set, and the line maps it leaves behind."""
+    """What code generation needs from the policy set, and the functions and line maps it leaves
+    behind."""
+
+    # Generated functions kept for sharing (docs/limits.md). A leaf keeps the functions it uses
+    # itself, so this bound limits only what names the policy does not mention can add.
+    FUNCTIONS = 1024
 
     def __init__(self, ir, policy, records, labels, lattice):
         self.ir = ir
@@ -40,9 +46,12 @@ class Context:
         self.labels = labels
         self.lattice = lattice
         self._sources = None
-        self.namespace = dict(BASE)  # where every generated leaf of this policy set lives
+        self.namespace = dict(BASE)  # each generated function runs in a copy of it
+        # filename -> generated line -> policy span; an entry lives as long as its function.
         self.line_maps: dict[str, dict[int, Span]] = {}
         self.delegated: set[int] = set()
+        self.functions: dict[tuple, object] = {}
+        self._lock = threading.Lock()
 
     @property
     def sources(self):
@@ -53,9 +62,18 @@ class Context:
     def span(self, s) -> Span:
         return Span(self.sources[s[0]], s[1], s[2])
 
-    def note(self, filename, line_map, delegated):
-        self.line_maps[filename] = line_map
-        self.delegated |= delegated
+    def function(self, durations: frozenset, rules: list):
+        """The compiled function deciding `rules` (a leaf's candidates for one task kind): the
+        code depends on nothing else, so every leaf and task kind with the same ones shares it."""
+        key = (durations, tuple((i, dyn) for i, _, dyn in rules))
+        fn = self.functions.get(key)
+        if fn is None:
+            fn = generate_leaf(rules, durations, self)[0]
+            with self._lock:
+                if len(self.functions) >= self.FUNCTIONS:
+                    del self.functions[next(iter(self.functions))]
+                self.functions[key] = fn
+        return fn
 
 
 class CompiledEvaluator:

@@ -31,15 +31,15 @@ def _lit(value, span):
     return ["lit", {"us": td_out(value)} if isinstance(value, timedelta) else value, span]
 
 
-def _class_label(x, ir, bound) -> Label | None:
-    if x[0] == "name" and x[1] not in bound:
+def _class_label(x, ir) -> Label | None:
+    if x[0] == "name":
         lb = ir["labels"].get(x[1])
         if lb is not None and lb[0] == "class":
             return Label("class", x[1])
     return None
 
 
-def fold(x, ir, lattice: Lattice, bound=frozenset()):
+def fold(x, ir, lattice: Lattice):
     """Constant folding: literal arithmetic and comparisons, class-vs-class lattice tests,
     `not` of a literal, and `and`/`or` with a literal first operand (only where the result
     keeps the same value and the same errors)."""
@@ -47,19 +47,20 @@ def fold(x, ir, lattice: Lattice, bound=frozenset()):
         return None
     tag = x[0]
     if tag == "list":
-        return ["list", [fold(i, ir, lattice, bound) for i in x[1]], x[2]]
+        return ["list", [fold(i, ir, lattice) for i in x[1]], x[2]]
     if tag == "attr":
-        return ["attr", fold(x[1], ir, lattice, bound), *x[2:]]
+        return ["attr", fold(x[1], ir, lattice), *x[2:]]
     if tag in ("has", "is"):
-        return [tag, fold(x[1], ir, lattice, bound), *x[2:]]
+        return [tag, fold(x[1], ir, lattice), *x[2:]]
     if tag == "quant":
-        inner = bound | {x[2]}
-        return ["quant", x[1], x[2], x[3], fold(x[4], ir, lattice, bound),
-                fold(x[5], ir, lattice, inner), x[6]]
+        # Left as written: a quantifier spends evaluation budget per node of its body and for
+        # the work inside it (agp.budget), which the reference evaluator counts on the
+        # unfolded condition; folding inside would make the two evaluators count differently.
+        return x
     if tag == "call":
-        return ["call", x[1], x[2], [fold(a, ir, lattice, bound) for a in x[3]], x[4]]
+        return ["call", x[1], x[2], [fold(a, ir, lattice) for a in x[3]], x[4]]
     if tag == "un":
-        operand = fold(x[2], ir, lattice, bound)
+        operand = fold(x[2], ir, lattice)
         if operand[0] == "lit":
             v = literal_value(operand[1])
             if x[1] == "not" and isinstance(v, bool):
@@ -72,8 +73,8 @@ def fold(x, ir, lattice: Lattice, bound=frozenset()):
         return ["un", x[1], operand, x[3]]
     if tag == "bin":
         op = x[1]
-        left = fold(x[2], ir, lattice, bound)
-        right = fold(x[3], ir, lattice, bound)
+        left = fold(x[2], ir, lattice)
+        right = fold(x[3], ir, lattice)
         if op in ("and", "or") and left[0] == "lit" and isinstance(left[1], bool):
             if left[1] is (op == "or"):  # `false and X`, `true or X`: X is never evaluated
                 return _lit(left[1], x[4])
@@ -93,7 +94,7 @@ def fold(x, ir, lattice: Lattice, bound=frozenset()):
             except EvalError:
                 pass
         if op in ("<", "<=", ">", ">="):
-            a, b = _class_label(left, ir, bound), _class_label(right, ir, bound)
+            a, b = _class_label(left, ir), _class_label(right, ir)
             if a is not None and b is not None:
                 return _lit(order(op, a, b, lattice), x[4])
         return ["bin", op, left, right, x[4]]

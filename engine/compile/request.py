@@ -15,8 +15,10 @@ The objects have the attributes of the pydantic models (`agp.model.Request`, `Ag
 from __future__ import annotations
 
 from datetime import datetime
+from typing import get_args
 
-from agp.model import parse_json_duration, parse_timestamp
+from agp.model import HopKind, is_tool_name, parse_json_duration, parse_timestamp
+from agp.values import INT_BOUND
 
 _REQUEST_KEYS = frozenset(("agent", "task", "chain", "tool", "intent", "args", "data", "target",
                            "context", "now"))
@@ -24,6 +26,7 @@ _AGENT_KEYS = frozenset(("id", "attrs"))
 _TASK_KEYS = frozenset(("kind", "id", "params", "objective", "started_at"))
 _HOP_KEYS = frozenset(("principal", "kind", "at", "scope"))
 _SCOPE_KEYS = frozenset(("tools", "intents", "data", "ttl"))
+_HOP_KINDS = frozenset(get_args(HopKind))
 
 
 class FastAgent:
@@ -107,16 +110,30 @@ def _str(value) -> bool:
 
 
 def _flat(value) -> bool:
-    """A free-form JSON object (args, context, ...) small and flat enough to vouch for."""
+    """A free-form JSON object (args, context, ...) small and flat enough to vouch for, whose
+    numbers are within the bounds (agp.values.number_ok: finite, and not too large a float)."""
     if type(value) is not dict or len(value) > SMALL_LIST:
         return False
     for k, v in value.items():
         if not _str(k):
             return False
         t = type(v)
-        if not (t is int or t is float or t is bool or v is None or (t is str and len(v) <= SMALL_STRING)):
+        if t is str:
+            if len(v) > SMALL_STRING:
+                return False
+        elif t is float:
+            if v - v != 0.0:  # NaN and the infinities
+                return False
+        elif t is int:
+            if not -INT_BOUND < v < INT_BOUND:
+                return False
+        elif not (t is bool or v is None):
             return False
     return True
+
+
+def _tool(value) -> bool:
+    return type(value) is str and len(value) <= SMALL_STRING and is_tool_name(value)
 
 
 def _object(value) -> bool:
@@ -173,7 +190,7 @@ def _hop(value):
     if not _object(value) or not value.keys() <= _HOP_KEYS:
         return None
     principal, kind = value.get("principal"), value.get("kind")
-    if not _str(principal) or not _str(kind) or not principal or not kind:
+    if not _str(principal) or not principal or type(kind) is not str or kind not in _HOP_KINDS:
         return None
     at = value.get("at")
     if at is not None:
@@ -217,7 +234,7 @@ def fast_request(value: dict):
     ident = agent.get("id")
     attrs = agent.get("attrs", _EMPTY)
     tool = value.get("tool")
-    if not _str(ident) or not _str(tool) or not _flat(attrs):
+    if not _str(ident) or not _tool(tool) or not _flat(attrs):
         return None
     intent = value.get("intent", _NO_LIST)
     data = value.get("data", _NO_LIST)

@@ -1,27 +1,38 @@
 """The decision tree: tool name, then task kind, then each rule's agent test.
 
-Level 1 is a dict from every exact tool name the policy mentions to its leaf; glob families
-(`http.*`, `crm.*` in a rule) are resolved against those names once, at compile time, and only a
-name the policy never mentions is matched against the globs at run time (and memoised, within a
-bound). Level 2 picks, inside a leaf, the rules that can apply to the request's task kind. Each
-leaf knows the tool declarations that match its name (their intents, data classes and duration
-arguments), and its rules in the order forbid, ask, permit.
+Level 1 is a dict from every exact tool name the policy mentions to its leaf. A leaf depends on
+its name only through the tool declarations and the rule `on` globs that match the name (its
+*signature*), so:
+
+- the globs are filed by their literal prefix or suffix (`agp.glob.GlobSet`): finding those
+  that match a name walks a few characters instead of trying every glob, and building the tree
+  is near-linear in names plus globs, not their product;
+- a name the policy never mentions is matched at run time and gets the leaf of its signature,
+  shared by every name with the same one; the code a leaf runs is shared in turn by every leaf
+  with the same candidate rules (`Context.function`).
+
+The run-time memos (names, signatures, generated functions) are bounded, so no stream of tool
+names can grow memory, linecache or the line maps without limit. Level 2 picks, inside a leaf, the
+rules that can apply to the request's task kind. Each leaf knows the tool declarations that match
+it (their intents, data classes and duration arguments), and its rules in policy order.
 """
 
 from __future__ import annotations
 
-from agp.compile.codegen import generate_leaf
+import threading
+
 from agp.compile.ir import exact_or_glob as _glob
+from agp.glob import GlobSet
 
 
 class Leaf:
-    """The rules that can apply to one tool name; one compiled function per task kind."""
+    """The rules that can apply to one signature; one compiled function per task kind."""
 
     __slots__ = ("name", "tools", "tool_intents", "tool_data", "durations", "intents0", "data0",
-                 "rules", "kinds", "fns", "fn_none", "index")
+                 "rules", "kinds", "fns", "fn_none", "ctx")
 
     def __init__(self, name, tools, rules, index):
-        self.name = name
+        self.name = name  # the tool name, or "*" for a leaf shared by unmentioned names
         self.tools = tools  # indices of the matching tool declarations, in policy order
         self.tool_intents = tuple(index.tool_intents[i] for i in tools)
         self.tool_data = tuple(index.tool_data[i] for i in tools)
@@ -34,34 +45,38 @@ class Leaf:
         self.kinds = frozenset(k for _, r, _ in rules for k in (r["tasks"] or ()))
         self.fns: dict = {}
         self.fn_none = None
-        self.index = index
+        # The context, not the index: the index holds its leaves, and a leaf that pointed back
+        # would make a cycle, freed only by the cyclic collector after a reload.
+        self.ctx = index.ctx
 
     def rules_for(self, kind):
         return [r for r in self.rules if r[1]["tasks"] is None or kind in r[1]["tasks"]]
 
     def fn_for(self, kind):
-        """The compiled function for a task kind (None: no task), generated on first use."""
+        """The compiled function for a task kind (None: no task), found or generated on first
+        use."""
         if kind is not None and kind not in self.kinds:
             kind = None
         fn = self.fn_none if kind is None else self.fns.get(kind)
         if fn is None:
-            fn, filename, line_map, delegated, _ = generate_leaf(
-                self, kind, self.rules_for(kind), self.index.ctx)
-            self.index.ctx.note(filename, line_map, delegated)
+            fn = self.ctx.function(self.durations, self.rules_for(kind))
             if kind is None:
                 self.fn_none = fn
             else:
                 self.fns[kind] = fn
         return fn
 
-    def source(self, kind) -> str:
-        return generate_leaf(self, kind, self.rules_for(kind), self.index.ctx)[4]
-
 
 class Index:
     """Level 1: tool name -> Leaf."""
 
-    UNDECLARED_CACHE = 4096  # leaves memoised for names the policy does not mention
+    # Bounds of the run-time memos (docs/limits.md). Names longer than NAME_LENGTH are matched
+    # again at each decision rather than kept, so the memo's size does not follow the names'.
+    # Leaves of unmentioned names: SIGNATURES, plus one per glob of the policy, so that traffic
+    # reaching every glob's family never has its leaves rebuilt.
+    NAMES = 4096
+    NAME_LENGTH = 256
+    SIGNATURES = 256
 
     def __init__(self, ir: dict, rules: list, ctx):
         self.ctx = ctx
@@ -70,65 +85,82 @@ class Index:
         self.tool_data = [frozenset(t["data"]) for t in tools]
         self.tool_durations = [frozenset(t["durations"]) for t in tools]
         self.exact_tools: dict[str, list[int]] = {}
-        self.glob_tools: list[tuple[int, object]] = []
+        glob_tools = []
         for i, t in enumerate(tools):
             g = _glob(t["pattern"])
             if g.is_exact:
                 self.exact_tools.setdefault(g.pattern, []).append(i)
             else:
-                self.glob_tools.append((i, g))
+                glob_tools.append((i, g))
+        self.glob_tools = GlobSet(glob_tools)
         self.rules = rules
-        self.by_name: dict[str, list[int]] = {}  # rules naming the tool exactly
-        self.by_glob: list[tuple[int, tuple]] = []  # rules with a tool glob in `on`
+        self.by_name: dict[str, set[int]] = {}  # positions of the rules naming the tool exactly
+        rule_globs = []  # (position, glob) of each tool glob in a rule's `on`
         self.general: list[int] = []  # rules with no `on`, or with `on intent ...`
-        self.position = {}
-        self.on_globs: list[tuple] = []  # each rule's `on` tool globs, compiled once
-        for pos, (i, r) in enumerate(rules):
-            self.position[i] = pos
-            globs = [_glob(p) for p in r["on_tools"]]
-            self.on_globs.append(tuple(globs))
-            for g in globs:
+        self.on_intents = [frozenset(r["on_intents"]) for _, r in rules]
+        for pos, (_, r) in enumerate(rules):
+            for p in r["on_tools"]:
+                g = _glob(p)
                 if g.is_exact:
-                    self.by_name.setdefault(g.pattern, []).append(pos)
-            inexact = tuple(g for g in globs if not g.is_exact)
-            if inexact:
-                self.by_glob.append((pos, inexact))
+                    self.by_name.setdefault(g.pattern, set()).add(pos)
+                else:
+                    rule_globs.append((pos, g))
             if not r["scoped_on"] or r["on_intents"]:
                 self.general.append(pos)
+        self.rule_globs = GlobSet(rule_globs)
+        self.signature_bound = self.SIGNATURES + len(glob_tools) + len(rule_globs)
         names = set(self.exact_tools) | set(self.by_name)
         for t in ir["tasks"].values():
             names.update(p for p in t["tools"] or () if "*" not in p and "?" not in p)
         self.leaves: dict[str, Leaf] = {n: self.plan(n) for n in sorted(names)}
-        self.undeclared: dict[str, Leaf] = {}
+        self.names: dict[str, Leaf] = {}  # memo: unmentioned name -> its signature's leaf
+        self.signatures: dict[tuple, Leaf] = {}
+        self._lock = threading.Lock()
 
     def plan(self, name: str) -> Leaf:
-        tools = sorted(self.exact_tools.get(name, []) +
-                       [i for i, g in self.glob_tools if g.match(name)])
+        """The leaf of a name the policy mentions (built at compile time)."""
+        tools = self.exact_tools.get(name, []) + self.glob_tools.matching(name)
+        matched = frozenset(self.by_name.get(name, ())).union(self.rule_globs.matching(name))
+        return self.build(name, tuple(sorted(tools)), matched)
+
+    def build(self, name: str, tools: tuple, matched: frozenset) -> Leaf:
+        """The leaf of a signature: the tool declarations and the rules whose `on` globs match."""
         static_intents = frozenset().union(*(self.tool_intents[i] for i in tools))
-        positions = set(self.by_name.get(name, ()))
-        positions.update(pos for pos, globs in self.by_glob if any(g.match(name) for g in globs))
-        positions.update(self.general)
         chosen = []
-        for pos in sorted(positions):
+        for pos in sorted(matched.union(self.general)):
             i, r = self.rules[pos]
             dyn = None
-            if r["scoped_on"]:
-                on_tool = any(g.match(name) for g in self.on_globs[pos])
-                on_intents = frozenset(r["on_intents"])
-                if not on_tool and not (on_intents & static_intents):
+            if r["scoped_on"] and pos not in matched:
+                on_intents = self.on_intents[pos]
+                if not (on_intents & static_intents):
                     if not on_intents:
                         continue
                     dyn = on_intents  # in scope when the request itself names one of them
             chosen.append((i, r, dyn))
-        return Leaf(name, tuple(tools), chosen, self)
+        return Leaf(name, tools, chosen, self)
 
     def leaf(self, name: str) -> Leaf:
-        """The leaf of a name the policy does not mention: globs matched now, then memoised."""
-        leaf = self.undeclared.get(name)
-        if leaf is None:
-            leaf = self.plan(name)
-            if len(self.undeclared) < self.UNDECLARED_CACHE:
-                self.undeclared[name] = leaf
+        """The leaf of a name the policy does not mention: the one of its signature."""
+        leaf = self.names.get(name)
+        if leaf is not None:
+            return leaf
+        # No exact name can match here (every mentioned name has its own leaf).
+        signature = (tuple(self.glob_tools.matching(name)),
+                     frozenset(self.rule_globs.matching(name)))
+        with self._lock:  # readers need none: dict.get is atomic, a missed entry is rebuilt
+            leaf = self.signatures.get(signature)
+            if leaf is None:
+                leaf = self.build("*", *signature)
+                if len(self.signatures) >= self.signature_bound:
+                    # The memo of names may point at the leaf dropped: clear it, so that the
+                    # leaves of unmentioned names alive never outnumber the bound.
+                    del self.signatures[next(iter(self.signatures))]
+                    self.names.clear()
+                self.signatures[signature] = leaf
+            if len(name) <= self.NAME_LENGTH:
+                if len(self.names) >= self.NAMES:
+                    del self.names[next(iter(self.names))]
+                self.names[name] = leaf
         return leaf
 
 
@@ -167,11 +199,9 @@ def explain(index: Index, ir: dict, removed: int) -> str:
         extra = f"  (declared by {', '.join(decls)})" if decls else "  (no tool declaration)"
         out.append(f"  tool {name}{extra}")
         leaf_lines(leaf, "    ")
-    globs = [g.pattern for _, g in index.glob_tools]
-    rule_globs = sorted({g.pattern for _, gs in index.by_glob for g in gs})
+    globs = [g.pattern for _, g in index.glob_tools.items]
+    rule_globs = sorted({g.pattern for _, g in index.rule_globs.items})
     out.append("  any other tool name" + (f"  (run-time globs: {', '.join(globs + rule_globs)})"
                                           if globs or rule_globs else ""))
-    general = Leaf("*", (), [(i, r, None if not r["on_intents"] else frozenset(r["on_intents"]))
-                             for i, r in (index.rules[p] for p in index.general)], index)
-    leaf_lines(general, "    ")
+    leaf_lines(index.build("*", (), frozenset()), "    ")
     return "\n".join(out) + "\n"

@@ -24,12 +24,22 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from agp.model import Agent, Decision, Hop, Request, Scope, Task, validation_messages
-from agp.runtime.events import CallEvent, Delegate, TaskEnd, TaskSpec, TaskStart
+from agp.diagnostics import did_you_mean
+from agp.model import Agent, Decision, Hop, Request, Scope, Task
+from agp.runtime.events import (
+    CallEvent,
+    Delegate,
+    TaskEnd,
+    TaskSpec,
+    TaskStart,
+    error_text,
+    field_path,
+)
 
 
 class TaskError(ValueError):
-    """A lifecycle mistake: an unknown task, a task started twice, a delegator not in the task."""
+    """A lifecycle mistake: an unknown task, a task started twice, a delegator not in the task,
+    a task kind that the policy set does not declare, an argument of the wrong shape."""
 
 
 @dataclass(slots=True)
@@ -58,39 +68,60 @@ class TaskRuntime:
 
     def start(self, task: dict | TaskSpec, agent: str | dict, chain: list | None = None,
               at: datetime | str | None = None) -> None:
-        """Open a task instance started at `at` (default: now); its chain is `chain` + `agent`."""
+        """Open a task instance started at `at` (default: now); its chain is `chain` + `agent`.
+
+        Raises TaskError when the task's kind is not declared by the policy set (its calls
+        could only be denied with `task.unknown`), or when an argument has the wrong shape.
+        """
         event = self._validate(TaskStart, {"task": task, "agent": agent, "chain": chain or [],
-                                           "ts": at or _now(), "event": "task.start"})
+                                           "ts": _when(at), "event": "task.start"}, at="at")
+        tasks = self.engine.evaluator.policy.tasks
+        kind = event.task.kind
+        if kind not in tasks:
+            hint = did_you_mean(kind, tasks)
+            raise TaskError(f"task kind {kind!r} is not declared in the policy set; "
+                            + (hint or "declared: " + (", ".join(sorted(tasks)) or "none")))
         self.apply_start(event)
 
     def delegate(self, task: str, from_: str, to: str, scope: dict | None = None,
                  at: datetime | str | None = None) -> None:
         """Hand the task from `from_` to `to` (optionally narrowed to `scope`) at `at`."""
         event = self._validate(Delegate, {"task": task, "from": from_, "to": to, "scope": scope,
-                                          "ts": at or _now(), "event": "delegate"})
+                                          "ts": _when(at), "event": "delegate"}, at="at")
         self.apply_delegate(event)
 
     def decide(self, agent: str | dict, tool: str, task: str | None = None,
-               now: datetime | str | None = None, **fields: Any) -> Decision:
-        """Decide one call of `agent` in `task` (or outside any task when None).
+               now: datetime | str | None = None, *, intent: list | None = None,
+               args: dict | None = None, data: list | None = None, target: dict | None = None,
+               context: dict | None = None) -> Decision:
+        """Decide one call of `agent` in `task` (or outside any task when None) at `now`.
 
-        `fields` are the call's `intent`, `args`, `data`, `target` and `context`. A call that does
-        not have the documented shape is denied with `request.invalid`, as by `Engine.decide`.
+        A call that does not have the documented shape is denied with `request.invalid`, as by
+        `Engine.decide`, and its errors name the fields as given here (`now`, `args`, ...).
         Raises TaskError for a task that was never started.
         """
-        raw = {"agent": agent, "tool": tool, **fields}
+        fields = {k: v for k, v in (("intent", intent), ("args", args), ("data", data),
+                                    ("target", target), ("context", context)) if v is not None}
+        when = _when(now)
         try:
-            event = CallEvent.model_validate({**raw, "task": task, "ts": now or _now(),
-                                              "event": "call"})
+            event = CallEvent.model_validate({"agent": agent, "tool": tool, **fields,
+                                              "task": task, "ts": when, "event": "call"})
         except ValidationError:
-            # Let the engine say what is wrong, exactly as it would for a whole request.
-            return self.engine.decide({**raw, "agent": _agent_dict(agent)})
+            # Let the engine say what is wrong, with the task's own state, exactly as it would
+            # for a whole request: the call is never decided outside its task.
+            request = {"agent": _agent_dict(agent), "tool": tool, **fields, "now": when}
+            ended = False
+            if task is not None:
+                state_task, chain, ended = self._snapshot(_task_id(task), request["agent"])
+                request["task"] = state_task.model_dump(exclude_none=True)
+                request["chain"] = [h.model_dump(exclude_none=True) for h in chain]
+            return self.engine.decide(request, task_ended=ended)
         return self.decide_call(event)
 
     def end(self, task: str, at: datetime | str | None = None) -> None:
         """End the task: every later call in it is denied with `task.ended`."""
-        self.apply_end(self._validate(TaskEnd, {"task": task, "ts": at or _now(),
-                                                "event": "task.end"}))
+        self.apply_end(self._validate(TaskEnd, {"task": task, "ts": _when(at),
+                                                "event": "task.end"}, at="at"))
 
     def active(self) -> list[str]:
         """The ids of the tasks started and not ended."""
@@ -131,12 +162,7 @@ class TaskRuntime:
         """The Request a call makes, and whether its task has ended."""
         task, chain, ended = None, (), False
         if event.task is not None:
-            with self._lock:
-                state = self._state(event.task)
-                task, ended = state.task, state.ended
-                # An agent nobody handed the task to acts through the task's own chain, which
-                # does not end with it: the call is denied (delegation.mismatch).
-                chain = state.chains.get(event.agent.id, state.root)
+            task, chain, ended = self._snapshot(event.task, event.agent.id)
         request = Request.model_construct(
             agent=event.agent, task=task, chain=list(chain), tool=event.tool,
             intent=event.intent, args=event.args, data=event.data, target=event.target,
@@ -149,6 +175,17 @@ class TaskRuntime:
 
     # ---- helpers ------------------------------------------------------------------------------
 
+    def _snapshot(self, task_id: str, agent: Any) -> tuple[Task, tuple[Hop, ...], bool]:
+        """The task, the chain `agent` acts through in it, and whether the task has ended."""
+        agent_id = agent.get("id") if isinstance(agent, dict) else agent
+        with self._lock:
+            state = self._state(task_id)
+            # An agent nobody handed the task to acts through the task's own chain, which does
+            # not end with it: the call is denied (delegation.mismatch).
+            chain = state.chains.get(agent_id, state.root) if isinstance(agent_id, str) \
+                else state.root
+            return state.task, chain, state.ended
+
     def _state(self, task_id: str) -> TaskState:
         state = self._tasks.get(task_id)
         if state is None:
@@ -156,11 +193,27 @@ class TaskRuntime:
         return state
 
     @staticmethod
-    def _validate(model, value: dict):
+    def _validate(model, value: dict, *, at: str):
+        """The event of an API call; errors name the arguments as the caller wrote them."""
         try:
             return model.model_validate(value)
         except ValidationError as exc:
-            raise TaskError("; ".join(validation_messages(exc))) from None
+            messages = []
+            for err in exc.errors(include_url=False):
+                where = field_path(err["loc"])
+                where = at + where[2:] if where == "ts" or where.startswith("ts.") else where
+                messages.append(f"{where}: {error_text(err)}")
+            raise TaskError("; ".join(messages)) from None
+
+
+def _when(at: datetime | str | None) -> datetime | str:
+    return _now() if at is None else at
+
+
+def _task_id(task: Any) -> str:
+    if not isinstance(task, str):
+        raise TaskError(f"task: expected a task id string, got {type(task).__name__}")
+    return task
 
 
 def _agent_dict(agent) -> Any:

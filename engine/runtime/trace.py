@@ -53,6 +53,7 @@ class Line:
     event: Event | None = None
     value: dict | None = None  # the decoded JSON object
     problem: str | None = None
+    column: int | None = None  # where in the line the problem is, when that is known
 
 
 @dataclass(slots=True)
@@ -74,10 +75,14 @@ class Outcome:
     problem: str | None = None
     mismatches: list[str] = field(default_factory=list)
     text: str = ""  # the line as written (for `--update`)
+    column: int | None = None  # of a problem, when it has one (a JSON syntax error)
 
     @property
     def where(self) -> str:
-        return f"{self.file}:{self.line}" if self.line else self.file
+        """`file:line`, or `file:line:col` for a problem at a known column."""
+        if not self.line:
+            return self.file
+        return f"{self.file}:{self.line}" + (f":{self.column}" if self.column else "")
 
     @property
     def message(self) -> str | None:
@@ -115,14 +120,19 @@ class TraceError(OSError):
     """A trace file or directory that cannot be read at all."""
 
 
-def trace_files(paths: Iterable[str | Path]) -> tuple[list[Path], list[str]]:
-    """The trace files of files and directories (`*.jsonl`, recursive, sorted) and problems."""
+def trace_files(paths: Iterable[str | Path], *, empty_ok: bool = False,
+                ) -> tuple[list[Path], list[str]]:
+    """The trace files of files and directories (`*.jsonl`, recursive, sorted) and problems.
+
+    A path that does not exist is a problem; so is a directory without traces, unless
+    `empty_ok` (`agp test` says itself that it found nothing to test).
+    """
     files: list[Path] = []
     problems: list[str] = []
     for p in map(Path, paths):
         if p.is_dir():
             found = sorted(q for q in p.rglob("*.jsonl") if q.is_file())
-            if not found:
+            if not found and not empty_ok:
                 problems.append(f"{p}: no *.jsonl traces in this directory")
             files.extend(found)
         elif p.is_file():
@@ -165,7 +175,9 @@ def _parse_line(name: str, number: int, text: str, stripped: str) -> Line:
     try:
         value = loads(stripped)
     except JSONInputError as exc:
-        return Line(name, number, text, problem=exc.message)
+        indent = len(text) - len(text.lstrip())
+        column = exc.column + indent if exc.column is not None else None
+        return Line(name, number, text, problem=exc.message, column=column)
     try:
         event = parse_event(value)
     except EventError as exc:
@@ -215,7 +227,7 @@ class Replay:
         event = line.event
         if event is None:
             kind = line.value.get("event") if line.value else None
-            return _problem(line, kind if kind in DECIDED else None, line.problem)
+            return _problem(line, kind if kind in DECIDED else None, line.problem, line.column)
         kind = event.event
         if self.last_ts is not None and event.ts < self.last_ts:
             return _problem(line, kind if kind in DECIDED else None,
@@ -235,7 +247,7 @@ class Replay:
                 decision = self.engine.decide(request, task_ended=ended)
                 return self._checked(line, kind, request, decision, event.expect)
             if isinstance(event, RequestEvent):
-                decision = self.engine.decide(event.request)
+                decision = self.engine.decide(event.request, task_ended=event.task_ended)
                 return self._checked(line, kind, event.request, decision, event.expect)
             if isinstance(event, TaskStart):
                 rt.apply_start(event)
@@ -260,8 +272,9 @@ def _may_exceed(text: str) -> bool:
             or text.count("[") + text.count("{") >= MAX_REQUEST_DEPTH - 2)
 
 
-def _problem(line: Line, kind: str | None, message: str) -> Outcome:
-    return Outcome(line.file, line.line, kind, passed=False, problem=message, text=line.text)
+def _problem(line: Line, kind: str | None, message: str, column: int | None = None) -> Outcome:
+    return Outcome(line.file, line.line, kind, passed=False, problem=message, text=line.text,
+                   column=column)
 
 
 def check_expect(expect: Expect, decision: Decision) -> list[str]:

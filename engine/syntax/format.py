@@ -1,12 +1,18 @@
 """The canonical formatter for `.agp` files (`agp fmt`).
 
-Canonical layout: one top-level item per line group, two-space indentation, clauses in the
-order of the grammar, single spaces around operators and after commas, the minimum of
-parentheses (plus explicit ones around an `and` inside an `or`), and the task and `defaults`
-clause values aligned as in LANGUAGE.md. Comments are kept: a comment alone on its line stays
-on its own line before the code that followed it (so `##` doc comments stay attached), and a
-comment after code stays at the end of that code's line (at its column when there is room).
-Blank lines between top-level items are kept (several become one); literals keep their text.
+Canonical layout, the one of the language's own examples (so that they are fixed points): one
+top-level item per line group, two-space indentation, clauses in the order of the grammar,
+single spaces around operators and after commas, the minimum of parentheses (plus explicit
+ones around an `and` inside an `or`). The values of a task's and of `defaults`' clauses are
+aligned (`params  {`, `tools   a.*`); nothing is aligned across items. A rule's scope stays on
+its first line, each of `when`, `unless`, `ttl` and `because` on a line of its own. A tool
+written on one line stays on one line if it fits; otherwise one clause a line. Lines longer
+than WIDTH are broken: lists wrap under their first item, a quantifier puts its body on the
+next line, and an `and`/`or` chain puts each operand on a line of its own (see `_broken`).
+Comments are kept: a comment alone on its line stays on its own line before the code that
+followed it (so `##` doc comments stay attached), and a comment after code stays at the end of
+that code's line (at its column when there is room). Blank lines between top-level items are
+kept (several become one); literals keep their text.
 
 Formatting never changes a decision: the output is parsed again and must give the same AST
 (spans aside) and the same comments, or `format_source` raises instead of returning it.
@@ -127,8 +133,10 @@ class _Printer:
                 else:
                     target.before.append(text)
             else:
-                target = next((ln for ln in reversed(lines) if ln.anchor <= c.span.start),
-                              lines[0])
+                # Never the empty line that only carries comments after the item (it is not
+                # printed, so a comment at its end would be lost).
+                target = next((ln for ln in reversed(lines)
+                               if ln.text and ln.anchor <= c.span.start), lines[0])
                 target.trailing.append(text)
                 target.columns.append(c.span.column - 1)
 
@@ -412,21 +420,42 @@ def _chain(e, op: str) -> list:
     return [e]
 
 
-def _broken(e, need: int, indent: int, lead: str, tail: str, force_parens: bool = False
-            ) -> list[tuple[int, str, int]]:
-    """`lead EXPR tail` as lines no longer than WIDTH where possible: an `and`/`or` chain
-    that does not fit is broken before each operator, its operands aligned under the first."""
+def _broken(e, need: int, indent: int, lead: str, tail: str, force_parens: bool = False,
+            hanging: bool = False) -> list[tuple[int, str, int]]:
+    """`lead EXPR tail` as lines no longer than WIDTH where possible.
+
+    An `and`/`or` chain that does not fit is broken before each operator. At the top of a
+    condition the operators are right-aligned, so that the operands line up under the first
+    (`when a` / `   and b`); inside parentheses or a quantifier (`hanging`) they stand under the
+    first operand, so that a nested chain never lines up with the chain around it. A
+    quantifier that does not fit has its body on the next lines, after its `(`; a list that
+    does not fit is wrapped, its items under the first.
+    """
     text = f"({_expr(e)})" if force_parens else expr(e, need)
     if indent + len(lead) + len(text) + len(tail) <= WIDTH:
         return [(indent, lead + text + tail, e.span.start)]
     if isinstance(e, ast.Unary) and e.op == "not" and _prec(e.operand) <= CMP:
         return _broken(e.operand, ATOM, indent, lead + "not ", tail)
+    if isinstance(e, ast.Quant) and not force_parens:
+        head = f"{e.kind}({e.var.text} in "
+        column = indent + len(lead) + len(e.kind) + 1
+        return [*_broken(e.seq, OR, indent, lead + head, ":"),
+                *_broken(e.body, OR, column, "", ")" + tail, hanging=True)]
+    if isinstance(e, ast.ListExpr) and e.items:
+        # Wrapped like a clause's list: continuation lines start under the first item.
+        lines = _fill(indent, lead + "[", [(expr(i), i.span.start) for i in e.items], "]" + tail)
+        return [(ln.indent, ln.text, e.span.start if n == 0 else ln.anchor)
+                for n, ln in enumerate(lines)]
+    if isinstance(e, ast.Binary) and e.op in _CMP_OPS and isinstance(e.right, ast.ListExpr) \
+            and not force_parens and _prec(e) >= need:
+        return _broken(e.right, OR, indent, f"{lead}{expr(e.left, SUM)} {e.op} ", tail)
     if not (isinstance(e, ast.Binary) and e.op in ("and", "or")):
         return [(indent, lead + text + tail, e.span.start)]
     if force_parens or _prec(e) < need:
-        lead, tail = lead + "(", ")" + tail
+        lead, tail, hanging = lead + "(", ")" + tail, True
     op, parts = e.op, _chain(e, e.op)
     column = indent + len(lead)
+    op_indent = column if hanging else column - len(op) - 1
     lines: list[tuple[int, str, int]] = []
     for i, part in enumerate(parts):
         last = i == len(parts) - 1
@@ -437,8 +466,8 @@ def _broken(e, need: int, indent: int, lead: str, tail: str, force_parens: bool 
         if i == 0:
             lines.extend(_broken(part, part_need, indent, lead, tail if last else "", parens))
         else:
-            lines.extend(_broken(part, part_need, column - len(op) - 1, op + " ",
-                                 tail if last else "", parens))
+            lines.extend(_broken(part, part_need, op_indent, op + " ", tail if last else "",
+                                 parens))
     return lines
 
 

@@ -7,6 +7,7 @@ only the item it is in (LANGUAGE.md §1). A Transformer turns each Lark tree int
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, replace
 from datetime import timedelta
@@ -16,7 +17,7 @@ from importlib import resources
 from lark import Lark, Token, Transformer, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedToken, VisitError
 
-from agp.diagnostics import Diagnostic, error
+from agp.diagnostics import Diagnostic, did_you_mean, error
 from agp.limits import MAX_EXPR_DEPTH
 from agp.source import Source, Span
 from agp.syntax import ast
@@ -48,6 +49,10 @@ class ParsedFile:
     items: tuple[ast.Item, ...]
     comments: tuple[Comment, ...]
     diagnostics: tuple[Diagnostic, ...]
+    # What the items that did not parse declare, as (kind, name): "class", "intent", "agent",
+    # "task" or "tool" (a pattern). Their syntax error is reported; the checker reports no
+    # follow-on error about these names.
+    unparsed: tuple[tuple[str, str], ...] = ()
 
 
 @cache
@@ -60,13 +65,17 @@ def lark_parser() -> Lark:
 def parse(source: Source) -> ParsedFile:
     """Parse one file. Never raises on bad input: problems come back as diagnostics."""
     diagnostics: list[Diagnostic] = []
-    tokens, comments = tokenize(source, diagnostics)
+    tokens, comments = _lex(source, diagnostics)
     items: list[ast.Item] = []
+    unparsed: list[tuple[str, str]] = []
+    doc_lines = _doc_lines(comments)
     for chunk in split_items(tokens):
         item = _parse_item(source, chunk, diagnostics)
         if item is not None:
-            items.append(_with_doc(item, comments))
-    return ParsedFile(source, tuple(items), tuple(comments), tuple(diagnostics))
+            items.append(_with_doc(item, doc_lines))
+        else:
+            unparsed.extend(_declared(chunk))
+    return ParsedFile(source, tuple(items), tuple(comments), tuple(diagnostics), tuple(unparsed))
 
 
 # ---- lexing ---------------------------------------------------------------------------------
@@ -75,8 +84,40 @@ def parse(source: Source) -> ParsedFile:
 def tokenize(source: Source, diagnostics: list[Diagnostic]) -> tuple[list[Token], list[Comment]]:
     """The tokens of a file (reserved words after `.`/`has` made names) and its comments.
 
-    Bad characters are reported into `diagnostics` and skipped; offsets are kept.
+    Bad characters are reported into `diagnostics` and skipped; offsets are kept. A list of
+    literals comes as its tokens (`[`, items, `,`, `]`), as any other list.
     """
+    tokens, comments = _lex(source, diagnostics)
+    if any(t.type == "LITERAL_LIST" for t in tokens):
+        tokens = [part for t in tokens
+                  for part in (split_list(t) if t.type == "LITERAL_LIST" else (t,))]
+    return tokens, comments
+
+
+def split_list(tok: Token) -> list[Token]:
+    """The tokens of a LITERAL_LIST token: `[`, the items, the commas and `]`."""
+    return [Token(kind, text, start, end_pos=end) for kind, text, start, end in _list_parts(tok)]
+
+
+def _list_parts(tok: Token):
+    """(terminal, text, start, end) of each part of a LITERAL_LIST token, in order."""
+    base = tok.start_pos
+    for m in _list_pattern().finditer(tok):
+        yield m.lastgroup, m.group(), base + m.start(), base + m.end()
+
+
+_PUNCTUATION = frozenset(("COMMA", "LSQB", "RSQB"))
+
+
+@cache
+def _list_pattern() -> re.Pattern:
+    terminals = {t.name: t.pattern.to_regexp() for t in lark_parser().terminals}
+    parts = ("STRING", "DURATION", "NUMBER", "TRUE", "FALSE", *_PUNCTUATION)
+    return re.compile("|".join(f"(?P<{name}>{terminals[name]})" for name in parts))
+
+
+def _lex(source: Source, diagnostics: list[Diagnostic]) -> tuple[list[Token], list[Comment]]:
+    """`tokenize`, where a list of literals is one LITERAL_LIST token."""
     text = source.text
     for _ in range(MAX_LEX_ERRORS):
         try:
@@ -86,15 +127,16 @@ def tokenize(source: Source, diagnostics: list[Diagnostic]) -> tuple[list[Token]
             pos = exc.pos_in_stream
             ch = text[pos]
             span = Span(source, pos, pos + 1)
-            if ch == '"':
+            if ch in "\"'":
                 diagnostics.append(error("syntax", span, "unterminated string",
-                                         'close the string with `"` on the same line'))
-                # Close it at the end of its line (keeping every offset) so that one mistake
-                # makes one error.
+                                         'close the string with `"` on the same line' if ch == '"'
+                                         else 'strings are written in double quotes: `"..."`'))
+                # Make it a string that ends at the end of its line (keeping every offset), so
+                # that one mistake makes one error.
                 eol = text.find("\n", pos)
                 eol = len(text) if eol < 0 else eol
                 if eol - pos >= 2:
-                    text = text[: eol - 1] + '"' + text[eol:]
+                    text = text[:pos] + '"' + text[pos + 1 : eol - 1] + '"' + text[eol:]
                     continue
             else:
                 diagnostics.append(error("syntax", span, f"unexpected character {ch!r}"))
@@ -109,10 +151,19 @@ def tokenize(source: Source, diagnostics: list[Diagnostic]) -> tuple[list[Token]
             comments.append(Comment(str(tok), Span(source, tok.start_pos, tok.end_pos)))
         elif tok.type != "WS":
             # A reserved word after `.` or `has` is a plain name: `args.data`, `std.intents`.
-            if tokens and tokens[-1].value in (".", "has") and tok.value in RESERVED:
+            if tokens and tokens[-1].value in (".", "has") and _is_keyword(tok):
                 tok = Token.new_borrow_pos("NAME", tok.value, tok)
+            # So is a field name before `:` or `?:`, where only a name can stand
+            # (`args { to: string }`, `any(x in data: ...)` reads the same either way).
+            elif tokens and tok.value in (":", "?") and _is_keyword(tokens[-1]) \
+                    and tokens[-1].value not in ("true", "false"):
+                tokens[-1] = Token.new_borrow_pos("NAME", tokens[-1].value, tokens[-1])
             tokens.append(tok)
     return tokens, comments
+
+
+def _is_keyword(tok: Token) -> bool:
+    return tok.type not in ("NAME", "STRING") and tok.value in RESERVED
 
 
 def split_items(tokens: list[Token]) -> list[list[Token]]:
@@ -155,50 +206,53 @@ def _starts_item(tokens: list[Token], i: int, braces: int) -> bool:
 _TOKEN_NAMES = {
     "NAME": "a name", "STRING": "a string", "NUMBER": "a number", "DURATION": "a duration",
     "STAR": "`*`", "$END": "the end of the item", "TRUE": "`true`", "FALSE": "`false`",
-    "OPTIONAL": "`?`",
+    "OPTIONAL": "`?`", "LITERAL_LIST": "`[`",
 }
+# What agp writes for the operators of other languages (the BAD_OPERATOR token).
+_OPERATORS = {"&&": "and", "&": "and", "||": "or", "|": "or", "!": "not", "=": "=="}
+# Words of other policy languages in place of a keyword, and agp's word for them.
+_SYNONYMS = {"allow": "permit", "deny": "forbid", "if": "when"}
+# Unit words a duration may be mistyped with, and agp's unit.
+_UNITS = {word: unit for unit, words in (
+    ("d", "d day days"), ("h", "h hr hrs hour hours"), ("m", "m min mins minute minutes"),
+    ("s", "s sec secs second seconds")) for word in words.split()}
+_DURATION_SYNTAX = "a duration is integer-and-unit pairs d, h, m, s in that order, without spaces"
+
+
+@cache
+def _terminal_names() -> dict[str, str]:
+    """The grammar's terminal for each fixed text: `}` -> RBRACE, `and` -> AND."""
+    return {t.pattern.value: t.name for t in lark_parser().terminals if t.pattern.type == "str"}
 
 
 def _describe(terminal: str) -> str:
     if terminal in _TOKEN_NAMES:
         return _TOKEN_NAMES[terminal]
-    for term in lark_parser().terminals:
-        if term.name == terminal:
-            return f"`{term.pattern.value}`"
+    for text, name in _terminal_names().items():
+        if name == terminal:
+            return f"`{text}`"
     return terminal
 
 
 def _expected(names) -> str:
-    described = sorted({_describe(n) for n in names if n != "BAD_NUMBER"})
+    described = sorted({_describe(n) for n in names if not n.startswith("BAD_")})
     if len(described) > 10:
         described = described[:10] + ["..."]
     return ", ".join(described)
 
 
 def _parse_item(source: Source, chunk: list[Token], diagnostics: list[Diagnostic]):
-    parser = lark_parser().parse_interactive()
-    try:
-        for tok in chunk:
-            if tok.type == "BAD_NUMBER":
-                diagnostics.append(error(
-                    "syntax", _tok_span(source, tok), f"invalid number or duration `{tok}`",
-                    "a duration is integer-and-unit pairs d, h, m, s in that order, "
-                    "without spaces (`30s`, `5m`, `1h30m`); it may not run into a letter"))
-                return None
-            parser.feed_token(tok)
-        tree = parser.feed_eof(chunk[-1])
-    except UnexpectedToken as exc:
-        tok = exc.token
-        if tok.type == "$END":
-            last = chunk[-1]
-            span = Span(source, last.end_pos, last.end_pos)
-            first = chunk[0]
-            msg = f"`{first}` item ends too early after `{last}`; expected {_expected(exc.expected)}"
-        else:
-            span = _tok_span(source, tok)
-            msg = f"unexpected `{tok}`; expected {_expected(exc.expected)}"
-        diagnostics.append(error("syntax", span, msg))
+    """One top-level item's AST, or None when none can be built (its errors are reported)."""
+    chunk = _repair(source, chunk, diagnostics)
+    if chunk is None:
         return None
+    tree, exc, at = _lalr(chunk)
+    if exc is not None:
+        accepted = _accepted(chunk, at)
+        diagnostics.append(_syntax_error(source, chunk, at, exc.token, accepted))
+        tree = _recover(chunk, at, accepted)
+        if tree is None:
+            return None
     deepest = _deepest(tree)
     if deepest is not None:
         diagnostics.append(error(
@@ -213,6 +267,195 @@ def _parse_item(source: Source, chunk: list[Token], diagnostics: list[Diagnostic
             diagnostics.append(exc.orig_exc.diagnostic)
             return None
         raise
+
+
+def _lalr(tokens: list[Token]):
+    """(tree, None, len) or, on a syntax error, (None, the error, the index of its token)."""
+    parser = lark_parser().parse_interactive()
+    for i, tok in enumerate(tokens):
+        try:
+            parser.feed_token(tok)
+        except UnexpectedToken as exc:
+            return None, exc, i
+    try:
+        return parser.feed_eof(tokens[-1]), None, len(tokens)
+    except UnexpectedToken as exc:
+        return None, exc, len(tokens)
+
+
+def _accepted(tokens: list[Token], at: int) -> set[str]:
+    """The terminals the parser accepts after tokens[:at]: exactly those, where the set of an
+    LALR error is a superset (its states are shared by several contexts)."""
+    parser = lark_parser().parse_interactive()
+    for tok in tokens[:at]:
+        parser.feed_token(tok)
+    return parser.accepts()
+
+
+def _repair(source: Source, chunk: list[Token], diagnostics: list[Diagnostic]):
+    """Report the mistakes the lexer recognises (the BAD_ tokens) with their fix, and put the fix
+    in their place so that the rest of the item is still parsed and checked. None when the fix
+    is unclear: the item is dropped."""
+    if not any(t.type.startswith("BAD_") for t in chunk):
+        return chunk
+    out = []
+    for tok in chunk:
+        span = _tok_span(source, tok)
+        if tok.type == "BAD_OPERATOR":
+            fix = _OPERATORS[str(tok)]
+            diagnostics.append(error("syntax", span, f"`{tok}` is not an operator in agp",
+                                     f"write `{fix}`"))
+            tok = Token.new_borrow_pos(_terminal_names()[fix], fix, tok)
+        elif tok.type == "BAD_STRING":
+            fix = _double_quoted(str(tok))
+            diagnostics.append(error("syntax", span, "strings are written in double quotes",
+                                     f"write `{fix}`"))
+            tok = Token.new_borrow_pos("STRING", fix, tok)
+        elif tok.type == "BAD_NUMBER":
+            fix = suggest_duration(str(tok))
+            diagnostics.append(error("syntax", span, f"invalid number or duration `{tok}`",
+                                     _duration_hint(fix)))
+            if fix is None:
+                return None
+            tok = Token.new_borrow_pos("DURATION", fix, tok)
+        out.append(tok)
+    return out
+
+
+def _double_quoted(text: str) -> str:
+    """`'it\\'s "x"'` -> `"it's \\"x\\""`: the same string in agp's quotes."""
+    body = re.sub(r"\\(.)|(\")", lambda m: '\\"' if m.group(2) else
+                  (m.group(1) if m.group(1) == "'" else m.group(0)), text[1:-1])
+    return f'"{body}"'
+
+
+def suggest_duration(text: str) -> str | None:
+    """What a mistyped duration means, when that is clear, else None.
+
+    >>> suggest_duration("30 minutes"), suggest_duration("1h 30m"), suggest_duration("30m1h")
+    ('30m', '1h30m', '1h30m')
+    """
+    pairs = re.findall(r"(\d+)\s*([A-Za-z]+)\s*", text)
+    if not pairs or "".join(n + u for n, u in pairs) != re.sub(r"\s+", "", text):
+        return None
+    units: dict[str, str] = {}
+    for number, word in pairs:
+        unit = _UNITS.get(word.lower())
+        if unit is None or unit in units:
+            return None
+        units[unit] = number
+    return "".join(units[u] + u for u in "dhms" if u in units)
+
+
+def _duration_hint(fix: str | None) -> str:
+    return f"write `{fix}`: {_DURATION_SYNTAX}" if fix else \
+        f"{_DURATION_SYNTAX} (`30s`, `5m`, `1h30m`)"
+
+
+def _syntax_error(source: Source, chunk: list[Token], at: int, tok: Token,
+                  accepted: set[str]) -> Diagnostic:
+    expected = _expected(accepted)
+    if accepted == {"$END"}:  # words after a complete item, which they do not start
+        expected = "the start of an item (`permit`, `forbid`, `ask`, `tool`, `task`, ...)"
+    if tok.type == "$END":
+        last = chunk[-1]
+        opened = _unclosed(chunk)
+        return error("syntax", Span(source, last.end_pos, last.end_pos),
+                     f"`{chunk[0]}` item ends too early after `{last}`; expected {expected}",
+                     f"close the `{{` of line {opened.line} with `}}`" if opened else None)
+    if tok.type == "LITERAL_LIST":  # underline its `[`, as for any other token
+        return error("syntax", Span(source, tok.start_pos, tok.start_pos + 1),
+                     f"unexpected `[`; expected {expected}")
+    span, fix = _duration_around(source, chunk, at)
+    if fix is not None:
+        return error("syntax", span, f"`{span.text}` is not a duration", _duration_hint(fix))
+    hint = None
+    if tok.type == "NUMBER" and "DURATION" in accepted:  # `ttl 30`
+        hint = _duration_hint(None)
+    elif tok.type == "NAME":
+        if str(tok) in _SYNONYMS:
+            hint = f"did you mean `{_SYNONYMS[str(tok)]}`?"
+        else:
+            keywords = [t for t, n in _terminal_names().items()
+                        if n in accepted and t.isidentifier()]
+            hint = did_you_mean(str(tok), keywords)
+    return error("syntax", _tok_span(source, tok), f"unexpected `{tok}`; expected {expected}", hint)
+
+
+def _duration_around(source: Source, chunk: list[Token], at: int) -> tuple[Span | None, str | None]:
+    """A duration written with spaces or unit words around token `at` (`30 minutes`, `1h 30m`):
+    its span and what to write instead, or (None, None)."""
+    first = at - 1 if at > 0 and chunk[at - 1].type in ("NUMBER", "DURATION") else at
+    if chunk[first].type not in ("NUMBER", "DURATION"):
+        return None, None
+    last = first
+    while last + 1 < len(chunk) and (chunk[last + 1].type in ("NUMBER", "DURATION") or (
+            chunk[last + 1].type == "NAME" and chunk[last + 1].value.lower() in _UNITS)):
+        last += 1
+    if last == first:
+        return None, None
+    span = Span(source, chunk[first].start_pos, chunk[last].end_pos)
+    fix = suggest_duration(span.text)
+    return (span, fix) if fix else (None, None)
+
+
+def _unclosed(chunk: list[Token]) -> Token | None:
+    """The innermost `{` of an item that is not closed."""
+    opened: list[Token] = []
+    for tok in chunk:
+        if tok.type == "LBRACE":
+            opened.append(tok)
+        elif tok.type == "RBRACE" and opened:
+            opened.pop()
+    return opened[-1] if opened else None
+
+
+def _recover(chunk: list[Token], at: int, accepted: set[str]):
+    """What can be kept of an item with a syntax error, so that one mistake does not also make
+    errors about the names the item declares: the item without the words after its end (`allow
+    p ...` after a complete task), or the item with its unclosed blocks closed. Else None.
+    A rule is never cut short: it would be checked as another rule (`when task.age > 30` of
+    `when task.age > 30 minutes`), and nothing refers to a rule by its name."""
+    if at < len(chunk):
+        if at > 0 and "$END" in accepted and chunk[0].type not in ("PERMIT", "FORBID", "ASK"):
+            return _lalr(chunk[:at])[0]
+        return None
+    last = chunk[-1]
+    closers: list[Token] = []
+    while _unclosed(chunk + closers) is not None:
+        closers.append(Token("RBRACE", "}", last.end_pos, last.end_line, last.end_column,
+                             last.end_line, last.end_column, last.end_pos))
+        tree = _lalr(chunk + closers)[0]
+        if tree is not None:
+            return tree
+    return None
+
+
+# Top-level keywords that declare names, and the kind of what they declare.
+_DECLARES = {"dataclass": "class", "intent": "intent", "agent": "agent", "task": "task",
+             "tool": "tool"}
+
+
+def _declared(chunk: list[Token]) -> list[tuple[str, str]]:
+    """What an item that does not parse declares, read from its tokens: [(kind, name)]."""
+    kind = _DECLARES.get(chunk[0].value) if _is_keyword(chunk[0]) else None
+    if kind is None:
+        return []
+    if kind == "tool":
+        parts = []
+        for tok in chunk[1:]:
+            if tok.type == "LBRACE":
+                break
+            parts.append((decode_string(tok) or "") if tok.type == "STRING" else str(tok))
+        return [("tool", "".join(parts))] if parts else []
+    found = []
+    for i in range(1, len(chunk), 2):  # `intent a, b, c` declares several
+        if chunk[i].type != "NAME":
+            break
+        found.append((kind, str(chunk[i])))
+        if kind != "intent" or i + 1 >= len(chunk) or chunk[i + 1].type != "COMMA":
+            break
+    return found
 
 
 def _deepest(tree):
@@ -230,17 +473,21 @@ def _tok_span(source: Source, tok: Token) -> Span:
     return Span(source, tok.start_pos, tok.end_pos)
 
 
-def _with_doc(item, comments: list[Comment]):
+def _with_doc(item, doc_lines: dict[int, Comment]):
     """Attach the `##` lines directly above an item (no blank line between) as its doc."""
     line = item.span.line
-    by_line = {c.span.line: c for c in comments if c.is_doc and c.span.column == _indent(c)}
     lines = []
-    while (line - 1) in by_line:
+    while (line - 1) in doc_lines:
         line -= 1
-        lines.append(by_line[line].text[2:].removeprefix(" "))
+        lines.append(doc_lines[line].text[2:].removeprefix(" "))
     if not lines:
         return item
     return replace(item, doc="\n".join(reversed(lines)))
+
+
+def _doc_lines(comments: list[Comment]) -> dict[int, Comment]:
+    """The `##` comments alone on their line, by line."""
+    return {c.span.line: c for c in comments if c.is_doc and c.span.column == _indent(c)}
 
 
 def _indent(comment: Comment) -> int:
@@ -261,7 +508,7 @@ _ESCAPES = {'"': '"', "\\": "\\", "/": "/", "n": "\n", "t": "\t", "r": "\r", "b"
 
 
 def parse_duration(text: str) -> timedelta | None:
-    """A duration in the language's syntax, or None.
+    """A duration in the language's syntax, or None (also when it is too large to represent).
 
     >>> parse_duration("1h30m")
     datetime.timedelta(seconds=5400)
@@ -269,15 +516,35 @@ def parse_duration(text: str) -> timedelta | None:
     m = _DURATION.fullmatch(text)
     if not text or m is None:
         return None
-    d, h, mi, s = (int(g) if g else 0 for g in m.groups())
     try:
+        d, h, mi, s = (int(g) if g else 0 for g in m.groups())
         return timedelta(days=d, hours=h, minutes=mi, seconds=s)
-    except OverflowError:
+    except (OverflowError, ValueError):  # ValueError: int() refuses more than 4,300 digits
         return None
+
+
+# A float64 is below 1.8e308: an integer of more digits can never be a valid number.
+_MAX_NUMBER_DIGITS = 309
+
+
+def parse_number(text: str) -> int | float:
+    """The value of a number literal. One that no float64 can hold is infinite, for the checker
+    to report with the other literals out of bounds (and int() is never handed the more than
+    4,300 digits it refuses).
+
+    >>> parse_number("0.5"), parse_number("007"), parse_number("9" * 400)
+    (0.5, 7, inf)
+    """
+    if "." in text:
+        return float(text)
+    digits = text.lstrip("0") or "0"
+    return int(digits) if len(digits) <= _MAX_NUMBER_DIGITS else math.inf
 
 
 def decode_string(raw: str) -> str | None:
     """The value of a string literal (with its quotes), or None when an escape is invalid."""
+    if "\\" not in raw:
+        return raw[1:-1]
     out = []
     i, body = 0, raw[1:-1]
     while i < len(body):
@@ -314,17 +581,24 @@ class _Builder(Transformer):
         return ast.Name(str(tok), self._tspan(tok))
 
     def _str(self, tok: Token) -> ast.Str:
-        value = decode_string(str(tok))
+        return self._string(str(tok), self._tspan(tok))
+
+    def _string(self, text: str, span: Span) -> ast.Str:
+        value = decode_string(text)
         if value is None:
-            raise _Problem(error("syntax", self._tspan(tok), "invalid escape in string",
+            raise _Problem(error("syntax", span, "invalid escape in string",
                                  r'valid escapes: \" \\ \/ \n \t \r \b \f \uXXXX'))
-        return ast.Str(value, self._tspan(tok))
+        return ast.Str(value, span)
 
     def _duration(self, tok: Token) -> ast.DurationLit:
-        value = parse_duration(str(tok))
-        if value is None:
-            raise _Problem(error("syntax", self._tspan(tok), f"duration `{tok}` is too large"))
-        return ast.DurationLit(value, self._tspan(tok))
+        return ast.DurationLit(self._duration_value(str(tok)), self._tspan(tok))
+
+    @staticmethod
+    def _duration_value(text: str) -> timedelta:
+        value = parse_duration(text)
+        # Too large to represent: kept beyond every bound, like a number too large (see
+        # parse_number), for the checker to report.
+        return timedelta.max if value is None else value
 
     @staticmethod
     def _clauses(children) -> dict:
@@ -405,8 +679,7 @@ class _Builder(Transformer):
         return ("to", ch[0])
 
     def delegate_depth(self, meta, ch):
-        value = float(ch[0]) if "." in ch[0] else int(ch[0])
-        return ("depth", ast.Literal(value, self._tspan(ch[0])))
+        return ("depth", ast.Literal(parse_number(str(ch[0])), self._tspan(ch[0])))
 
     def delegate_clause(self, meta, ch):
         c = self._clauses(ch)
@@ -504,12 +777,22 @@ class _Builder(Transformer):
         return ast.NameRef(str(ch[0]), self._span(meta))
 
     def literal(self, meta, ch):
-        tok = ch[0]
-        span = self._tspan(tok)
-        if tok.type == "STRING":
-            return ast.Literal(self._str(tok).value, span)
-        if tok.type == "NUMBER":
-            return ast.Literal(float(tok) if "." in tok else int(tok), span)
-        if tok.type == "DURATION":
-            return ast.Literal(self._duration(tok).value, span)
-        return ast.Literal(tok.type == "TRUE", span)
+        return self._literal(ch[0])
+
+    def literal_list(self, meta, ch):
+        return ast.ListExpr(tuple(
+            self._value(kind, text, Span(self.source, start, end))
+            for kind, text, start, end in _list_parts(ch[0]) if kind not in _PUNCTUATION),
+            self._span(meta))
+
+    def _literal(self, tok: Token) -> ast.Literal:
+        return self._value(tok.type, str(tok), self._tspan(tok))
+
+    def _value(self, kind: str, text: str, span: Span) -> ast.Literal:
+        if kind == "STRING":
+            return ast.Literal(self._string(text, span).value, span)
+        if kind == "NUMBER":
+            return ast.Literal(parse_number(text), span)
+        if kind == "DURATION":
+            return ast.Literal(self._duration_value(text), span)
+        return ast.Literal(kind == "TRUE", span)

@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import textwrap
+from unittest import mock
 
 import pytest
 from agp_conformance_support import diagnostics, position
 from click.testing import CliRunner
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import agp
+from agp.check import resolve
 from agp.cli import main
+from agp.glob import Glob
+from agp.loader import check_sources
+from agp.source import Source
 
 PRE = """\
 import std.intents
@@ -572,3 +579,156 @@ def test_hash_inside_string_is_not_a_comment():
     got = engine.decide({"agent": {"id": "spiffe://t/#1"}, "tool": "a#b",
                          "now": "2026-11-28T10:00:00Z"})
     assert (got.decision, list(got.rules)) == ("allow", ["r"])
+
+
+# --- Literals outside the value bounds (issue 16, items 6, 7 and 8) ---
+
+E308 = "1" + "0" * 308  # 1e308, a valid number: twice it is not
+OUT_OF_BOUNDS = {
+    # name: (policy after PRE, the underlined literal or expression)
+    "int-of-5000-digits": ("forbid f when chain.depth > " + "9" * 5000, "9" * 5000),
+    "int-of-4301-digits-in-a-list": ("forbid f when chain.depth in [1, " + "7" * 4301 + "]",
+                                     "7" * 4301),
+    "int-above-float64": ("forbid f when chain.depth > 2" + "0" * 308, "2" + "0" * 308),
+    "decimal-of-309-digits": ("forbid f when chain.depth > " + "9" * 309 + ".5",
+                              "9" * 309 + ".5"),
+    "number-sum": (f"forbid f when chain.depth < {E308} + {E308}", f"{E308} + {E308}"),
+    "number-difference": (f"forbid f when chain.depth < -{E308} - {E308}",
+                          f"-{E308} - {E308}"),
+    "duration-literal": ("forbid f when task.age < 999999999d + 1d", "999999999d"),
+    "duration-sum": ("forbid f when task.age < 20000d + 20000d", "20000d + 20000d"),
+    "duration-beyond-python": ("forbid f when task.age < 99999999999999999999d",
+                               "99999999999999999999d"),
+    "duration-of-5000-digits": ("forbid f when task.age < " + "9" * 5000 + "s",
+                                "9" * 5000 + "s"),
+    "task-ttl": ("task t9 { ttl 999999999d }", "999999999d"),
+    "rule-ttl": ("permit r on crm.lookup ttl 36501d", "36501d"),
+    "defaults": ("defaults { ttl 15m  max_ttl 40000d }", "40000d"),
+    "delegation-depth": ("task t9 { delegate { depth <= " + "9" * 400 + " } }", "9" * 400),
+}
+
+
+def run_cli(*args):
+    """`agp ARGS`: (exit code, output); a Python exception fails the test."""
+    result = CliRunner().invoke(main, list(args))
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.output
+    assert "Traceback" not in result.output
+    return result.exit_code, result.output
+
+
+@pytest.mark.parametrize("case", sorted(OUT_OF_BOUNDS))
+def test_a_value_out_of_bounds_is_a_checker_error(case, tmp_path):
+    body, underlined = OUT_OF_BOUNDS[case]
+    text = PRE + body + "\n"
+    (tmp_path / "p.agp").write_text(text)
+    code, out = run_cli("check", str(tmp_path / "p.agp"))
+    assert code == 1, out
+    (d,) = [d for d in diagnostics(out) if d["code"] == "out-of-range"]
+    offset = text.index(underlined, len(PRE))
+    assert (d["line"], d["col"]) == (text.count("\n", 0, offset) + 1,
+                                     offset - text.rfind("\n", 0, offset))
+    with pytest.raises(agp.PolicyError) as info:
+        agp.load(str(tmp_path / "p.agp"))
+    (error,) = [e for e in info.value.diagnostics if e.code == "out-of-range"]
+    assert error.span.text == underlined
+
+
+@pytest.mark.parametrize("case", ["int-of-5000-digits", "decimal-of-309-digits", "duration-sum",
+                                  "task-ttl"])
+def test_no_command_prints_a_traceback_for_a_literal_out_of_bounds(case, tmp_path):
+    text = PRE + OUT_OF_BOUNDS[case][0] + "\n"
+    policy = tmp_path / "p.agp"
+    policy.write_text(text)
+    request = tmp_path / "r.json"
+    request.write_text('{"agent": {"id": "spiffe://t/bot"}, "tool": "crm.lookup", '
+                       '"now": "2026-01-01T00:00:00Z"}')
+    trace = tmp_path / "t.jsonl"
+    trace.write_text('{"request": ' + request.read_text() + "}\n")
+    assert run_cli("fmt", "--check", str(policy))[0] in (0, 1)
+    assert run_cli("eval", "-p", str(policy), str(request))[0] == 1
+    assert run_cli("compile", "-p", str(policy), "-o", str(tmp_path / "b.agpb"))[0] == 1
+    assert run_cli("diff", "-p", str(policy), "-p", str(policy), str(trace))[0] == 2
+
+
+# --- Tool patterns against many declarations (issue 16, item 13) ---
+#
+# A tool pattern in a rule or task is related to a declaration when either, read as a plain
+# name, matches the other. The checker finds them through an index (agp.glob.PatternSet); these
+# tests hold it to the plain scan, which tried every declaration for every pattern.
+
+
+def plain_related_tools(checker, text):
+    """The declarations related to `text`, by trying each: exact ones first, then the others,
+    each in policy order (the order in which the args schemas are united)."""
+    query = Glob(text)
+    decls = list(checker.tools.values())
+    ordered = ([d for d in decls if Glob(d.pattern.text).is_exact]
+               + [d for d in decls if not Glob(d.pattern.text).is_exact])
+    return [d for d in ordered if query.relates(Glob(d.pattern.text))]
+
+
+TOOL_PATTERN = st.text("ab.*?", min_size=1, max_size=5)
+ARGS = st.sampled_from([None, "x: number", "x: string", "x: number, y: string", "y: number"])
+CONDITION = st.sampled_from(["", " when args.x > 1", ' when args.y == "s"', " when args has z",
+                             " when args.x == args.y"])
+
+
+@st.composite
+def tool_policies(draw):
+    lines = ["intent call"]
+    for pattern, args in draw(st.lists(st.tuples(TOOL_PATTERN, ARGS), max_size=10)):
+        lines.append(f'tool "{pattern}" {{ intent call' + (f"  args {{ {args} }}" if args else "")
+                     + " }")
+    for j, (patterns, condition) in enumerate(draw(st.lists(
+            st.tuples(st.lists(TOOL_PATTERN, min_size=1, max_size=3), CONDITION), max_size=8))):
+        lines.append(f"permit r{j} on " + ", ".join(f'"{p}"' for p in patterns) + condition)
+    for k, patterns in enumerate(draw(st.lists(st.lists(TOOL_PATTERN, min_size=1, max_size=3),
+                                               max_size=3))):
+        lines.append(f"task t{k} {{ tools " + ", ".join(f'"{p}"' for p in patterns) + " }")
+    return "\n".join(lines) + "\n"
+
+
+@settings(max_examples=300, deadline=None)
+@given(tool_policies())
+def test_indexed_tool_patterns_give_the_diagnostics_of_the_plain_scan(text):
+    source = Source("p.agp", text)
+    indexed = resolve._Checker.related_tools
+    asked = []
+
+    def compared(checker, pattern):
+        found = indexed(checker, pattern)
+        asked.append(pattern)
+        assert found == plain_related_tools(checker, pattern), pattern
+        return found
+
+    with mock.patch.object(resolve._Checker, "related_tools", compared):
+        policy, diags = check_sources([source])
+    with mock.patch.object(resolve._Checker, "related_tools", plain_related_tools):
+        plain_policy, plain_diags = check_sources([source])
+    assert diags == plain_diags
+    assert (policy is None) == (plain_policy is None)
+    assert asked or "permit" not in text and "task" not in text
+
+
+def test_many_tools_and_glob_rules_check_without_trying_every_pair(monkeypatch):
+    # The issue's shape, smaller: exact names, glob rules naming a few of them each, families
+    # matched by exact rule patterns, and families against glob patterns. A plain scan tries
+    # every pattern against every declaration: 1,200 x 600 matches.
+    n = 300
+    tools = ([f"tool s{i % 7}.op{i} {{ intent call  args {{ x: number }} }}" for i in range(n)]
+             + [f"tool g{i % 7}.op{i}.* {{ intent call }}" for i in range(n)])
+    rules = ([f'forbid f{j} on "s{j % 7}.op{j}*" when args.x == {j}' for j in range(n)]
+             + [f'forbid e{j} on "*.op{j}"' for j in range(n)]
+             + [f"forbid h{j} on g{j % 7}.op{j}.x" for j in range(n)]
+             + [f'forbid k{j} on "g{j % 7}.op{j}*"' for j in range(n)]
+             + ["permit p on nothing.*"])
+    text = "intent call\n" + "\n".join(tools + rules) + "\n"
+    tried = []
+    match = Glob.match
+    monkeypatch.setattr(Glob, "match", lambda g, s: tried.append(1) or match(g, s))
+    policy, diags = check_sources([Source("p.agp", text)])
+    monkeypatch.undo()
+    assert policy is not None, diags
+    assert len(tried) < 5 * (len(tools) + len(rules))
+    (warned,) = diags
+    assert warned.code == "unknown-tool" and warned.span.text == "nothing.*"

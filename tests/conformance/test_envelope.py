@@ -126,6 +126,25 @@ INVALID = {
     "scope ttl not a duration": _mutate(["chain", 1, "scope", "ttl"], "10min"),
     "scope ttl negative": _mutate(["chain", 1, "scope", "ttl"], -5),
     "scope tools not a list": _mutate(["chain", 1, "scope", "tools"], "docs.*"),
+    # Hop kinds are exactly human, agent, service.
+    "hop kind capitalised": _mutate(["chain", 1, "kind"], "Agent"),
+    "hop kind unknown": _mutate(["chain", 1, "kind"], "robot"),
+    "hop kind padded": _mutate(["chain", 0, "kind"], "human "),
+    # A tool name is not empty and has no whitespace or control characters.
+    "tool empty": _mutate(["tool"], ""),
+    "tool with a space": _mutate(["tool"], "docs. read"),
+    "tool with a control character": _mutate(["tool"], "docs.read\x00"),
+    # Values within the bounds of a decision's arithmetic (docs/limits.md, "Values").
+    "now at the upper time bound": _mutate(["now"], "9000-01-01T00:00:00Z"),
+    "now past the calendar in UTC": _mutate(["now"], "9999-12-31T23:00:00-01:00"),
+    "started_at before 1900": _mutate(["task", "started_at"], "1899-12-31T23:59:59Z"),
+    "hop at before year 1 in UTC": _mutate(["chain", 1, "at"], "0001-01-01T00:30:00+01:00"),
+    "scope ttl beyond the duration bound": _mutate(["chain", 1, "scope", "ttl"], "36501d"),
+    "scope ttl of 1e20 seconds": _mutate(["chain", 1, "scope", "ttl"], 1e20),
+    "args NaN": _mutate(["args", "x"], float("nan")),
+    "args infinity": _mutate(["args", "x"], float("inf")),
+    "args integer too large for a float": _mutate(["args", "x"], 10**400),
+    "attrs NaN deep inside": _mutate(["agent", "attrs", "model"], [{"x": float("-inf")}]),
 }
 
 
@@ -540,3 +559,68 @@ def test_depth_counts_hand_offs_not_agents(engine):
     assert_allowed(engine.decide(req(task={"kind": "open"}, chain=[human(), hop(BOT)])))
     # An agent acting without any origin hop: depth 0.
     assert_allowed(engine.decide(req(task={"kind": "open"}, chain=[hop(BOT)])))
+
+
+# --- The first agent is the first hop that is not human (kind `service` included). ---
+
+def test_service_hop_is_the_first_agent(engine):
+    chain = [human(), {"principal": OTHER, "kind": "service"}, hop(BOT)]
+    d = engine.decide(req(task={"kind": "deleg"}, chain=chain))
+    assert_denied_by(d, "delegation.to")
+
+
+def test_hop_after_a_service_may_be_a_delegate(engine):
+    chain = [human(), {"principal": OTHER, "kind": "service"}, hop(HELPER_A)]
+    assert_allowed(engine.decide(req(agent=HELPER_A, task={"kind": "deleg"}, chain=chain)))
+
+
+# --- Nothing starts, and nothing is delegated, in the future. ---
+
+def test_started_at_later_than_now_is_invalid(engine):
+    d = engine.decide(req(task=scoped(started_at="2026-11-28T10:00:01Z"),
+                          chain=[human(), hop(BOT)], context={"flag": 1}))
+    assert_denied_by(d, "request.invalid")
+    assert "flagged" in d.rules  # an envelope failure: the rules still ran
+    assert d.errors == ["request.invalid: task.started_at: 2026-11-28T10:00:01Z is later than "
+                        "now; nothing starts in the future"]
+
+
+def test_hop_at_later_than_now_is_invalid(engine):
+    d = engine.decide(req(chain=[human(), hop(BOT, at="2026-11-28T11:00:00+00:30")]))
+    assert_denied_by(d, "request.invalid")
+    assert d.errors == ["request.invalid: chain[1].at: 2026-11-28T10:30:00Z is later than now; "
+                        "nothing is delegated in the future"]
+
+
+def test_times_at_now_are_not_in_the_future(engine):
+    assert_allowed(engine.decide(req(task=scoped(started_at=NOW),
+                                     chain=[human(), hop(BOT, at=NOW)])))
+
+
+def test_semantic_request_invalid_says_why(engine):
+    d = engine.decide(req(task=scoped(started_at=None), chain=[human(), hop(BOT, scope={
+        "ttl": "5m"})]))
+    assert d.errors == [
+        "request.invalid: chain[1]: a hop whose scope has a `ttl` needs `at`",
+        "request.invalid: task.started_at: task `scoped` has a `ttl`, so the request must say "
+        "when the task started"]
+
+
+# --- request.unknown and task.unknown name what is unknown. ---
+
+def test_request_unknown_names_the_labels(engine):
+    d = engine.decide(req(data=["secrett"], intent=["read", "teleport"]))
+    assert (d.rules, d.errors) == (["request.unknown"], [
+        "request.unknown: data class `secrett` is not declared",
+        "request.unknown: intent `teleport` is not declared"])
+
+
+def test_request_unknown_names_hop_scope_labels(engine):
+    d = engine.decide(req(chain=[human(), hop(BOT, scope={"data": "nonexistent"})]))
+    assert d.errors == ["request.unknown: data class `nonexistent` is not declared"]
+
+
+def test_task_unknown_names_the_kind(engine):
+    d = engine.decide(req(task={"kind": "nope"}))
+    assert (d.rules, d.errors) == (["task.unknown"],
+                                   ["task.unknown: task kind `nope` is not declared"])

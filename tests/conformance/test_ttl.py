@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
 import pytest
 from agp_conformance_support import load_text
 
@@ -182,3 +185,50 @@ def test_max_ttl_alone_caps():
 def test_hop_fractional_numeric_ttl_rounds_down():
     d = decide(HOPS, chain=hop_chain((NOW, 90.5)))
     assert (d.decision, d.ttl) == ("allow", 90)
+
+
+# Times are instants: a zone is converted to UTC before any arithmetic, so lifetimes are elapsed
+# time even across a daylight-saving change (Europe/Paris falls back at 03:00 on 2026-10-25).
+PARIS = ZoneInfo("Europe/Paris")
+LONG_TASK = """
+task job { ttl 2h }
+agent bot "spiffe://t/bot"
+permit p ttl 3h
+"""
+
+
+def test_task_remaining_is_elapsed_time_across_dst():
+    started = datetime(2026, 10, 25, 1, 30, tzinfo=PARIS)  # 23:30Z
+    now = datetime(2026, 10, 25, 2, 15, fold=1, tzinfo=PARIS)  # the second 02:15: 01:15Z
+    d = decide(LONG_TASK, task={"kind": "job", "started_at": started}, now=now)
+    assert (d.decision, d.ttl) == ("allow", 15 * 60)
+
+
+def test_task_expires_by_elapsed_time_across_dst():
+    started = datetime(2026, 10, 25, 1, 30, tzinfo=PARIS)
+    now = datetime(2026, 10, 25, 2, 45, fold=1, tzinfo=PARIS)  # 2h15m later, 1h15m on the wall
+    d = decide(LONG_TASK, task={"kind": "job", "started_at": started}, now=now)
+    assert d.decision == "deny" and "task.expired" in d.rules
+
+
+def test_hop_remaining_is_elapsed_time_across_dst():
+    at = datetime(2026, 10, 25, 1, 30, tzinfo=PARIS)
+    now = datetime(2026, 10, 25, 2, 15, fold=1, tzinfo=PARIS)
+    d = decide(HOPS, chain=hop_chain((at, "2h")), now=now)
+    assert (d.decision, d.ttl) == ("allow", 15 * 60)
+
+
+def test_ttl_near_the_upper_time_bound():
+    d = decide(LONG_TASK, task={"kind": "job", "started_at": "8999-12-31T23:00:00Z"},
+               now="8999-12-31T23:59:59Z")
+    assert (d.decision, d.ttl) == ("allow", 3601)
+
+
+def test_hop_ttl_at_the_duration_bound():
+    d = decide(HOPS, chain=hop_chain((NOW, "36500d")))
+    assert (d.decision, d.ttl) == ("allow", 3600)
+
+
+def test_hop_ttl_beyond_the_duration_bound_is_invalid():
+    d = decide(HOPS, chain=hop_chain((NOW, 36_501 * 86_400)))
+    assert (d.decision, d.rules, d.ttl) == ("deny", ["request.invalid"], 0)

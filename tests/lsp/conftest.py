@@ -4,6 +4,7 @@ Every test waits for the server's real messages (`wait_for_notification`), never
 that the server never answers fails after a timeout instead of hanging.
 """
 
+import asyncio
 import shutil
 import sys
 from pathlib import Path
@@ -28,6 +29,14 @@ def workspace(tmp_path) -> Path:
 
 @pytest_lsp.fixture(config=ClientServerConfig(server_command=[sys.executable, "-m", "agp.lsp"]))
 async def client(lsp_client: LanguageClient, workspace: Path):
+    lsp_client.registrations = []  # what the server asked to register (the file watcher)
+    lsp_client.registered = asyncio.Event()
+
+    @lsp_client.feature(lsp.CLIENT_REGISTER_CAPABILITY)
+    def register(params: lsp.RegistrationParams) -> None:
+        lsp_client.registrations.extend(params.registrations)
+        lsp_client.registered.set()
+
     await lsp_client.initialize_session(lsp.InitializeParams(
         capabilities=client_capabilities("visual-studio-code"),
         workspace_folders=[lsp.WorkspaceFolder(uri=workspace.as_uri(), name="policies")],

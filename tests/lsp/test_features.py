@@ -1,12 +1,17 @@
 """Hover, completion, navigation, rename, symbols, folding, semantic tokens, code actions and
 code lenses, each over stdio against the customer-support policy set."""
 
+import re
+
 import pytest
 from lsp_support import open_doc, opened, position_of, until
 from lsprotocol import types as lsp
+from pygls.exceptions import JsonRpcException
 
 import agp
+from agp.loader import check_sources
 from agp.lsp.semantic_tokens import TYPES
+from agp.source import Source
 
 pytestmark = pytest.mark.asyncio
 
@@ -81,6 +86,39 @@ async def test_completion_in_an_unfinished_document(client, workspace, tail, pre
     assert not (absent & items.keys())
 
 
+@pytest.mark.parametrize("tail, typed, present", [
+    ("permit u on crm.", "crm.", {"crm.lookup"}),
+    ("permit u on payments.re", "payments.re", {"payments.refund"}),
+    ("permit u on PAYMENTS.", "PAYMENTS.", {"payments.refund"}),
+    ("permit u on http.", "http.", {"http.*"}),
+    ("permit u on crm.lookup, payments.", "payments.", {"payments.refund"}),
+    ("permit u on intent read, crm.", "crm.", {"crm.lookup"}),
+    ("task t {\n  tools payments.r", "payments.r", {"payments.refund"}),
+    ("permit u on ", "", {"crm.lookup", "payments.refund", "http.*"}),
+])
+async def test_completion_of_a_dotted_tool_name(client, workspace, tail, typed, present):
+    path = workspace / "support.agp"
+    text = path.read_text(encoding="utf-8") + "\n" + tail
+    uri = await opened(client, path, text)
+    lines = text.split("\n")
+    cursor = lsp.Position(line=len(lines) - 1, character=len(lines[-1]))
+    result = await client.text_document_completion_async(lsp.CompletionParams(
+        text_document=_doc(uri), position=cursor,
+        context=lsp.CompletionContext(trigger_kind=lsp.CompletionTriggerKind.TriggerCharacter,
+                                      trigger_character=".") if tail.endswith(".") else None))
+    tools = {i.label: i for i in result.items if i.kind == lsp.CompletionItemKind.Function}
+    assert set(tools) == present  # only the declared tools that start with what is typed
+    assert result.is_incomplete == bool(typed)
+    for item in tools.values():
+        # The edit replaces the whole dotted name typed so far, not just its last segment.
+        edit = item.text_edit
+        assert edit.range.end == cursor
+        assert edit.range.start == lsp.Position(line=cursor.line,
+                                                character=len(lines[-1]) - len(typed))
+        done = lines[-1][: edit.range.start.character] + edit.new_text
+        assert done == lines[-1][: len(lines[-1]) - len(typed)] + item.label
+
+
 async def test_completion_items_carry_docs(client, workspace):
     path = workspace / "support.agp"
     text = path.read_text(encoding="utf-8") + "\nforbid r when "
@@ -143,6 +181,55 @@ async def test_rename_across_files(client, workspace):
     with pytest.raises(Exception, match="not a valid name"):
         await client.text_document_rename_async(lsp.RenameParams(
             text_document=_doc(uri), position=position_of(text, "pii\n"), new_name="when"))
+
+
+@pytest.mark.parametrize("needle, new_name, message", [
+    # The issue's case: a data class renamed to another one's name.
+    ("pii > internal", "public", "`public` is already declared as a data class"),
+    # Data classes, intents, agents and tasks share one namespace.
+    ("billing \"spiffe", "support_bot", "`support_bot` is already declared as an agent"),
+    ("billing \"spiffe", "pii", "`pii` is already declared as a data class"),
+    ("support_ticket {", "egress", "`egress` is already declared as an intent"),  # std.intents
+    ("crm.lookup {", "payments.refund", "a tool `payments.refund` is already declared"),
+    ("refund_small on", "refund_large", "a rule `refund_large` is already declared"),
+    ("billing \"spiffe", "chain", "`chain` is a condition name and cannot be declared"),
+    ("billing \"spiffe", "lower", "`lower` is a standard function and cannot be declared"),
+    ("billing \"spiffe", "permit", "not a valid name"),
+    ("billing \"spiffe", "2fa", "not a valid name"),
+    ("billing \"spiffe", "two words", "not a valid name"),
+    ("billing \"spiffe", "", "not a valid name"),
+])
+async def test_rename_refuses_what_would_not_check(client, workspace, needle, new_name, message):
+    support = workspace / "support.agp"
+    text = support.read_text(encoding="utf-8")
+    uri = await opened(client, support)
+    with pytest.raises(JsonRpcException, match=re.escape(message)) as refused:
+        await client.text_document_rename_async(lsp.RenameParams(
+            text_document=_doc(uri), position=position_of(text, needle), new_name=new_name))
+    assert refused.value.code == lsp.LSPErrorCodes.RequestFailed
+
+
+async def test_rename_to_a_free_name_checks_clean(client, workspace):
+    support = workspace / "support.agp"
+    text = support.read_text(encoding="utf-8")
+    uri = await opened(client, support)
+    edit = await client.text_document_rename_async(lsp.RenameParams(
+        text_document=_doc(uri), position=position_of(text, "pii > internal"),
+        new_name="personal_data"))
+    renamed = _apply(text, edit.changes[uri])
+    assert "personal_data > internal" in renamed and " pii" not in renamed
+    assert check_sources([Source(str(support), renamed)])[1] == []
+
+
+def _apply(text: str, edits: list[lsp.TextEdit]) -> str:
+    lines = text.split("\n")
+    starts = [sum(len(x) + 1 for x in lines[:i]) for i in range(len(lines))]
+    for e in sorted(edits, key=lambda e: (e.range.start.line, e.range.start.character),
+                    reverse=True):
+        a = starts[e.range.start.line] + e.range.start.character
+        b = starts[e.range.end.line] + e.range.end.character
+        text = text[:a] + e.new_text + text[b:]
+    return text
 
 
 async def test_document_and_workspace_symbols(client, workspace):

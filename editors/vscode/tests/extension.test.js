@@ -70,6 +70,8 @@ test('starts `agp lsp` over stdio for agp documents by default', async () => {
   assert.ok(client.clientOptions.documentSelector.some((s) => s.language === 'agp' && s.scheme === 'file'));
   assert.strictEqual(client.started, 1);
   assert.ok(ctx.subscriptions.length >= 2);
+  // Files changed on disk are watched by the server's own registration, not a second watcher.
+  assert.strictEqual(client.clientOptions.synchronize, undefined);
 });
 
 test('uses the agp.server.path setting for the executable', async () => {

@@ -1,0 +1,121 @@
+"""The parser's fast path for lists of literals, and literals at the edges of what it reads.
+
+A list of literals only is lexed as one token and split by the parser (grammar/agp.lark,
+LITERAL_LIST); any other list is lexed token by token. Both must read a list the same way.
+"""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import agp
+from agp.source import Source
+from agp.syntax import parse
+from agp.syntax.format import shape
+from agp.syntax.parser import tokenize
+
+space = st.sampled_from(["", " ", "  ", "\n", "\t", " \n  ", "\r\n"])
+literal = st.one_of(
+    st.integers(0, 10**30).map(str),
+    st.tuples(st.integers(0, 999), st.integers(0, 999)).map(lambda t: f"{t[0]}.{t[1]}"),
+    st.sampled_from(["5m", "1h30m", "2d", "1d2h3m4s", "0s", "true", "false", "007", "0.50"]),
+    st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters='"\\\n'),
+            max_size=8).map(lambda s: f'"{s}"'),
+    st.sampled_from([r'"a\"b"', r'"\\"', r'"\u00e9\n"', '"# not a comment"', '"[1, 2]"']),
+)
+
+
+@st.composite
+def literal_lists(draw) -> str:
+    items = draw(st.lists(literal, min_size=1, max_size=8))
+    text = "[" + draw(space)
+    for i, item in enumerate(items):
+        if i:
+            text += draw(space) + "," + draw(space)
+        text += item
+    return text + draw(space) + "]"
+
+
+def as_read_token_by_token(listing: str) -> str:
+    # A comment in a list keeps it from being one token; it shifts the offsets by two.
+    return "[#\n" + listing[1:]
+
+
+@settings(max_examples=300, deadline=None)
+@given(literal_lists())
+def test_a_list_of_literals_reads_as_the_same_list_token_by_token(listing):
+    head = "forbid f when args.x in "
+    fast = parse(Source("a", head + listing + "\n"))
+    slow = parse(Source("b", head + as_read_token_by_token(listing) + "\n"))
+    assert not fast.diagnostics and not slow.diagnostics
+    assert shape(fast.items) == shape(slow.items)
+    fast_items = fast.items[0].when.right.items
+    slow_items = slow.items[0].when.right.items
+    assert [(i.span.start + 2, i.span.end + 2) for i in fast_items] == \
+        [(i.span.start, i.span.end) for i in slow_items]
+    assert fast.items[0].when.right.span.text == listing
+
+
+@settings(max_examples=200, deadline=None)
+@given(literal_lists())
+def test_tokenize_gives_the_tokens_of_a_list_of_literals(listing):
+    fast, _ = tokenize(Source("a", listing), [])
+    slow, _ = tokenize(Source("b", as_read_token_by_token(listing)), [])
+    shift = [0] + [2] * (len(fast) - 1)  # all but the `[`
+    assert [(t.type, str(t), t.start_pos + d, t.end_pos + d) for t, d in zip(fast, shift, strict=True)] == \
+        [(t.type, str(t), t.start_pos, t.end_pos) for t in slow]
+
+
+def test_a_list_with_names_or_expressions_is_parsed_as_before():
+    (rule,) = parse(Source("a", 'forbid f when args.x in [pii, "a", -1, 2 + 3, lower("B")]\n')).items
+    kinds = [type(i).__name__ for i in rule.when.right.items]
+    assert kinds == ["NameRef", "Literal", "Unary", "Binary", "Call"]
+
+
+def test_a_mistake_in_a_list_is_reported_where_it_is():
+    diagnostics = parse(Source("a", "forbid f when args.x in [1, 10min, 'a', \"\\q\"]\n")).diagnostics
+    assert [d.span.text for d in diagnostics] == ["10min", "'a'", '"\\q"']
+
+
+# ---- extreme literals: only PolicyError escapes, in every position ------------------------------
+
+
+digits = st.one_of(st.integers(0, 10**20).map(str), st.integers(300, 5000).map(lambda n: "9" * n),
+                   st.sampled_from(["0" * 5000 + "1", "1" + "0" * 308, "17976931348623157" + "0" * 292]))
+numbers = st.one_of(digits, st.tuples(digits, digits).map(lambda t: f"{t[0]}.{t[1]}"))
+durations = st.one_of(
+    st.tuples(digits, st.sampled_from("dhms")).map("".join),
+    st.sampled_from(["36500d", "36501d", "999999999d", "1000000000d", "36499d23h59m60s"]))
+scalars = st.one_of(numbers, durations)
+sums = st.one_of(scalars, st.tuples(scalars, st.sampled_from(["+", "-"]), scalars).map(" ".join),
+                 scalars.map(lambda s: "-" + s))
+
+
+@st.composite
+def extreme_policies(draw) -> str:
+    d = draw(durations)
+    return (f"tool t.x {{ args {{ n: number, d: duration }} }}\n"
+            f"task job {{ tools t.*  ttl {draw(durations)}  delegate {{ depth <= {draw(digits)} }} }}\n"
+            f"defaults {{ ttl {draw(durations)}  max_ttl {draw(durations)} }}\n"
+            f"permit p on t.x when args.n < {draw(sums)} or args.n in [1, {draw(numbers)}]\n"
+            f"  unless task.age > {d} ttl {draw(durations)}\n"
+            f"forbid f when {draw(sums)} == {draw(sums)}\n")
+
+
+@settings(max_examples=150, deadline=None)
+@given(extreme_policies())
+def test_extreme_literals_load_or_raise_policy_error(tmp_path_factory, text):
+    path = tmp_path_factory.mktemp("p") / "p.agp"
+    path.write_text(text)
+    for compiled in (True, False):
+        try:
+            engine = agp.load(path, compiled=compiled)
+        except agp.PolicyError as exc:
+            assert {d.code for d in exc.diagnostics if d.is_error} <= {"out-of-range",
+                                                                       "type-mismatch"}
+            continue
+        decision = engine.decide({
+            "agent": {"id": "a"}, "tool": "t.x", "args": {"n": 1}, "now": "2026-01-01T00:00:00Z",
+            "task": {"kind": "job", "id": "j", "started_at": "2026-01-01T00:00:00Z"}})
+        assert decision.decision in ("allow", "deny", "ask")
