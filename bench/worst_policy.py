@@ -9,6 +9,10 @@ Cases:
   (`forbid g on "svcK.opJ*" when ...`); each exact name matches a few globs. Reports the check,
   the compilation (the decision tree) and the first decision of every exact name (which
   generates its code).
+- `families x patterns`: 6,000 glob tool declarations (`tool svcK.opJ.*`) against 6,000 rules,
+  half naming a tool of a family exactly (`svcK.opJ.read`), half a glob over families
+  (`"svcK.opJ*"`): the checker relates patterns to patterns in both directions. Reports the
+  check.
 - `unmentioned names`: 40,000 distinct tool names the policy does not mention, decided against
   that policy (a third match one of its globs, the rest none).
 - `long names`: 100 distinct unmentioned names of 1 MiB each (the request limit on a string).
@@ -50,6 +54,14 @@ def names_x_globs_policy(n: int) -> str:
     out += [f"tool svc{i % 97}.op{i} {{ intent call }}" for i in range(n)]
     out += [f'forbid g{j} on "svc{j % 97}.op{j}*" when args.x == {j}' for j in range(n)]
     out += ["permit p on svc1.* when args.x < 10", "forbid deep when chain.depth > 3"]
+    return "\n".join(out) + "\n"
+
+
+def families_policy(n: int) -> str:
+    out = ["intent call", ""]
+    out += [f"tool svc{i % 97}.op{i}.* {{ intent call  args {{ x: number }} }}" for i in range(n)]
+    out += [f"forbid e{j} on svc{j % 97}.op{j}.read when args.x == {j}" if j % 2 else
+            f'forbid g{j} on "svc{j % 97}.op{j}*" when args.x == {j}' for j in range(n)]
     return "\n".join(out) + "\n"
 
 
@@ -141,6 +153,12 @@ def names_x_globs(t: Table, n: int):
     return policy
 
 
+def families(t: Table, n: int) -> None:
+    text = families_policy(n)
+    s, peak, _ = measure(lambda: check(text))
+    t.row(f"{n:,} families x {n:,} patterns", "check (parse, resolve, types)", s, peak)
+
+
 def unmentioned_names(t: Table, policy, count: int, n: int, rng) -> None:
     names = []
     for i in range(count):
@@ -204,6 +222,7 @@ def main() -> None:
     rng = random.Random(16)
     t = Table()
     policy = names_x_globs(t, n)
+    families(t, n)
     unmentioned_names(t, policy, 40_000 // scale, n, rng)
     long_names(t, policy, 100 // scale, n, rng)
     del policy

@@ -24,11 +24,19 @@ import threading
 from collections.abc import Callable, Iterable
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any, TypeAlias
+
+from agp.model import Decide, Decision, Request, RequestInput
 
 MASK = "***"
 
+# Called with the request, the enforced decision and the candidate's, where the two differ.
+OnDifference: TypeAlias = Callable[[RequestInput, Decision, Decision], object]
+# What the writer thread takes from the queue: a decision to write, a flush mark, or the end.
+_Item: TypeAlias = "tuple[RequestInput, Decision, bool] | threading.Event | None"
 
-def _default(value):
+
+def _default(value: object) -> object:
     if isinstance(value, datetime):
         return value.isoformat().replace("+00:00", "Z")
     if hasattr(value, "total_seconds"):
@@ -40,23 +48,24 @@ def _utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
-def canonical(value) -> str:
+def canonical(value: object) -> str:
     """Sorted, compact JSON; raises ValueError for what JSON cannot carry (NaN, infinities)."""
     return json.dumps(value, sort_keys=True, separators=(",", ":"), default=_default,
                       ensure_ascii=False, allow_nan=False)
 
 
-def digest(request) -> str:
+def digest(request: object) -> str:
     return "sha256:" + hashlib.sha256(canonical(request).encode()).hexdigest()
 
 
-def mask_fields(request: dict, paths: Iterable[str]) -> tuple[dict, list[str]]:
+def mask_fields(request: dict[str, Any], paths: Iterable[str]
+                ) -> tuple[dict[str, Any], list[str]]:
     """A copy of the request with each dotted path (`args.password`) replaced by `***`."""
     masked = copy.deepcopy(request)
     done = []
     for path in paths:
         *parents, last = path.split(".")
-        node = masked
+        node: object = masked
         for p in parents:
             node = node.get(p) if isinstance(node, dict) else None
         if isinstance(node, dict) and last in node:
@@ -74,29 +83,31 @@ class DecisionLog:
     interpreter exit) writes every queued record before it returns: nothing queued is lost.
     """
 
-    def __init__(self, path, *, mask: Iterable[str] = (), include_request: bool = True,
-                 max_bytes: int = 64 * 1024 * 1024, backups: int = 5):
+    def __init__(self, path: str | os.PathLike[str], *, mask: Iterable[str] = (),
+                 include_request: bool = True, max_bytes: int = 64 * 1024 * 1024,
+                 backups: int = 5) -> None:
         self.path = Path(path)
         self.mask = tuple(mask)
         self.include_request = include_request
         self.max_bytes = max_bytes
         self.backups = backups
-        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[_Item] = queue.SimpleQueue()
         self._closed = False
-        self._shadow: tuple[Callable, Callable] | None = None
+        self._shadow: tuple[Decide, OnDifference] | None = None
         self._last = datetime.min.replace(tzinfo=timezone.utc)  # the last line's `ts`
         self._file = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - owned by the writer
         self._thread = threading.Thread(target=self._run, name="agp-decision-log", daemon=True)
         self._thread.start()
         atexit.register(self.close)
 
-    def shadow(self, decide: Callable, on_difference: Callable | None = None) -> None:
+    def shadow(self, decide: Decide, on_difference: OnDifference | None = None) -> None:
         """Shadow mode: also decide each logged request with `decide` (a candidate policy set),
         in the writer thread; where the two disagree, the line's `audit.shadow` holds the
         candidate's decision and `on_difference(request, enforced, candidate)` is called."""
         self._shadow = (decide, on_difference or (lambda *_: None))
 
-    def record(self, request: dict, decision, *, task_ended: bool = False) -> None:
+    def record(self, request: RequestInput, decision: Decision, *,
+               task_ended: bool = False) -> None:
         """Queue one decision. Never blocks on the disk and never raises."""
         if not self._closed:
             self._queue.put((request, decision, task_ended))
@@ -137,17 +148,18 @@ class DecisionLog:
                 except Exception:  # noqa: S110 - the disk itself fails: nothing left to tell
                     pass
 
-    def _write(self, request, decision, task_ended: bool) -> None:
+    def _write(self, request: RequestInput, decision: Decision, task_ended: bool) -> None:
         # Write times never go backwards, even when the wall clock does: a replay refuses a
         # trace out of time order. (`now` in the request is the decision's own time.)
         self._last = max(_utcnow(), self._last)
-        plain = request.model_dump(exclude_none=True) if hasattr(request, "model_dump") \
+        plain = request.model_dump(exclude_none=True) if isinstance(request, Request) \
             else request
-        audit: dict = {"policy": decision.policy}
-        record: dict = {"ts": _default(self._last), "event": "request"}
+        audit: dict[str, object] = {"policy": decision.policy}
+        record: dict[str, object] = {"ts": _default(self._last), "event": "request"}
         try:
             audit["digest"] = digest(plain)
             if self.include_request:
+                # (a caller may decide any object: it is refused, and logged as it came)
                 shown, masked = mask_fields(plain, self.mask) if isinstance(plain, dict) \
                     else (plain, [])
                 canonical(shown)  # a request that JSON cannot carry is not written (below)
@@ -177,7 +189,7 @@ class DecisionLog:
         if candidate is not None:
             on_difference(plain, decision, candidate)
 
-    def _append(self, record: dict) -> None:
+    def _append(self, record: dict[str, object]) -> None:
         line = json.dumps(record, separators=(",", ":"), default=_default, ensure_ascii=False,
                           allow_nan=False) + "\n"
         self._write_line(line)

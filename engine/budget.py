@@ -27,7 +27,9 @@ quantifiers pay one context-variable read per list scan or long string, nothing 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextvars import ContextVar
+from typing import TypeVar
 
 from agp.limits import MAX_EVAL_STEPS
 
@@ -46,6 +48,8 @@ class _Budget:
     def __init__(self, steps: int):
         self.left = steps
 
+
+T = TypeVar("T")
 
 _current: ContextVar[_Budget | None] = ContextVar("agp_budget", default=None)
 
@@ -69,7 +73,7 @@ def active() -> bool:
     return _current.get() is not None
 
 
-def metered(run):
+def metered(run: Callable[[], T]) -> T:
     """`run()`, under a fresh budget unless one is running (a quantifier inside another).
 
     Exhausted propagates: the reference evaluator turns it into an EvalError with the span of

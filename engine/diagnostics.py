@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import Enum
 
@@ -36,7 +37,7 @@ class Diagnostic:
         """`file:line:col: error[CODE]: message`, the first line of the rendering."""
         return f"{self.span}: {self.severity.value}[{self.code}]: {self.message}"
 
-    def sort_key(self) -> tuple:
+    def sort_key(self) -> tuple[str, int, str]:
         return (self.span.source.name, self.span.start, self.code)
 
 
@@ -50,7 +51,7 @@ def warning(code: str, span: Span, message: str, hint: str | None = None,
     return Diagnostic(code, Severity.WARNING, span, message, hint, related)
 
 
-def did_you_mean(name: str, candidates) -> str | None:
+def did_you_mean(name: str, candidates: Iterable[str]) -> str | None:
     """A hint naming the closest candidate, if one is close enough."""
     import difflib
 
@@ -84,5 +85,5 @@ def render(diagnostic: Diagnostic) -> str:
     return "\n".join(lines)
 
 
-def render_all(diagnostics) -> str:
+def render_all(diagnostics: Iterable[Diagnostic]) -> str:
     return "\n\n".join(render(d) for d in sorted(diagnostics, key=Diagnostic.sort_key))

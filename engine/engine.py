@@ -9,30 +9,53 @@ never take it.
 from __future__ import annotations
 
 import logging
+import os
 import threading
+from collections.abc import Callable, Iterable
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
 
 from agp import interp
-from agp.audit import DecisionLog
-from agp.loader import PolicyError, check_paths, load_policy, policy_files
-from agp.model import Decision, Request
+from agp.audit import DecisionLog, OnDifference
+from agp.diagnostics import Diagnostic
+from agp.loader import Paths, PolicyError, check_paths, load_policy, policy_files
+from agp.model import Decide, Decision, Request, RequestInput
 from agp.policy import Policy
 
+if TYPE_CHECKING:
+    from agp.runtime import TaskRuntime
+
 log = logging.getLogger("agp")
+
+
+class Evaluator(Protocol):
+    """What an Engine runs: the reference interpreter, or the compiled evaluator (agp.compile)."""
+
+    @property
+    def policy(self) -> Policy: ...
+
+    def decide(self, request: RequestInput, *, task_ended: bool = False) -> Decision: ...
+
+    def full_policy(self) -> Policy:
+        """The whole Policy, rule syntax included (built on demand from a bundle)."""
+        ...
 
 
 class ReferenceEvaluator:
     """The reference interpreter (agp.interp) behind the evaluator interface."""
 
-    def __init__(self, policy: Policy):
+    def __init__(self, policy: Policy) -> None:
         self.policy = policy
 
-    def decide(self, request, *, task_ended: bool = False) -> Decision:
+    def decide(self, request: RequestInput, *, task_ended: bool = False) -> Decision:
         return interp.decide(self.policy, request, task_ended=task_ended)
 
+    def full_policy(self) -> Policy:
+        return self.policy
 
-def make_evaluator(policy: Policy, compiled: bool):
+
+def make_evaluator(policy: Policy, compiled: bool) -> Evaluator:
     """The one place that chooses how a checked policy set is evaluated."""
     if not compiled:
         return ReferenceEvaluator(policy)
@@ -48,28 +71,35 @@ class Engine:
     evaluator (agp.interp, `load(..., compiled=False)`); the two agree.
     """
 
-    def __init__(self, policy: Policy | None, *, compiled: bool = True, paths=None,
-                 decision_log: DecisionLog | None = None, evaluator=None):
+    def __init__(self, policy: Policy | None, *, compiled: bool = True, paths: Paths | None = None,
+                 decision_log: DecisionLog | None = None,
+                 evaluator: Evaluator | None = None) -> None:
         self._policy = policy
         self._compiled = compiled
         self._paths = paths
         self._log = decision_log
         self._reload_lock = threading.Lock()
         self._watcher: Watcher | None = None
-        self._install(evaluator or make_evaluator(policy, compiled), policy)
+        if evaluator is None:
+            if policy is None:
+                raise ValueError("an Engine needs a policy set or an evaluator")
+            evaluator = make_evaluator(policy, compiled)
+        self._install(evaluator, policy)
 
-    def _install(self, evaluator, policy: Policy | None) -> None:
+    def _install(self, evaluator: Evaluator, policy: Policy | None) -> None:
         # `decide` is bound once per policy set, so that a decision costs no extra call layer;
         # a reload rebinds it with one assignment, and a decision in flight finishes on the
         # set it started with.
         self.evaluator = evaluator
         self._policy = policy
-        self.decide = evaluator.decide if self._log is None else self._logged(evaluator)
+        self.decide = (  # type: ignore[method-assign]  # the method below only documents it
+            evaluator.decide if self._log is None else self._logged(evaluator, self._log))
 
-    def _logged(self, evaluator):
-        record = self._log.record
+    @staticmethod
+    def _logged(evaluator: Evaluator, decision_log: DecisionLog) -> Decide:
+        record = decision_log.record
 
-        def decide(request, *, task_ended: bool = False) -> Decision:
+        def decide(request: RequestInput, *, task_ended: bool = False) -> Decision:
             # Logged requests carry their decision time, so that a replay reproduces them.
             if isinstance(request, dict) and "now" not in request:
                 now = datetime.now(timezone.utc).isoformat(timespec="microseconds")
@@ -82,7 +112,7 @@ class Engine:
 
         return decide
 
-    def decide(self, request: Request | dict, *, task_ended: bool = False) -> Decision:
+    def decide(self, request: RequestInput, *, task_ended: bool = False) -> Decision:
         """Decide one request (a dict as in FORMATS.md, or a Request). Never raises on bad input."""
         return self.decide(request, task_ended=task_ended)  # pragma: no cover - bound in _install
 
@@ -100,7 +130,7 @@ class Engine:
     def policy_hash(self) -> str:
         return self.evaluator.policy.hash
 
-    def tasks(self):
+    def tasks(self) -> TaskRuntime:
         """A task runtime over this engine: start, delegate, decide and end task instances."""
         from agp.runtime import TaskRuntime
 
@@ -108,7 +138,7 @@ class Engine:
 
     # ---- operations --------------------------------------------------------------------------
 
-    def reload(self, paths=None) -> list:
+    def reload(self, paths: Paths | None = None) -> list[Diagnostic]:
         """Load the policy set again (or another one) and swap it in atomically.
 
         Raises PolicyError and keeps the current set serving when the new one has an error.
@@ -126,19 +156,23 @@ class Engine:
             log.info("agp: reloaded policy set %s", policy.hash)
             return diagnostics
 
-    def watch(self, interval: float = 1.0, *, on_reload=None, on_error=None) -> Watcher:
+    def watch(self, interval: float = 1.0, *,
+              on_reload: Callable[[list[Diagnostic]], object] | None = None,
+              on_error: Callable[[PolicyError], object] | None = None) -> Watcher:
         """Reload whenever a policy file changes (polling every `interval` seconds)."""
+        if self._paths is None:
+            raise ValueError("this engine was not loaded from paths: there is nothing to watch")
         if self._watcher is None:
             self._watcher = Watcher(self, interval, on_reload, on_error)
         return self._watcher
 
-    def log_decisions(self, path, **options) -> DecisionLog:
+    def log_decisions(self, path: str | os.PathLike[str], **options: Any) -> DecisionLog:
         """Write every decision to a JSON Lines audit log (see agp.audit.DecisionLog)."""
         self._log = DecisionLog(path, **options)
         self._install(self.evaluator, self._policy)
         return self._log
 
-    def shadow(self, paths, *, on_difference=None) -> Engine:
+    def shadow(self, paths: Paths, *, on_difference: OnDifference | None = None) -> Engine:
         """Decide every logged request also with the candidate set at `paths`, off the hot path,
         and log where it differs from the enforced decision. Needs `log_decisions` first."""
         if self._log is None:
@@ -157,7 +191,7 @@ class Engine:
             self._log.close()
 
 
-def file_state(files) -> list[tuple[str, int, int]]:
+def file_state(files: Iterable[str | os.PathLike[str]]) -> list[tuple[str, int, int]]:
     """Names, sizes and modification times: what changes when a file is edited, added or
     removed (the watchers compare two of these)."""
     state = []
@@ -173,7 +207,9 @@ def file_state(files) -> list[tuple[str, int, int]]:
 class Watcher:
     """Polls the policy files' names, sizes and modification times; reloads on a change."""
 
-    def __init__(self, engine: Engine, interval: float, on_reload, on_error):
+    def __init__(self, engine: Engine, interval: float,
+                 on_reload: Callable[[list[Diagnostic]], object] | None,
+                 on_error: Callable[[PolicyError], object] | None) -> None:
         self.engine = engine
         self.interval = interval
         self.on_reload = on_reload or (lambda diagnostics: None)
@@ -183,8 +219,9 @@ class Watcher:
         self._thread = threading.Thread(target=self._run, name="agp-watch", daemon=True)
         self._thread.start()
 
-    def _snapshot(self):
-        return file_state(policy_files(self.engine._paths)[0])
+    def _snapshot(self) -> list[tuple[str, int, int]]:
+        paths = self.engine._paths
+        return file_state(policy_files(paths)[0]) if paths is not None else []
 
     def check_now(self) -> bool:
         """Reload if something changed since the last look; whether a reload was attempted."""
@@ -207,7 +244,8 @@ class Watcher:
         self._thread.join()
 
 
-def load(paths, *, compiled: bool = True, decision_log=None) -> Engine:
+def load(paths: Paths, *, compiled: bool = True,
+         decision_log: str | os.PathLike[str] | None = None) -> Engine:
     """Load, check and prepare a policy set (a file, a directory, or a list of them).
 
     Raises agp.PolicyError carrying every diagnostic when the set has an error. `compiled=False`
@@ -219,7 +257,7 @@ def load(paths, *, compiled: bool = True, decision_log=None) -> Engine:
     return engine
 
 
-def load_bundle(path) -> Engine:
+def load_bundle(path: str | Path) -> Engine:
     """Load a bundle written by `agp compile -o`, without parsing or checking the policy again.
 
     Raises agp.compile.BundleError for a bundle of another version, or a modified one.

@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import re
 from bisect import bisect_left, bisect_right
+from collections.abc import Iterable, Iterator
 from functools import lru_cache
+from typing import TypeAlias, cast
 
 from agp import budget
 
@@ -32,14 +34,14 @@ class _Piece:
         self.lead = len(text) - len(core)
         self.core = core.rstrip("?")
         self.trail = len(core) - len(self.core)
-        self._regex = None
+        self._regex: re.Pattern[str] | None = None
 
     @property
     def wild(self) -> bool:
         """Whether a `?` lies between literal characters (the search is then not linear)."""
         return "?" in self.core
 
-    def _pattern(self):
+    def _pattern(self) -> re.Pattern[str]:
         if self._regex is None:  # compiled on first use: most patterns never need it
             self._regex = re.compile(
                 "".join("." if ch == "?" else re.escape(ch) for ch in self.core), re.DOTALL)
@@ -83,7 +85,7 @@ class Glob:
     def __repr__(self) -> str:
         return f"Glob({self.pattern!r})"
 
-    def __eq__(self, other) -> bool:
+    def __eq__(self, other: object) -> bool:
         return isinstance(other, Glob) and other.pattern == self.pattern
 
     def __hash__(self) -> int:
@@ -167,23 +169,37 @@ _LITERAL_HEAD = re.compile(r"[^*?]*")
 _LITERAL_TAIL = re.compile(r"[^*?]*\Z")
 _HERE = ""  # the trie key of a node's own globs (never a character of a name)
 
+_Entry: TypeAlias = tuple[int, Glob]  # (key, glob) as given to GlobSet and PatternSet
+# A trie node: the node of each next character, and under _HERE the entries filed at the node
+# itself. The casts below tell the two apart by their key, as the code does (they are strings,
+# so that nothing is built at run time).
+_Trie: TypeAlias = dict[str, "_Trie | list[_Entry]"]
 
-def _file(trie: dict, chars, entry) -> None:
+
+def _literal_ends(pattern: str) -> tuple[str, str]:
+    """The literal prefix and suffix of a pattern (either may be empty)."""
+    head, tail = _LITERAL_HEAD.match(pattern), _LITERAL_TAIL.search(pattern)
+    assert head is not None and tail is not None  # both regexes match any text, if only ""
+    return head.group(), tail.group()
+
+
+def _file(trie: _Trie, chars: Iterable[str], entry: _Entry) -> None:
     node = trie
     for ch in chars:
-        node = node.setdefault(ch, {})
-    node.setdefault(_HERE, []).append(entry)
+        node = cast("_Trie", node.setdefault(ch, {}))
+    cast("list[_Entry]", node.setdefault(_HERE, [])).append(entry)
 
 
-def _walk(trie: dict, chars):
+def _walk(trie: _Trie, chars: Iterable[str]) -> Iterator[_Entry]:
     """The globs filed under every prefix of `chars` (walks no further than the trie is deep)."""
     node = trie
-    yield from node.get(_HERE, ())
+    yield from cast("Iterable[_Entry]", node.get(_HERE, ()))
     for ch in chars:
-        node = node.get(ch)
-        if node is None:
+        child = node.get(ch)
+        if child is None:
             return
-        yield from node.get(_HERE, ())
+        node = cast("_Trie", child)
+        yield from cast("Iterable[_Entry]", node.get(_HERE, ()))
 
 
 class GlobSet:
@@ -201,14 +217,13 @@ class GlobSet:
     ([0, 1, 2, 3], [2])
     """
 
-    def __init__(self, items):
+    def __init__(self, items: Iterable[_Entry]):
         self.items = list(items)  # (key, glob), as given
-        self._prefix: dict = {}
-        self._suffix: dict = {}
-        self._rest: list = []
+        self._prefix: _Trie = {}
+        self._suffix: _Trie = {}
+        self._rest: list[_Entry] = []
         for key, g in self.items:
-            head = _LITERAL_HEAD.match(g.pattern).group()
-            tail = _LITERAL_TAIL.search(g.pattern).group()
+            head, tail = _literal_ends(g.pattern)
             if len(head) >= len(tail) and head:
                 _file(self._prefix, head, (key, g))
             elif tail:
@@ -216,7 +231,7 @@ class GlobSet:
             else:
                 self._rest.append((key, g))
 
-    def matching(self, name: str) -> list:
+    def matching(self, name: str) -> list[int]:
         """The keys of the globs that match `name`, sorted."""
         found = [k for k, g in self._rest if g.match(name)]
         found.extend(k for k, g in _walk(self._prefix, name) if g.match(name))
@@ -225,16 +240,16 @@ class GlobSet:
         return found
 
 
-def _starting_with(texts: list[str], prefix: str) -> tuple[int, int]:
-    """The slice of the sorted `texts` that start with `prefix` (cutting every text to the
-    prefix's length keeps them sorted, so two bisections find it)."""
+def _starting_with(texts: list[str], prefix: str) -> range:
+    """The positions of the sorted `texts` that start with `prefix` (cutting every text to the
+    prefix's length keeps them sorted, so two bisections find them)."""
     k = len(prefix)
 
     def cut(text: str) -> str:
         return text[:k]
 
     lo = bisect_left(texts, prefix, key=cut)
-    return lo, bisect_right(texts, prefix, lo, key=cut)
+    return range(lo, bisect_right(texts, prefix, lo, key=cut))
 
 
 class PatternSet:
@@ -260,31 +275,30 @@ class PatternSet:
     ([0, 1], [0, 1], [2], [])
     """
 
-    def __init__(self, items):
-        self.items = list(items)  # (key, glob), as given; keys are sortable
-        self._exact: dict[str, list] = {}
+    def __init__(self, items: Iterable[_Entry]):
+        self.items = list(items)  # (key, glob), as given
+        self._exact: dict[str, list[int]] = {}
         for key, g in self.items:
             if g.is_exact:
                 self._exact.setdefault(g.pattern, []).append(key)
         self._globs = GlobSet((key, g) for key, g in self.items if not g.is_exact)
-        forward = sorted(self.items, key=lambda item: item[1].pattern)
-        backward = sorted(self.items, key=lambda item: item[1].pattern[::-1])
-        self._forward = ([g.pattern for _, g in forward], forward)
-        self._backward = ([g.pattern[::-1] for _, g in backward], backward)
+        self._forward = sorted(self.items, key=lambda item: item[1].pattern)
+        self._forward_texts = [g.pattern for _, g in self._forward]
+        self._backward = sorted(self.items, key=lambda item: item[1].pattern[::-1])
+        self._backward_texts = [g.pattern[::-1] for _, g in self._backward]
 
-    def related(self, pattern: str) -> list:
+    def related(self, pattern: str) -> list[int]:
         """The keys of the patterns that relate to `pattern`, sorted."""
         found = set(self._exact.get(pattern, ()))
         found.update(self._globs.matching(pattern))
         query = compile_glob(pattern)
         if not query.is_exact:
-            head = _LITERAL_HEAD.match(pattern).group()
-            tail = _LITERAL_TAIL.search(pattern).group()
-            ahead = _starting_with(self._forward[0], head)
-            behind = _starting_with(self._backward[0], tail[::-1])
-            if ahead[1] - ahead[0] <= behind[1] - behind[0]:
-                items = self._forward[1][ahead[0]:ahead[1]]
+            head, tail = _literal_ends(pattern)
+            ahead = _starting_with(self._forward_texts, head)
+            behind = _starting_with(self._backward_texts, tail[::-1])
+            if len(ahead) <= len(behind):
+                candidates = self._forward[ahead.start:ahead.stop]
             else:
-                items = self._backward[1][behind[0]:behind[1]]
-            found.update(key for key, g in items if query.match(g.pattern))
+                candidates = self._backward[behind.start:behind.stop]
+            found.update(key for key, g in candidates if query.match(g.pattern))
         return sorted(found)

@@ -1,24 +1,29 @@
 """The reference evaluator: LANGUAGE.md §5 written as plainly as possible.
 
-Steps 1 (resolve) and 3 (rules) are here; steps 2 and 4-6 (envelope, outcome, TTL) are
-agp.steps, shared with the compiled evaluator. Anything faster (agp.compile) must agree with
-this module; a property test holds them equal.
+Steps 1 (resolve) and 3 (rules) are here; step 2 is the rows of agp.envelope, and steps 4-6
+(outcome, TTL, explanation) are agp.steps, shared with the compiled evaluator. Anything faster
+(agp.compile) must agree with this module; a property test holds them equal.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from typing import TYPE_CHECKING
 
-from agp import budget
-from agp.model import Decision, Request, RequestError, parse_json_duration, parse_request
+from agp import budget, envelope
+from agp.envelope import Facts, chain_depth
+from agp.limits import MAX_EVAL_STEPS
+from agp.model import Decision, Hop, Request, RequestError, parse_json_duration, parse_request
 from agp.policy import Policy, RuleInfo, TaskInfo
 from agp.stdlib.builtins import BUILTINS
-from agp.steps import chain_depth, envelope_codes, error_text, invalid, outcome
+from agp.steps import error_text, invalid, outcome
 from agp.syntax import ast
+from agp.syntax.visit import ExprVisitor, children
 from agp.values import (
     Chain,
     EvalError,
+    Label,
     LabelSet,
     Missing,
     arith,
@@ -33,9 +38,16 @@ from agp.values import (
     truth,
 )
 
+if TYPE_CHECKING:  # the compiled evaluator's requests take the reference's steps too
+    from agp.compile.request import FastHop, FastRequest
+
+# The names a condition is evaluated with (§4): those of agp.syntax.names.ROOTS that the request
+# has, plus the variables of the quantifiers around it.
+Env = dict[str, object]
+
 
 @dataclass(frozen=True, slots=True)
-class Call:
+class Resolved:
     """One request, resolved against the policy (§5 step 1)."""
 
     request: Request
@@ -43,18 +55,19 @@ class Call:
     intents: frozenset[str]
     data: frozenset[str]
     task: TaskInfo | None  # the declaration named by task.kind, if any
-    env: dict  # the names of a condition (§4)
+    env: Env
 
 
-def decide(policy: Policy, request: Request | dict, *, task_ended: bool = False) -> Decision:
+def decide(policy: Policy, request: Request | dict[str, object], *,
+           task_ended: bool = False) -> Decision:
     """Decide one request. Never raises on a bad request: it is denied with request.invalid."""
     try:
         req = parse_request(request)
     except RequestError as exc:
         return invalid(policy, exc.errors)
     call = resolve(policy, req)
-    failures = envelope_codes(policy, req, call.now, call.task, call.intents, call.data,
-                              task_ended)
+    failures, messages = envelope.check(
+        Facts(policy, req, call.now, call.task, call.intents, call.data, task_ended))
     matched: dict[str, list[RuleInfo]] = {"permit": [], "forbid": [], "ask": []}
     errors: list[str] = []
     for rule in policy.rules:
@@ -66,23 +79,25 @@ def decide(policy: Policy, request: Request | dict, *, task_ended: bool = False)
         if hit:
             matched[rule.effect].append(rule)
     return outcome(policy, req, call.now, call.task, failures, matched["forbid"], matched["ask"],
-                   matched["permit"], errors)
+                   matched["permit"], [*messages, *errors])
 
 
 # ---- step 1: resolve ----------------------------------------------------------------------------
 
 
-def resolve(policy: Policy, req: Request) -> Call:
+def resolve(policy: Policy, req: Request) -> Resolved:
     now = req.now or datetime.now(timezone.utc)
     tools = [t for t in policy.tools if t.glob.match(req.tool)]
     intents = frozenset(req.intent).union(*(t.intents for t in tools))
     data = frozenset(req.data).union(*(t.data for t in tools))
     task = policy.tasks.get(req.task.kind) if req.task is not None else None
     durations = frozenset().union(*(t.durations for t in tools))
-    return Call(req, now, intents, data, task, environment(req, now, intents, data, durations))
+    return Resolved(req, now, intents, data, task,
+                    environment(req, now, intents, data, durations))
 
 
-def environment(req: Request, now: datetime, intents, data, durations) -> dict:
+def environment(req: Request | FastRequest, now: datetime, intents: frozenset[str], data: frozenset[str],
+                durations: frozenset[str]) -> Env:
     args = dict(req.args)
     for name in durations & args.keys():
         try:
@@ -93,7 +108,7 @@ def environment(req: Request, now: datetime, intents, data, durations) -> dict:
     chain = Chain(req.agent.id, depth=chain_depth(hops), hops=hops)
     if hops:
         chain["origin"] = hops[0]
-    env = {
+    env: Env = {
         "tool": req.tool, "args": args, "intent": LabelSet("intent", intents),
         "data": LabelSet("class", data), "agent": {"id": req.agent.id, "attrs": req.agent.attrs},
         "chain": chain, "context": req.context, "now": now,
@@ -102,7 +117,7 @@ def environment(req: Request, now: datetime, intents, data, durations) -> dict:
         env["target"] = req.target
     if req.task is not None:
         t = req.task
-        task = {"kind": t.kind, "params": t.params}
+        task: dict[str, object] = {"kind": t.kind, "params": t.params}
         if t.id is not None:
             task["id"] = t.id
         if t.objective is not None:
@@ -114,8 +129,8 @@ def environment(req: Request, now: datetime, intents, data, durations) -> dict:
     return env
 
 
-def hop_value(hop) -> dict:
-    value = {"principal": hop.principal, "kind": hop.kind}
+def hop_value(hop: Hop | FastHop) -> dict[str, object]:
+    value: dict[str, object] = {"principal": hop.principal, "kind": hop.kind}
     if hop.at is not None:
         value["at"] = hop.at
     if hop.scope is not None:
@@ -126,7 +141,7 @@ def hop_value(hop) -> dict:
 # ---- step 3: rules ------------------------------------------------------------------------------
 
 
-def in_scope(policy: Policy, rule: RuleInfo, call: Call) -> bool:
+def in_scope(policy: Policy, rule: RuleInfo, call: Resolved) -> bool:
     req = call.request
     if rule.scoped_on and not (any(g.match(req.tool) for g in rule.on_tools)
                                or rule.on_intents & call.intents):
@@ -138,7 +153,7 @@ def in_scope(policy: Policy, rule: RuleInfo, call: Call) -> bool:
     return True
 
 
-def rule_matches(policy: Policy, rule: RuleInfo, env: dict) -> tuple[bool, EvalError | None]:
+def rule_matches(policy: Policy, rule: RuleInfo, env: Env) -> tuple[bool, EvalError | None]:
     """Whether the rule's condition holds; an error makes a permit miss and a forbid/ask match."""
     try:
         if rule.when is not None and not truth(evaluate(rule.when, env, policy), "a condition"):
@@ -152,20 +167,25 @@ def rule_matches(policy: Policy, rule: RuleInfo, env: dict) -> tuple[bool, EvalE
         return rule.effect != "permit", EvalError("expression too deep", rule.decl.span)
 
 
-def evaluate(e: ast.Expr, env: dict, policy: Policy):
-    """The value of an expression. Raises EvalError, with the span of the failing part."""
+def evaluate(e: ast.Expr, env: Env, policy: Policy) -> object:
+    """The value of an expression: the case of its form in `_Value`. Raises EvalError, with the
+    span of the failing part."""
     try:
-        return _evaluate(e, env, policy)
+        # `_Value().visit(e, env, policy)` minus a call: this runs for every node evaluated.
+        return _CASES[type(e)](e, env, policy)
     except EvalError as exc:
         if exc.span is None:
             exc.span = e.span
         raise
 
 
-def _evaluate(e: ast.Expr, env: dict, policy: Policy):
-    if isinstance(e, ast.Literal):
+class _Value(ExprVisitor):
+    """The value of each form of expression (§4), its parts evaluated by `evaluate`."""
+
+    def visit_Literal(self, e: ast.Literal, env: Env, policy: Policy) -> object:
         return e.value
-    if isinstance(e, ast.NameRef):
+
+    def visit_NameRef(self, e: ast.NameRef, env: Env, policy: Policy) -> object:
         if e.name in env:
             return env[e.name]
         if e.name in ("target", "task"):
@@ -173,14 +193,18 @@ def _evaluate(e: ast.Expr, env: dict, policy: Policy):
         if e.name in policy.labels:
             return policy.labels[e.name]
         raise EvalError(f"unknown name `{e.name}`")
-    if isinstance(e, ast.ListExpr):
+
+    def visit_ListExpr(self, e: ast.ListExpr, env: Env, policy: Policy) -> object:
         return [evaluate(i, env, policy) for i in e.items]
-    if isinstance(e, ast.Attr):
+
+    def visit_Attr(self, e: ast.Attr, env: Env, policy: Policy) -> object:
         return attribute(evaluate(e.obj, env, policy), e.name.text)
-    if isinstance(e, ast.Unary):
+
+    def visit_Unary(self, e: ast.Unary, env: Env, policy: Policy) -> object:
         value = evaluate(e.operand, env, policy)
         return (not truth(value, "the operand of `not`")) if e.op == "not" else negate(value)
-    if isinstance(e, ast.Binary):
+
+    def visit_Binary(self, e: ast.Binary, env: Env, policy: Policy) -> object:
         op = e.op
         if op == "and":
             return truth(evaluate(e.left, env, policy), "an operand of `and`") and truth(
@@ -200,27 +224,33 @@ def _evaluate(e: ast.Expr, env: dict, policy: Policy):
         if op == "matches":
             return matches(left, right)
         return arith(op, left, right)
-    if isinstance(e, ast.Has):
+
+    def visit_Has(self, e: ast.Has, env: Env, policy: Policy) -> object:
         try:
             obj = evaluate(e.obj, env, policy)
         except Missing:
             return False
         return has(obj, e.field.text)
-    if isinstance(e, ast.Is):
+
+    def visit_Is(self, e: ast.Is, env: Env, policy: Policy) -> object:
         try:
             obj = evaluate(e.obj, env, policy)
         except Missing:
             return False
         return is_label(obj, policy.labels[e.name.text])
-    if isinstance(e, ast.Quant):
+
+    def visit_Quant(self, e: ast.Quant, env: Env, policy: Policy) -> object:
         return quantify(e, env, policy)
-    if isinstance(e, ast.Call):
+
+    def visit_Call(self, e: ast.Call, env: Env, policy: Policy) -> object:
         fn = BUILTINS[e.func.text]
         return fn.impl(*(evaluate(a, env, policy) for a in e.args))
-    raise EvalError(f"cannot evaluate {type(e).__name__}")
 
 
-def quantify(e: ast.Quant, env: dict, policy: Policy) -> bool:
+_CASES = _Value().cases()
+
+
+def quantify(e: ast.Quant, env: Env, policy: Policy) -> bool:
     """`any` and `all`. A quantifier that is not inside another one owns an evaluation budget
     (agp.budget) for everything evaluated inside it; going over it is an error of the condition.
     """
@@ -237,12 +267,12 @@ def quantify(e: ast.Quant, env: dict, policy: Policy) -> bool:
         return budget.metered(run)
     except budget.Exhausted:
         raise EvalError(
-            f"this quantifier needs more than {budget.MAX_EVAL_STEPS:,} evaluation steps (its "
+            f"this quantifier needs more than {MAX_EVAL_STEPS:,} evaluation steps (its "
             "items, those of the quantifiers inside it, and the lists and long strings they "
             "scan); to compare two lists, use subset() or intersects()", e.span) from None
 
 
-def quantified(value, body_size: int) -> list:
+def quantified(value: object, body_size: int) -> list[object]:
     """The items of a quantifier, paid for when it starts: ITEM_STEPS for each node of the body,
     and one more, per item (agp.budget). The compiled evaluator calls it too."""
     items = iterable(value)
@@ -251,28 +281,17 @@ def quantified(value, body_size: int) -> list:
 
 
 def expr_size(e: ast.Expr) -> int:
-    """The number of nodes of an expression (agp.compile.codegen.ir_size counts the same on the
-    IR, which has one node per AST node)."""
-    if isinstance(e, ast.ListExpr):
-        return 1 + sum(expr_size(i) for i in e.items)
-    if isinstance(e, (ast.Attr, ast.Has, ast.Is)):
-        return 1 + expr_size(e.obj)
-    if isinstance(e, ast.Unary):
-        return 1 + expr_size(e.operand)
-    if isinstance(e, ast.Binary):
-        return 1 + expr_size(e.left) + expr_size(e.right)
-    if isinstance(e, ast.Quant):
-        return 1 + expr_size(e.seq) + expr_size(e.body)
-    if isinstance(e, ast.Call):
-        return 1 + sum(expr_size(a) for a in e.args)
-    return 1  # a literal or a name
+    """The number of nodes of an expression (the compiled evaluator calls it too: its IR holds
+    the same nodes)."""
+    return 1 + sum(map(expr_size, children(e)))
 
 
-def is_label(obj, label) -> bool:
+def is_label(obj: object, label: Label) -> bool:
     """`agent is A` (or a hop: `chain.origin is A`) and `task is T`."""
     if not isinstance(obj, dict):
         raise EvalError(f"`is {label.name}` needs an agent, a hop or the task")
     if label.kind == "agent":
         ident = obj.get("id", obj.get("principal"))
-        return isinstance(ident, str) and label.glob.match(ident)
+        # An agent's label always has its pattern (agp.check.resolve).
+        return isinstance(ident, str) and label.glob is not None and label.glob.match(ident)
     return obj.get("kind") == label.name and "params" in obj

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 import math
+from typing import Any, NoReturn
 
 
 class JSONInputError(ValueError):
-    def __init__(self, message: str, line: int | None = None, column: int | None = None):
+    def __init__(self, message: str, line: int | None = None, column: int | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.line = line
@@ -19,8 +20,8 @@ class JSONInputError(ValueError):
         return f"{name}:{self.line}:{self.column}: {self.message}"
 
 
-def _pairs(pairs):
-    obj = {}
+def _pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj: dict[str, Any] = {}
     for key, value in pairs:
         if key in obj:
             raise JSONInputError(f"duplicate key {key!r}")
@@ -28,11 +29,11 @@ def _pairs(pairs):
     return obj
 
 
-def _constant(name):
+def _constant(name: str) -> NoReturn:
     raise JSONInputError(f"{name} is not valid JSON")
 
 
-def _float(text):
+def _float(text: str) -> float:
     value = float(text)
     if math.isinf(value):
         raise JSONInputError(f"number {text[:20]} is out of range")
@@ -52,7 +53,7 @@ def _trailing_comma(text: str, offset: int) -> int | None:
     return len(before) - 1 if before.endswith(",") else None
 
 
-def loads(text: str):
+def loads(text: str) -> Any:
     """Parse JSON, refusing duplicate keys, NaN/Infinity, out-of-range numbers and deep nesting.
 
     Errors carry the line and column: a trailing comma, which JSON does not allow, is named

@@ -42,9 +42,9 @@ class LimitExceeded:
     message: str
 
 
-def check_request_value(value) -> LimitExceeded | None:
+def check_request_value(value: object) -> LimitExceeded | None:
     """The first limit a request (plain JSON-like data) exceeds, or None. Iterative: no recursion."""
-    stack = [(value, "request", 0)]
+    stack: list[tuple[object, str, int]] = [(value, "request", 0)]
     nodes = 0
     while stack:
         v, where, depth = stack.pop()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime, timedelta
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Protocol, TypeAlias
 
 from pydantic import (
     AfterValidator,
@@ -56,9 +56,10 @@ def parse_json_duration(value: Any) -> timedelta:
     if isinstance(value, timedelta):
         parsed = value
     elif isinstance(value, str):
-        parsed = parse_duration(value)
-        if parsed is None:
+        from_text = parse_duration(value)
+        if from_text is None:
             raise ValueError(f"invalid duration {value!r}; use the language's syntax, like '5m'")
+        parsed = from_text
     elif isinstance(value, (int, float)) and not isinstance(value, bool):
         if value != value:
             raise ValueError("a duration must be a number of seconds, not NaN")
@@ -76,7 +77,7 @@ def parse_json_duration(value: Any) -> timedelta:
     return parsed
 
 
-def _json_object(value: dict) -> dict:
+def _json_object(value: dict[str, Any]) -> dict[str, Any]:
     problem = json_problem(value)
     if problem is not None:
         raise ValueError(problem)
@@ -159,7 +160,7 @@ class Request(_Strict):
 
     @model_validator(mode="before")
     @classmethod
-    def _within_limits(cls, value):
+    def _within_limits(cls, value: object) -> object:
         # However a Request is built (JSON, dict, keyword arguments), it respects agp.limits.
         exceeded = check_request_value(value)
         if exceeded is not None:
@@ -179,14 +180,25 @@ class Decision(_Strict):
     def allowed(self) -> bool:
         return self.decision == "allow"
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         return self.model_dump()
+
+
+# What deciding takes: a Request, or a dict as in FORMATS.md (validated on the way in; anything
+# else is refused with `request.invalid`, never raised).
+RequestInput: TypeAlias = "Request | dict[str, Any]"
+
+
+class Decide(Protocol):
+    """A decide function: `Engine.decide` and each evaluator's `decide`."""
+
+    def __call__(self, request: RequestInput, *, task_ended: bool = False) -> Decision: ...
 
 
 class RequestError(Exception):
     """A request that does not have the documented shape; `errors` says where and why."""
 
-    def __init__(self, errors: list[str]):
+    def __init__(self, errors: list[str]) -> None:
         super().__init__("; ".join(errors))
         self.errors = errors
 

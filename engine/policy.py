@@ -7,6 +7,7 @@ from datetime import timedelta
 
 from agp.glob import Glob
 from agp.syntax import ast
+from agp.syntax.parser import ParsedFile
 from agp.values import Label, Lattice
 
 DEFAULT_TTL = timedelta(minutes=15)
@@ -62,4 +63,4 @@ class Policy:
     default_ttl: timedelta
     max_ttl: timedelta | None
     hash: str
-    sources: tuple  # the ParsedFiles, user files first, then standard-library modules
+    sources: tuple[ParsedFile, ...]  # the ParsedFiles, user files first, then standard-library modules

@@ -64,9 +64,5 @@ class Span:
     def text(self) -> str:
         return self.source.text[self.start : self.end]
 
-    def to(self, other: Span) -> Span:
-        """The span from the start of this one to the end of `other`."""
-        return Span(self.source, self.start, other.end)
-
     def __str__(self) -> str:
         return f"{self.source.name}:{self.line}:{self.column}"

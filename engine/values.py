@@ -9,17 +9,24 @@ Every value stays within the bounds of agp.limits (docs/limits.md, "Values"): a 
 [MIN_TIME, MAX_TIME). Requests are checked on the way in (`json_problem`, `instant`), and an
 operation whose result would leave the bounds is an evaluation error (`arith`), so no Python
 arithmetic error ever escapes a decision.
+
+The operations take any object and check its kind themselves (a value of the wrong kind is an
+EvalError), so values are typed `object`; they narrow with isinstance where they need a type.
 """
 
 from __future__ import annotations
 
 import math
+import operator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
+from typing import Any, TypeAlias
 
 from agp import budget
 from agp.glob import Glob, compile_glob
 from agp.limits import MAX_DURATION, MAX_MATCH_WORK, MAX_REQUEST_NODES, MAX_TIME, MIN_TIME
+from agp.source import Span
 
 UTC = timezone.utc
 # `float(n)` overflows from here on: an int this large rounds to 2**1024, which no float holds.
@@ -29,7 +36,7 @@ INT_BOUND = 2**1024 - 2**970
 class EvalError(Exception):
     """An evaluation error: it never allows (a permit does not match, a forbid or ask does)."""
 
-    def __init__(self, message: str, span=None):
+    def __init__(self, message: str, span: Span | None = None):
         super().__init__(message)
         self.message = message
         self.span = span
@@ -59,7 +66,7 @@ class LabelSet:
     names: frozenset[str]
 
 
-class Chain(dict):
+class Chain(dict[str, object]):
     """The `chain` object (`depth`, `hops`, `origin`).
 
     `A in chain` tests every hop and the acting agent (`agent_id`), which belongs to the chain
@@ -68,12 +75,14 @@ class Chain(dict):
 
     __slots__ = ("agent_id",)
 
-    def __init__(self, agent_id: str, **fields):
+    def __init__(self, agent_id: str, **fields: object):
         super().__init__(**fields)
         self.agent_id = agent_id
 
     def principals(self) -> list[str]:
-        return [h["principal"] for h in self["hops"]] + [self.agent_id]
+        # The hops are objects with a string `principal` (agp.steps.hop_value builds them).
+        hops: list[dict[str, str]] = self["hops"]  # type: ignore[assignment]
+        return [h["principal"] for h in hops] + [self.agent_id]
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,7 +97,7 @@ class Lattice:
                 raise EvalError(f"unknown data class `{name}`")
         return a in self.below[b]
 
-    def set_leq(self, names, ceiling: str) -> bool:
+    def set_leq(self, names: Iterable[str], ceiling: str) -> bool:
         """`data <= ceiling`: every class is at or below the ceiling."""
         return all(self.leq(n, ceiling) for n in names)
 
@@ -96,7 +105,7 @@ class Lattice:
 # ---- bounds -------------------------------------------------------------------------------------
 
 
-def number_ok(n) -> bool:
+def number_ok(n: float) -> bool:
     """A number within the bounds: finite, and convertible to a float.
 
     >>> number_ok(10**300), number_ok(10**400), number_ok(float("nan")), number_ok(-0.0)
@@ -132,7 +141,7 @@ def instant(t: datetime) -> datetime:
     return utc
 
 
-def _scalar_problem(v) -> str | None:
+def _scalar_problem(v: object) -> str | None:
     """Why a value that is not a container is not a value of the language (None when it is)."""
     if isinstance(v, (str, bool)):
         return None
@@ -155,7 +164,7 @@ def _scalar_problem(v) -> str | None:
     return f"a value of Python type {type(v).__name__} is not a JSON value"
 
 
-def json_problem(value) -> str | None:
+def json_problem(value: object) -> str | None:
     """The first value of a free-form object (`args`, `context`, ...) outside the language's
     values, as `.path: problem`; None when every value is fine.
 
@@ -166,7 +175,7 @@ def json_problem(value) -> str | None:
     '.a[1].b: number inf is not finite'
     """
     # Each entry is (value, parent entry, key or index): the path is spelled out only on failure.
-    stack = [(value, None, None)]
+    stack: list[_Entry] = [(value, None, None)]
     nodes = 0
     while stack:
         entry = stack.pop()
@@ -190,16 +199,20 @@ def json_problem(value) -> str | None:
     return None
 
 
-def _path(entry) -> str:
+_Entry: TypeAlias = "tuple[object, _Entry | None, str | int | None]"
+
+
+def _path(entry: _Entry) -> str:
     parts = []
-    while entry[1] is not None:
+    parent = entry[1]
+    while parent is not None:
         key = entry[2]
         parts.append(f"[{key}]" if isinstance(key, int) else f".{key}")
-        entry = entry[1]
+        entry, parent = parent, parent[1]
     return "".join(reversed(parts))
 
 
-def kind_of(value) -> str:
+def kind_of(value: object) -> str:
     if isinstance(value, bool):
         return "bool"
     if isinstance(value, (int, float)):
@@ -223,7 +236,7 @@ def kind_of(value) -> str:
     return type(value).__name__
 
 
-def show(value) -> str:
+def show(value: object) -> str:
     """A short rendering of a value for error messages."""
     try:
         text = repr(value) if not isinstance(value, Label) else value.name
@@ -232,7 +245,7 @@ def show(value) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
-def equal(a, b) -> bool:
+def equal(a: object, b: object) -> bool:
     """`==`: never fails; values of different types are unequal.
 
     >>> equal(1, 1.0), equal(True, 1), equal([1, "a"], [1.0, "a"])
@@ -241,44 +254,43 @@ def equal(a, b) -> bool:
     t = type(a)
     if t is type(b) and (t is int or t is float):  # the most common case, before kind_of
         return a == b
-    ka = kind_of(a)
-    if ka != kind_of(b):
+    if kind_of(a) != kind_of(b):
         return False
-    if ka in ("list", "object"):
+    # Same kind: each isinstance test below holds for both or for neither.
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
         budget.spend(budget.CONTAINER_STEPS + len(a))  # agp.budget: the container, its items
-        if ka == "list":
-            return len(a) == len(b) and all(map(equal, a, b))
+        return len(a) == len(b) and all(map(equal, a, b))
+    if isinstance(a, dict) and isinstance(b, dict):
+        budget.spend(budget.CONTAINER_STEPS + len(a))
         return a.keys() == b.keys() and all(equal(a[k], b[k]) for k in a)
-    if ka == "string" and len(a) == len(b):  # only then are the characters compared
-        budget.spend_text(len(a))
-    if ka == "timestamp":  # as instants: Python compares two times of one zone as wall-clock times
+    if isinstance(a, str) and isinstance(b, str) and len(a) == len(b):
+        budget.spend_text(len(a))  # only when the lengths agree are the characters compared
+    if isinstance(a, datetime) and isinstance(b, datetime):
+        # as instants: Python compares two times of one zone as wall-clock times
         return a.astimezone(UTC) == b.astimezone(UTC)
     return a == b
 
 
 _ORDERED = ("number", "string", "duration", "timestamp")
+# Typed with Any operands: `order` pairs two values of one ordered kind, which mypy cannot see.
+_COMPARE: dict[str, Callable[[Any, Any], bool]] = {
+    "<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}
 
 
-def order(op: str, a, b, lattice: Lattice) -> bool:
+def order(op: str, a: object, b: object, lattice: Lattice) -> bool:
     """`<`, `<=`, `>`, `>=`. Data classes compare through the lattice."""
     ka, kb = kind_of(a), kind_of(b)
     if ka == kb and ka in _ORDERED:
-        if ka == "timestamp":  # as instants (see `equal`)
+        if isinstance(a, datetime) and isinstance(b, datetime):  # as instants (see `equal`)
             a, b = a.astimezone(UTC), b.astimezone(UTC)
-        elif ka == "string":
+        elif isinstance(a, str) and isinstance(b, str):
             budget.spend_text(min(len(a), len(b)))
-        if op == "<":
-            return a < b
-        if op == "<=":
-            return a <= b
-        if op == ">":
-            return a > b
-        return a >= b
-    if ka == "class" and kb == "class":
+        return _COMPARE[op](a, b)
+    if isinstance(a, Label) and isinstance(b, Label) and ka == kb == "class":
         return _class_order(op, a.name, b.name, lattice)
-    if ka == "class set" and kb == "class":
+    if isinstance(a, LabelSet) and isinstance(b, Label) and ka == "class set" and kb == "class":
         return _set_order(op, a.names, b.name, lattice)
-    if ka == "class" and kb == "class set":
+    if isinstance(a, Label) and isinstance(b, LabelSet) and ka == "class" and kb == "class set":
         flipped = {"<": ">", "<=": ">=", ">": "<", ">=": "<="}[op]
         return _set_order(flipped, b.names, a.name, lattice)
     raise EvalError(f"cannot order {ka} {show(a)} and {kb} {show(b)} with `{op}`")
@@ -294,7 +306,7 @@ def _class_order(op: str, a: str, b: str, lattice: Lattice) -> bool:
     return a != b and lattice.leq(b, a)
 
 
-def _set_order(op: str, names, ceiling: str, lattice: Lattice) -> bool:
+def _set_order(op: str, names: frozenset[str], ceiling: str, lattice: Lattice) -> bool:
     # `data <= X` and `data < X`: every class; `data >= X` and `data > X`: some class.
     # An undeclared class is an error whatever the other classes say (and whatever the order
     # of the set): it is never treated as harmless.
@@ -306,10 +318,10 @@ def _set_order(op: str, names, ceiling: str, lattice: Lattice) -> bool:
     return any(_class_order(op, n, ceiling, lattice) for n in names)
 
 
-def member(item, container) -> bool:
+def member(item: object, container: object) -> bool:
     """`item in container` for lists, the data and intent sets, the chain and strings."""
     kc = kind_of(container)
-    if kc == "list":
+    if isinstance(container, (list, tuple)):
         budget.spend(len(container))
         if type(item) is str:  # Python's `==` then is `equal`: no other value equals a string
             return item in container
@@ -320,18 +332,19 @@ def member(item, container) -> bool:
         if isinstance(item, str):
             return item in container.names
     elif isinstance(container, Chain):
-        budget.spend(len(container["hops"]) + 1)
-        if isinstance(item, Label) and item.kind == "agent":
-            return any(item.glob.match(p) for p in container.principals())
+        principals = container.principals()
+        budget.spend(len(principals))  # the hops and the acting agent
+        if isinstance(item, Label) and item.kind == "agent" and item.glob is not None:
+            return any(item.glob.match(p) for p in principals)
         if isinstance(item, str):
-            return item in container.principals()
-    elif kc == "string" and isinstance(item, str):
+            return item in principals
+    elif isinstance(container, str) and isinstance(item, str):
         budget.spend_text(len(container))
         return item in container
     raise EvalError(f"cannot test {kind_of(item)} {show(item)} `in` {kc} {show(container)}")
 
 
-def matches(subject, pattern) -> bool:
+def matches(subject: object, pattern: object) -> bool:
     if not isinstance(subject, str) or not isinstance(pattern, str):
         raise EvalError(f"`matches` needs two strings, got {kind_of(subject)} and "
                         f"{kind_of(pattern)}")
@@ -343,7 +356,7 @@ def matches(subject, pattern) -> bool:
     return glob.match(subject)
 
 
-def arith(op: str, a, b):
+def arith(op: str, a: object, b: object) -> float | timedelta:
     """`+` and `-` on two numbers or two durations; a result outside the bounds is an error.
 
     >>> arith("+", 10**300, 0.5)
@@ -354,23 +367,26 @@ def arith(op: str, a, b):
     """
     ka, kb = kind_of(a), kind_of(b)
     if ka == kb and ka in ("number", "duration"):
+        x: Any = a  # two numbers or two durations (checked above): mypy cannot pair the types
         try:
-            result = a + b if op == "+" else a - b
+            result: float | timedelta | None = x + b if op == "+" else x - b
         except OverflowError:  # an int too large for the float it meets
             result = None
-        if result is not None and (number_ok(result) if ka == "number" else duration_ok(result)):
+        if isinstance(result, timedelta) and duration_ok(result):
+            return result
+        if isinstance(result, (int, float)) and number_ok(result):
             return result
         raise EvalError(f"`{show(a)} {op} {show(b)}` is out of range")
     raise EvalError(f"cannot apply `{op}` to {ka} {show(a)} and {kb} {show(b)}")
 
 
-def negate(a):
-    if kind_of(a) in ("number", "duration"):
+def negate(a: object) -> float | timedelta:
+    if isinstance(a, (int, float, timedelta)) and not isinstance(a, bool):
         return -a
     raise EvalError(f"cannot negate {kind_of(a)} {show(a)}")
 
 
-def attribute(obj, name: str):
+def attribute(obj: object, name: str) -> object:
     if isinstance(obj, dict):
         if name in obj:
             return obj[name]
@@ -378,19 +394,19 @@ def attribute(obj, name: str):
     raise EvalError(f"cannot read `.{name}` of {kind_of(obj)} {show(obj)}")
 
 
-def has(obj, name: str) -> bool:
+def has(obj: object, name: str) -> bool:
     if isinstance(obj, dict):
         return name in obj
     raise EvalError(f"cannot test `has {name}` on {kind_of(obj)} {show(obj)}")
 
 
-def truth(value, what: str) -> bool:
+def truth(value: object, what: str) -> bool:
     if isinstance(value, bool):
         return value
     raise EvalError(f"{what} must be a boolean, got {kind_of(value)} {show(value)}")
 
 
-def iterable(value) -> list:
-    if kind_of(value) == "list":
+def iterable(value: object) -> list[object]:
+    if isinstance(value, (list, tuple)):
         return list(value)
     raise EvalError(f"a quantifier needs a list, got {kind_of(value)} {show(value)}")

@@ -1,6 +1,7 @@
 """Completion: keywords the LALR parser accepts at the cursor, names of the kind the clause wants,
 request fields after `args.`, `task.`, `task.params.`, `chain.`, `agent.`, and the standard
-functions. It reads the tokens before the cursor, so it works in a document that does not parse.
+functions. It reads the tokens before the cursor, so it works in a document that does not parse;
+the names it offers are those the checker knows in the set.
 
 Tool names are dotted, and editors cut words at dots: a tool item carries an edit that replaces
 the whole dotted name typed so far (`on payments.re` -> `on payments.refund`), and only the tools
@@ -10,23 +11,25 @@ name grows or shrinks).
 
 from __future__ import annotations
 
+from lark import Token
 from lsprotocol import types as lsp
 
 from agp.lsp import cursor
 from agp.lsp.context import AgpServer
-from agp.lsp.fields import fields_of
-from agp.lsp.index import Index
+from agp.lsp.fields import FieldInfo, fields_of
+from agp.lsp.occurrences import Declaration, Occurrences
 from agp.lsp.positions import LineIndex
-from agp.lsp.vocabulary import KEYWORDS, ROOTS
+from agp.lsp.vocabulary import KEYWORDS, root_doc
 from agp.stdlib.builtins import BUILTINS
+from agp.syntax import ast
+from agp.syntax.names import KIND_WORDS, ROOTS
 
 K = lsp.CompletionItemKind
 KIND_ICONS = {"class": K.Class, "intent": K.EnumMember, "agent": K.Interface, "task": K.Module,
               "tool": K.Function, "rule": K.Event}
-KIND_WORDS = {"class": "data class", "intent": "intent", "agent": "agent", "task": "task",
-              "tool": "tool"}
 TRIGGERS = [".", " "]
 TOOL_CLAUSES = ("on", "tools")
+Items = list[lsp.CompletionItem]
 
 
 def completion(ls: AgpServer, params: lsp.CompletionParams) -> lsp.CompletionList | None:
@@ -37,55 +40,49 @@ def completion(ls: AgpServer, params: lsp.CompletionParams) -> lsp.CompletionLis
     ctx = cursor.at(text, at.offset)
     if params.context and params.context.trigger_character == " " and not _after_space_ok(ctx):
         return None
-    return complete(ctx, at.analysis.index, at.lines)
+    return complete(ctx, at.analysis.occurrences, at.lines)
 
 
-def _after_space_ok(ctx: cursor.Context) -> bool:
+def _after_space_ok(ctx: cursor.Cursor) -> bool:
     # A space asks for names only where a clause wants one (`on `, `in `, `data <= `, `is `).
     return ctx.last is not None and ctx.last.value in ("on", "in", "by", "<=", ">=", "is", "to",
                                                        "tools", "intent", "intents", ">", ",")
 
 
-def complete(ctx: cursor.Context, index: Index, lines: LineIndex) -> lsp.CompletionList:
-    items = _items(ctx, index, lines)
+def complete(ctx: cursor.Cursor, names: Occurrences, lines: LineIndex) -> lsp.CompletionList:
+    items = _items(ctx, names, lines)
     # Tools are filtered here by the dotted name typed so far: ask again as it changes.
     filtered = ctx.offset > ctx.name_start and any(i.text_edit for i in items)
     return lsp.CompletionList(is_incomplete=filtered, items=items)
 
 
-def _items(ctx: cursor.Context, index: Index, lines: LineIndex) -> list[lsp.CompletionItem]:
+def _items(ctx: cursor.Cursor, names: Occurrences, lines: LineIndex) -> Items:
     last = ctx.last
     if last is not None and last.value == "." and last.type != "STRING":
         if ctx.clause() in TOOL_CLAUSES:
-            return _tools(ctx, index, lines)
-        return _fields(ctx, index, len(ctx.item) - 1)
+            return _tools(ctx, names, lines)
+        return _fields(ctx, names, len(ctx.item) - 1)
     if last is not None and last.value == "has":
-        path = cursor.dotted_before(ctx.item[:-1] + [_dot(last)], len(ctx.item) - 1)
-        return _fields_items(fields_of(path, index, *ctx.rule_scope()))
+        dot = Token.new_borrow_pos("DOT", ".", last)
+        path = cursor.dotted_before([*ctx.item[:-1], dot], len(ctx.item) - 1)
+        return _fields_items(fields_of(path, names, *ctx.rule_scope()))
     accepts = ctx.accepts() if ctx.item else {"$END"}
-    items: list[lsp.CompletionItem] = []
+    items: Items = []
     if accepts is None or "$END" in accepts:
         items += [_keyword(k) for k in cursor.ITEM_KEYWORDS]
     if accepts:
-        names = cursor.keyword_terminals()
-        items += [_keyword(names[t]) for t in sorted(accepts) if t in names
-                  and names[t] not in cursor.ITEM_KEYWORDS + ("intent",)]
+        words = cursor.keyword_terminals()
+        items += [_keyword(words[t]) for t in sorted(accepts) if t in words
+                  and words[t] not in (*cursor.ITEM_KEYWORDS, "intent")]
         if "INTENT" in accepts and ctx.head in ("permit", "forbid", "ask", "tool", "task"):
             items.append(_keyword("intent"))
     if accepts is None or "NAME" in accepts or "STAR" in accepts or "STRING" in accepts:
-        names, only = _names(ctx, index, lines)
-        items = names if only else items + names
+        found, only = _names(ctx, names, lines)
+        items = found if only else items + found
     return _unique(items)
 
 
-def _dot(tok):
-    from lark import Token
-
-    return Token.new_borrow_pos("DOT", ".", tok)
-
-
-def _names(ctx: cursor.Context, index: Index,
-           lines: LineIndex) -> tuple[list[lsp.CompletionItem], bool]:
+def _names(ctx: cursor.Cursor, names: Occurrences, lines: LineIndex) -> tuple[Items, bool]:
     """The names that fit the clause, and whether nothing else fits there."""
     head, clause, last = ctx.head, ctx.clause(), ctx.last
     if head is None or last is None:
@@ -94,78 +91,80 @@ def _names(ctx: cursor.Context, index: Index,
         return [], True  # the rule's own name
     if clause in ("when", "unless"):
         if last.value in ("<=", ">=", "<", ">") and ctx.item[-2].value == "data":
-            return _declared(index, "class"), True
+            return _declared(names, "class"), True
         if last.value == "is":
-            return _declared(index, "agent") + _declared(index, "task"), True
-        return _expression(index), False
-    return _header_names(ctx, index, lines, head, clause, last.value), False
+            return _declared(names, "agent") + _declared(names, "task"), True
+        return _expression(names), False
+    return _header_names(ctx, names, lines, head, clause, last.value), False
 
 
-def _header_names(ctx, index: Index, lines: LineIndex, head: str, clause: str | None, prev: str):
+def _header_names(ctx: cursor.Cursor, names: Occurrences, lines: LineIndex, head: str,
+                  clause: str | None, prev: str) -> Items:
     if prev == "intent" and clause in ("on", None) or clause in ("intents", "intent"):
-        return _declared(index, "intent")
+        return _declared(names, "intent")
     if head == "dataclass" and prev in (">", ","):
-        return _declared(index, "class")
+        return _declared(names, "class")
     if clause in TOOL_CLAUSES:
-        return _tools(ctx, index, lines)
+        return _tools(ctx, names, lines)
     if clause == "in":
-        return _declared(index, "task")
+        return _declared(names, "task")
     if clause in ("by", "to"):
-        return _declared(index, "agent")
+        return _declared(names, "agent")
     if clause == "data" and head == "tool":
-        return _declared(index, "class")
+        return _declared(names, "class")
     if prev == "<=" and ctx.item[-2].value == "data":
-        return _declared(index, "class")  # a task's ceiling
+        return _declared(names, "class")  # a task's ceiling
     return []
 
 
-def _expression(index: Index) -> list[lsp.CompletionItem]:
-    items = [lsp.CompletionItem(label=name, kind=K.Variable, detail=t,
-                                documentation=_md(doc)) for name, (t, doc) in ROOTS.items()]
+def _expression(names: Occurrences) -> Items:
+    items = [lsp.CompletionItem(label=name, kind=K.Variable, detail=root_doc(name)[0],
+                                documentation=_md(root_doc(name)[1])) for name in ROOTS]
     for fn in BUILTINS.values():
         items.append(lsp.CompletionItem(
             label=fn.name, kind=K.Function, detail=fn.signature, documentation=_md(fn.doc),
             insert_text=f"{fn.name}($1)", insert_text_format=lsp.InsertTextFormat.Snippet))
     for kind in ("class", "intent", "agent", "task"):
-        items += _declared(index, kind)
+        items += _declared(names, kind)
     return items
 
 
-def _declared(index: Index, kind: str) -> list[lsp.CompletionItem]:
-    return [_declared_item(decl, kind) for decl in index.kinds(kind)]
+def _declared(names: Occurrences, kind: str) -> Items:
+    return [_declared_item(decl) for decl in names.declared(kind)]
 
 
-def _declared_item(decl, kind: str) -> lsp.CompletionItem:
-    doc = getattr(decl.item, "doc", None)
+def _declared_item(decl: Declaration) -> lsp.CompletionItem:
+    doc = decl.item.doc
     label = decl.name
-    if kind == "tool" and getattr(decl.item.pattern, "quoted", False):
+    if isinstance(decl.item, ast.ToolDecl) and decl.item.pattern.quoted:
         label = f'"{decl.name}"'
-    return lsp.CompletionItem(label=label, kind=KIND_ICONS[kind], detail=KIND_WORDS[kind],
+    return lsp.CompletionItem(label=label, kind=KIND_ICONS[decl.kind],
+                              detail=KIND_WORDS[decl.kind],
                               documentation=_md(doc) if doc else None)
 
 
-def _tools(ctx: cursor.Context, index: Index, lines: LineIndex) -> list[lsp.CompletionItem]:
+def _tools(ctx: cursor.Cursor, names: Occurrences, lines: LineIndex) -> Items:
     """The declared tools that start with the dotted name typed so far, each replacing it."""
     typed = lines.text[ctx.name_start : ctx.offset].lower()
     where = lines.range(ctx.name_start, ctx.offset)
     out = []
-    for decl in index.kinds("tool"):
+    for decl in names.declared("tool"):
         if decl.name.lower().startswith(typed):
-            item = _declared_item(decl, "tool")
+            item = _declared_item(decl)
             item.filter_text = decl.name
             item.text_edit = lsp.TextEdit(range=where, new_text=item.label)
             out.append(item)
     return out
 
 
-def _fields(ctx: cursor.Context, index: Index, dot: int) -> list[lsp.CompletionItem]:
+def _fields(ctx: cursor.Cursor, names: Occurrences, dot: int) -> Items:
     path = cursor.dotted_before(ctx.item, dot)
     if ctx.clause() not in ("when", "unless"):
         return []
-    return _fields_items(fields_of(path, index, *ctx.rule_scope()))
+    return _fields_items(fields_of(path, names, *ctx.rule_scope()))
 
 
-def _fields_items(fields) -> list[lsp.CompletionItem]:
+def _fields_items(fields: list[FieldInfo]) -> Items:
     return [lsp.CompletionItem(label=f.name, kind=K.Field,
                                detail=f.type + (" (optional)" if f.optional else ""),
                                documentation=_md(f.doc) if f.doc else None) for f in fields]
@@ -180,8 +179,9 @@ def _md(text: str) -> lsp.MarkupContent:
     return lsp.MarkupContent(kind=lsp.MarkupKind.Markdown, value=text)
 
 
-def _unique(items: list[lsp.CompletionItem]) -> list[lsp.CompletionItem]:
-    seen, out = set(), []
+def _unique(items: Items) -> Items:
+    seen: set[str] = set()
+    out = []
     for item in items:
         if item.label not in seen:
             seen.add(item.label)

@@ -13,8 +13,11 @@ import asyncio
 import functools
 import logging
 import re
+from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
 
 from cattrs import transform_error
 from cattrs.errors import ClassValidationError
@@ -26,8 +29,12 @@ from pygls.protocol import LanguageServerProtocol
 from agp import __version__
 from agp.lsp.positions import LineIndex, line_index
 from agp.lsp.project import Analysis, Project, uri_to_path
+from agp.lsp.traces import TraceRuns
+from agp.source import Span
 from agp.syntax import ParsedFile
 
+P = TypeVar("P")
+R = TypeVar("R")
 logger = logging.getLogger("agp.lsp")
 # Requests and checks under way at the same time. Most of them wait (for the parse of a huge file
 # that another thread is doing, say) rather than compute, so there are enough of them that an
@@ -45,7 +52,7 @@ class AgpProtocol(LanguageServerProtocol):
     error naming the bad field, and either kind is logged in one line.
     """
 
-    def structure_message(self, data):
+    def structure_message(self, data: dict[str, Any]) -> Any:
         method = data.get("method") if "jsonrpc" in data and "error" not in data else None
         message_type = self.get_message_type(method) if isinstance(method, str) else None
         if message_type is None:
@@ -61,7 +68,7 @@ class AgpProtocol(LanguageServerProtocol):
                     f"invalid params for {method}: {reason}").to_response_error())
             return _ANSWERED
 
-    def handle_message(self, message):
+    def handle_message(self, message: Any) -> None:
         if message is not _ANSWERED:
             super().handle_message(message)
 
@@ -87,15 +94,17 @@ class At:
 
 
 class AgpServer(LanguageServer):
-    def __init__(self):
+    def __init__(self) -> None:
         super().__init__("agp", __version__, protocol_cls=AgpProtocol,
                          text_document_sync_kind=lsp.TextDocumentSyncKind.Incremental)
         self.project = Project([])
         self.debounce = 0.05  # seconds; `initializationOptions.debounce` overrides it
         self.workers = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="agp-lsp")
-        self.pending: dict[object, asyncio.Task] = {}  # set -> its scheduled check
-        self.checking: dict[object, asyncio.Future] = {}  # set -> its check under way
+        self.pending: dict[object, asyncio.Task[None]] = {}  # set -> its scheduled check
+        self.checking: dict[object, asyncio.Future[dict[str, list[lsp.Diagnostic]]]] = {}
         self.published: dict[str, object] = {}  # uri -> the set that gave it diagnostics
+        self.traces = TraceRuns()
+        self.trace_runs: dict[Path, asyncio.Future[None]] = {}  # set root -> its replay under way
 
     def start_project(self) -> None:
         folders = [uri_to_path(f.uri) for f in self.workspace.folders.values()]
@@ -131,18 +140,23 @@ class AgpServer(LanguageServer):
         offset = lines.offset(position) if position is not None else 0
         return At(analysis, file, offset, lines)
 
-    def range(self, span) -> lsp.Range:
+    def work(self, fn: Callable[..., R], *args: Any) -> asyncio.Future[R]:
+        """`fn(*args)` on a worker thread, awaited on the loop."""
+        return asyncio.get_running_loop().run_in_executor(self.workers, fn, *args)
+
+    def range(self, span: Span) -> lsp.Range:
         return self.lines(span.source.text).range(span.start, span.end)
 
-    def location(self, analysis: Analysis, span) -> lsp.Location:
+    def location(self, analysis: Analysis, span: Span) -> lsp.Location:
         return lsp.Location(uri=analysis.uri_of(span.source), range=self.range(span))
 
 
-def off_loop(handler):
+def off_loop(handler: Callable[[AgpServer, P], R]) -> Callable[[AgpServer, P],
+                                                                 Coroutine[None, None, R]]:
     """A request handler run on a worker thread; the loop awaits its answer."""
 
     @functools.wraps(handler)
-    async def run(ls: AgpServer, params):
-        return await asyncio.get_running_loop().run_in_executor(ls.workers, handler, ls, params)
+    async def run(ls: AgpServer, params: P) -> R:
+        return await ls.work(handler, ls, params)
 
     return run

@@ -8,6 +8,7 @@ item under the cursor is read clause by clause.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -15,7 +16,7 @@ from lark import Token
 from lark.exceptions import UnexpectedInput
 
 from agp.source import Source
-from agp.syntax.parser import decode_string, lark_parser, split_items, tokenize
+from agp.syntax.parser import Comment, decode_string, lark_parser, split_items, tokenize
 
 WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 DOTTED_TAIL = re.compile(r"(?:(?:[A-Za-z_][A-Za-z0-9_]*|\*)\.)*(?:[A-Za-z_][A-Za-z0-9_]*)?$")
@@ -33,8 +34,17 @@ def tokens(text: str) -> tuple[Token, ...]:
 
 
 @lru_cache(maxsize=8)
-def comments(text: str):
+def comments(text: str) -> tuple[Comment, ...]:
     return tuple(tokenize(Source("", text), [])[1])
+
+
+def start_of(tok: Token) -> int:
+    """Where a token starts (the lexer gives every token a position)."""
+    return tok.start_pos or 0
+
+
+def end_of(tok: Token) -> int:
+    return tok.end_pos or 0
 
 
 def is_word(tok: Token) -> bool:
@@ -53,7 +63,7 @@ def keyword_terminals() -> dict[str, str]:
 
 
 @dataclass
-class Context:
+class Cursor:
     """The item under the cursor, up to the cursor."""
 
     item: list[Token]  # the tokens of the current item before the cursor
@@ -78,7 +88,8 @@ class Context:
                 parser.feed_token(tok)
         except UnexpectedInput:
             return None
-        return set(parser.accepts())
+        accepts: set[str] = parser.accepts()  # type: ignore[no-untyped-call]  # lark's own
+        return accepts
 
     def clause(self) -> str | None:
         """The innermost clause word the cursor is in (`on`, `when`, `tools`, `to`, ...)."""
@@ -90,34 +101,35 @@ class Context:
             elif tok.value in ("(", "[") and tok.type != "STRING":
                 depth -= 1
             elif depth <= 0 and tok.type not in ("NAME", "STRING") and tok.value in words:
-                return tok.value
+                return str(tok.value)
         return None
 
     def rule_scope(self) -> tuple[list[str], list[str]]:
         return rule_scope(self.item)
 
 
-def at(text: str, offset: int) -> Context:
+def at(text: str, offset: int) -> Cursor:
     toks = tokens(text)
-    before = [t for t in toks if t.end_pos <= offset]
+    before = [t for t in toks if end_of(t) <= offset]
     prefix, start = "", offset
     m = re.search(r"[A-Za-z_][A-Za-z0-9_]*$", text[:offset])
     if m:
         prefix, start = m.group(), m.start()
-        if before and before[-1].end_pos == offset and is_word(before[-1]):
+        if before and end_of(before[-1]) == offset and is_word(before[-1]):
             before.pop()  # the word being typed says nothing about what may come
     chunks = split_items(before)
     # The dotted name being typed, read on its line (a tool name never spans lines), so that a
     # completion can replace all of it: `on payments.re` becomes `on payments.refund`.
     line = text[max(text.rfind("\n", 0, offset) + 1, offset - 1024) : offset]
-    name = DOTTED_TAIL.search(line).group()
-    return Context(chunks[-1] if chunks else [], prefix, start, offset - len(name), offset)
+    tail = DOTTED_TAIL.search(line)  # it matches everywhere, if only the empty string
+    name = tail.group() if tail else ""
+    return Cursor(chunks[-1] if chunks else [], prefix, start, offset - len(name), offset)
 
 
 def item_tokens(text: str, offset: int) -> list[Token]:
     """Every token of the item that contains `offset`."""
     for chunk in split_items(list(tokens(text))):
-        if chunk and chunk[0].start_pos <= offset <= chunk[-1].end_pos:
+        if chunk and start_of(chunk[0]) <= offset <= end_of(chunk[-1]):
             return chunk
     return []
 
@@ -125,12 +137,12 @@ def item_tokens(text: str, offset: int) -> list[Token]:
 def token_at(text: str, offset: int) -> tuple[int, Token] | None:
     toks = tokens(text)
     for i, tok in enumerate(toks):
-        if tok.start_pos <= offset <= tok.end_pos and (offset < tok.end_pos or is_word(tok)):
+        if start_of(tok) <= offset <= end_of(tok) and (offset < end_of(tok) or is_word(tok)):
             return i, tok
     return None
 
 
-def dotted_before(toks, i: int) -> list[str]:
+def dotted_before(toks: Sequence[Token], i: int) -> list[str]:
     """The names of `a.b.c` ending just before the `.` at toks[i]: ["a", "b", "c"]."""
     path: list[str] = []
     while i >= 1 and toks[i].value == "." and toks[i - 1].type != "STRING" and is_word(toks[i - 1]):

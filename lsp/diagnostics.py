@@ -65,7 +65,8 @@ def check_set(ls: AgpServer, uri: str, docs: dict[str, str]) -> dict[str, list[l
     return {u: _bounded(ls, analysis, found) for u, found in analysis.by_uri().items()}
 
 
-def publish(ls: AgpServer, key, by_uri: dict[str, list[lsp.Diagnostic]], versions) -> None:
+def publish(ls: AgpServer, key: object, by_uri: dict[str, list[lsp.Diagnostic]],
+            versions: dict[str, int | None]) -> None:
     """On the loop: send every file's list, and clear the files that left the set."""
     for uri, owner in list(ls.published.items()):
         if owner == key and uri not in by_uri:
@@ -90,13 +91,13 @@ def schedule(ls: AgpServer, uri: str) -> None:
     if task is not None:
         task.cancel()
 
-    async def later():
+    async def later() -> None:
         await asyncio.sleep(ls.debounce)
         while (running := ls.checking.get(key)) is not None and not running.done():
             await asyncio.wait([running])  # one check of a set at a time
         ls.pending.pop(key, None)  # from here on, a newer change waits for this check
         docs, versions = ls.open_docs(), ls.versions()  # the texts and versions checked
-        job = asyncio.get_running_loop().run_in_executor(ls.workers, check_set, ls, uri, docs)
+        job = ls.work(check_set, ls, uri, docs)
         ls.checking[key] = job
         try:
             by_uri = await job

@@ -1,7 +1,8 @@
 """The fields of request values (`args.`, `task.params.`, `chain.`, ...) as a rule sees them.
 
 `args` is typed by the schemas of the tools the rule is scoped to, `task.params` by those of its
-tasks (LANGUAGE.md §4); the other roots have the fixed shapes of agp.check.types.
+tasks (LANGUAGE.md §4), both as the checker declared them; the other roots have the fixed shapes of
+agp.check.types.
 """
 
 from __future__ import annotations
@@ -10,8 +11,11 @@ from dataclasses import dataclass
 
 from agp.check import types as T
 from agp.glob import compile_glob
-from agp.lsp.index import Index
+from agp.lsp.occurrences import Occurrences
 from agp.lsp.vocabulary import FIELDS, TARGET
+from agp.syntax import ast
+
+Owner = ast.ToolDecl | ast.TaskDecl
 
 
 @dataclass(frozen=True)
@@ -22,8 +26,8 @@ class FieldInfo:
     optional: bool = False
 
 
-def _schema_fields(decls, what: str) -> list[FieldInfo]:
-    found: dict[str, list] = {}
+def _schema_fields(decls: list[tuple[Owner, ast.Schema | None]], what: str) -> list[FieldInfo]:
+    found: dict[str, list[tuple[Owner, ast.Field]]] = {}
     for decl, schema in decls:
         for f in schema.fields if schema is not None else ():
             found.setdefault(f.name.text, []).append((decl, f))
@@ -37,36 +41,37 @@ def _schema_fields(decls, what: str) -> list[FieldInfo]:
     return out
 
 
-def _label(decl) -> str:
-    return decl.pattern.text if hasattr(decl, "pattern") else decl.name.text
+def _label(decl: Owner) -> str:
+    return decl.pattern.text if isinstance(decl, ast.ToolDecl) else decl.name.text
 
 
-def args_fields(index: Index, patterns: list[str]) -> list[FieldInfo]:
+def args_fields(names: Occurrences, patterns: list[str]) -> list[FieldInfo]:
     globs = [compile_glob(p) for p in patterns]
-    decls = [d.item for d in index.kinds("tool")
-             if any(g.relates(compile_glob(d.name)) for g in globs)]
-    return _schema_fields([(d, d.args) for d in decls], "argument")
+    tools = [d for text, d in names.checked.tools.items()
+             if any(g.relates(compile_glob(text)) for g in globs)]
+    return _schema_fields([(d, d.args) for d in tools], "argument")
 
 
-def params_fields(index: Index, tasks: list[str]) -> list[FieldInfo]:
-    decls = [ds[0].item for t in tasks if (ds := index.declarations.get(("task", t)))]
-    return _schema_fields([(d, d.params) for d in decls], "parameter")
+def params_fields(names: Occurrences, tasks: list[str]) -> list[FieldInfo]:
+    decls = [d.item for t in tasks if (d := names.label(t)) is not None and d.kind == "task"]
+    return _schema_fields([(d, d.params) for d in decls if isinstance(d, ast.TaskDecl)],
+                          "parameter")
 
 
 def _static(t: T.Type, owner: str) -> list[FieldInfo]:
     return [FieldInfo(n, str(ft), FIELDS.get((owner, n), "")) for n, ft in t.fields or ()]
 
 
-def fields_of(path: list[str], index: Index, patterns: list[str], tasks: list[str],
+def fields_of(path: list[str], names: Occurrences, patterns: list[str], tasks: list[str],
               variables: frozenset[str] = frozenset()) -> list[FieldInfo]:
     """The fields of the value named by a dotted path, or [] when they are not known."""
     if not path or path[0] in variables:
         return []
     p = tuple(path)
     if p == ("args",):
-        return args_fields(index, patterns)
+        return args_fields(names, patterns)
     if p == ("task", "params"):
-        return params_fields(index, tasks)
+        return params_fields(names, tasks)
     if p == ("task",):
         return _static(T.task_type(T.OBJECT), "task")
     if p == ("chain",):

@@ -6,6 +6,7 @@ from lsprotocol import types as lsp
 
 from agp.lsp import cursor
 from agp.lsp.context import AgpServer
+from agp.syntax.parser import Comment
 
 
 def folding_range(ls: AgpServer, params: lsp.FoldingRangeParams) -> list[lsp.FoldingRange]:
@@ -15,21 +16,21 @@ def folding_range(ls: AgpServer, params: lsp.FoldingRangeParams) -> list[lsp.Fol
     text, lines = at.file.source.text, at.lines
     out: list[lsp.FoldingRange] = []
 
-    def add(start: int, end: int, kind=None):
+    def add(start: int, end: int, kind: lsp.FoldingRangeKind | None = None) -> None:
         a, b = lines.position(start).line, lines.position(end).line
         if b > a:
             out.append(lsp.FoldingRange(start_line=a, end_line=b, kind=kind))
 
     for item in at.file.items:
         add(item.span.start, item.span.end)
-    stack = []
+    stack: list[int] = []
     for tok in cursor.tokens(text):
         if tok.value == "{" and tok.type != "STRING":
-            stack.append(tok.start_pos)
+            stack.append(cursor.start_of(tok))
         elif tok.value == "}" and tok.type != "STRING" and stack:
-            add(stack.pop(), tok.start_pos)
-    run: list = []
-    for c in list(cursor.comments(text)) + [None]:
+            add(stack.pop(), cursor.start_of(tok))
+    run: list[Comment] = []
+    for c in [*cursor.comments(text), None]:
         if c is not None and run and lines.position(c.span.start).line == \
                 lines.position(run[-1].span.start).line + 1:
             run.append(c)

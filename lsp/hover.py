@@ -1,75 +1,79 @@
-"""Hover: the doc comment and signature of a declared name, the doc of keywords, of request
-fields (`args.amount`, `chain.depth`) and of the standard functions."""
+"""Hover: the doc comment and signature of a declared name (a data class with its place in the
+checker's lattice), the doc of keywords, of request fields (`args.amount`, `chain.depth`) and of
+the standard functions."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from lark import Token
 from lsprotocol import types as lsp
 
 from agp.lsp import cursor
 from agp.lsp.context import AgpServer
 from agp.lsp.fields import fields_of
-from agp.lsp.index import Declaration, Index
-from agp.lsp.vocabulary import KEYWORDS, ROOTS
+from agp.lsp.occurrences import Declaration, Occurrences
+from agp.lsp.vocabulary import KEYWORDS, root_doc
 from agp.stdlib.builtins import BUILTINS
 from agp.syntax import ast
+from agp.syntax.names import ROOTS
+from agp.values import Lattice
 
 
 def hover(ls: AgpServer, params: lsp.HoverParams) -> lsp.Hover | None:
     at = ls.at(params.text_document.uri, params.position)
     if at is None:
         return None
-    text, index = at.file.source.text, at.analysis.index
+    text, names = at.file.source.text, at.analysis.occurrences
     found = cursor.token_at(text, at.offset)
     if found is None:
         return None
     i, tok = found
-    occ = index.at(at.file.source, at.offset)
+    occ = names.at(at.file.source, at.offset)
     if occ is not None:
-        decls = index.targets(occ)
+        decls = names.targets(occ)
         if decls:
-            body = "\n\n---\n\n".join(describe(d, index) for d in decls)
+            body = "\n\n---\n\n".join(describe(d, names.checked.lattice) for d in decls)
             return _hover(body, ls.range(occ.span))
-    value = _explain(text, i, tok, index)
+    value = _explain(text, i, tok, names)
     if value is None:
         return None
-    rng = ls.lines(text).range(tok.start_pos, tok.end_pos)
+    rng = ls.lines(text).range(cursor.start_of(tok), cursor.end_of(tok))
     return _hover(value, rng)
 
 
-def _explain(text: str, i: int, tok, index: Index) -> str | None:
+def _explain(text: str, i: int, tok: Token, names: Occurrences) -> str | None:
     toks = cursor.tokens(text)
-    item = cursor.item_tokens(text, tok.start_pos)
+    item = cursor.item_tokens(text, cursor.start_of(tok))
     if i >= 1 and toks[i - 1].value == "." and toks[i - 1].type != "STRING":
         path = cursor.dotted_before(toks, i - 1)
         patterns, tasks = cursor.rule_scope(item)
-        for f in fields_of(path, index, patterns, tasks):
+        for f in fields_of(path, names, patterns, tasks):
             if f.name == tok.value:
                 opt = " (optional)" if f.optional else ""
                 return _code(f"{'.'.join(path)}.{f.name}: {f.type}{opt}") + (f.doc and f"\n\n{f.doc}")
         return None
-    before = [t for t in item if t.start_pos < tok.start_pos]
-    in_condition = cursor.Context(before, "", 0).clause() in ("when", "unless")
+    before = [t for t in item if cursor.start_of(t) < cursor.start_of(tok)]
+    in_condition = cursor.Cursor(before, "", 0).clause() in ("when", "unless")
     if tok.type == "NAME":
         nxt = toks[i + 1] if i + 1 < len(toks) else None
         if tok.value in BUILTINS and nxt is not None and nxt.value == "(":
             fn = BUILTINS[tok.value]
             return _code(fn.signature) + "\n\n" + fn.doc
     if in_condition and tok.value in ROOTS:
-        kind, doc = ROOTS[tok.value]
+        kind, doc = root_doc(tok.value)
         return _code(f"{tok.value}: {kind}") + "\n\n" + doc
     if tok.type != "NAME" and tok.value in KEYWORDS:
         return KEYWORDS[tok.value]
     return None
 
 
-def describe(decl: Declaration, index: Index) -> str:
+def describe(decl: Declaration, lattice: Lattice) -> str:
     item = decl.item
     signature = f"intent {decl.name}" if isinstance(item, ast.IntentDecl) else item.span.text
     parts = [_code(signature)]
     if isinstance(item, ast.DataclassDecl):
-        parts.append(_lattice(decl.name, index))
+        parts.append(_place(decl.name, lattice))
     if item.doc:
         parts.append(item.doc)
     source = decl.span.source.name
@@ -78,18 +82,10 @@ def describe(decl: Declaration, index: Index) -> str:
     return "\n\n".join(parts)
 
 
-def _lattice(name: str, index: Index) -> str:
-    parents = {d.name: [p.text for p in d.item.parents] for d in index.kinds("class")}
-
-    def below(n: str, seen: set[str]) -> set[str]:
-        for p in parents.get(n, ()):
-            if p not in seen:
-                seen.add(p)
-                below(p, seen)
-        return seen
-
-    lower = sorted(below(name, set()) - {name})
-    upper = sorted(n for n in parents if n != name and name in below(n, set()))
+def _place(name: str, lattice: Lattice) -> str:
+    """Where a data class sits in the lattice: the classes it is above, and those above it."""
+    lower = sorted(lattice.below.get(name, frozenset()) - {name})
+    upper = sorted(n for n, below in lattice.below.items() if n != name and name in below)
     return (f"above: {', '.join(f'`{n}`' for n in lower) or 'nothing'}; "
             f"below: {', '.join(f'`{n}`' for n in upper) or 'nothing'}")
 

@@ -16,22 +16,23 @@ from __future__ import annotations
 
 import bisect
 import re
+from collections.abc import Callable
 from functools import lru_cache
 
 from lsprotocol import types as lsp
 
-from agp.source import Span
-
 _BREAK = re.compile(r"\r\n|\r|\n")
-_UNITS = {"utf-8": lambda ch: len(ch.encode("utf-8")),
-          "utf-16": lambda ch: 2 if ord(ch) > 0xFFFF else 1,
-          "utf-32": lambda ch: 1}
+_UNITS: dict[str, Callable[[str], int]] = {
+    "utf-8": lambda ch: len(ch.encode("utf-8")),
+    "utf-16": lambda ch: 2 if ord(ch) > 0xFFFF else 1,
+    "utf-32": lambda ch: 1,
+}
 
 
 class LineIndex:
     """Line starts of one text, for converting offsets in the client's encoding."""
 
-    def __init__(self, text: str, encoding: str = "utf-16"):
+    def __init__(self, text: str, encoding: str = "utf-16") -> None:
         self.text = text
         self.starts = [0] + [m.end() for m in _BREAK.finditer(text)]
         self.units = _UNITS.get(str(encoding), _UNITS["utf-16"])
@@ -74,6 +75,3 @@ class LineIndex:
 def line_index(text: str, encoding: str = "utf-16") -> LineIndex:
     return LineIndex(text, encoding)
 
-
-def span_range(span: Span, encoding: str = "utf-16") -> lsp.Range:
-    return line_index(span.source.text, encoding).range(span.start, span.end)

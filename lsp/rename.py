@@ -5,7 +5,7 @@ A rename that would not check is refused with an error the editor shows, and not
 a name from the standard library, a new name that is not a name (a reserved word, `2x`, `a b`),
 one the checker keeps for itself (`args`, `lower`), and one already declared in the set, which
 would leave "declared twice". Data classes, intents, agents and tasks share one namespace (as in
-the checker); tools and rules each have their own.
+the checker, whose names the collisions are looked up in); tools and rules each have their own.
 """
 
 from __future__ import annotations
@@ -15,16 +15,16 @@ import re
 from lsprotocol import types as lsp
 from pygls.exceptions import JsonRpcException
 
-from agp.check.exprs import ROOTS
-from agp.lsp.context import AgpServer
-from agp.lsp.index import Index
+from agp.check.resolve import Checked
+from agp.diagnostics import Diagnostic
+from agp.lsp.context import AgpServer, At
+from agp.lsp.occurrences import Occurrence
 from agp.source import Source
 from agp.stdlib.builtins import BUILTINS
+from agp.syntax.names import KIND_WORDS, ROOTS, with_article
 from agp.syntax.parser import RESERVED, tokenize
 
 DOTTED = re.compile(r"[A-Za-z_*][A-Za-z0-9_]*(\.([A-Za-z_][A-Za-z0-9_]*|\*))*")
-KIND_WORDS = {"class": "a data class", "intent": "an intent", "agent": "an agent",
-              "task": "a task", "tool": "a tool", "rule": "a rule"}
 
 
 def refuse(message: str) -> JsonRpcException:
@@ -32,12 +32,13 @@ def refuse(message: str) -> JsonRpcException:
     return JsonRpcException(message, code=lsp.LSPErrorCodes.RequestFailed)
 
 
-def _target(ls: AgpServer, uri: str, position: lsp.Position):
+def _target(ls: AgpServer, uri: str, position: lsp.Position) -> tuple[At | None,
+                                                                      Occurrence | None]:
     at = ls.at(uri, position, wait=True)  # every file parsed: a collision may hide in any
-    occ = at and at.analysis.index.at(at.file.source, at.offset)
-    if not occ:
+    occ = at and at.analysis.occurrences.at(at.file.source, at.offset)
+    if not at or not occ:
         return None, None
-    decls = at.analysis.index.targets(occ)
+    decls = at.analysis.occurrences.targets(occ)
     if occ.kind == "tool" and not occ.declaration and not any(d.name == occ.name for d in decls):
         return at, None  # a glob that only covers tools
     if not decls or any(at.analysis.uri_of(d.span.source) not in at.analysis.files for d in decls):
@@ -45,8 +46,9 @@ def _target(ls: AgpServer, uri: str, position: lsp.Position):
     return at, occ
 
 
-def prepare_rename(ls: AgpServer, params: lsp.PrepareRenameParams):
-    at, occ = _target(ls, params.text_document.uri, params.position)
+def prepare_rename(ls: AgpServer,
+                   params: lsp.PrepareRenameParams) -> lsp.PrepareRenamePlaceholder | None:
+    _, occ = _target(ls, params.text_document.uri, params.position)
     if occ is None:
         return None
     return lsp.PrepareRenamePlaceholder(range=ls.range(occ.span), placeholder=occ.name)
@@ -54,18 +56,18 @@ def prepare_rename(ls: AgpServer, params: lsp.PrepareRenameParams):
 
 def _is_name(text: str) -> bool:
     """Whether the parser reads `text` as one plain name (not a keyword, not two tokens)."""
-    problems: list = []
+    problems: list[Diagnostic] = []
     tokens, comments = tokenize(Source("", text), problems)
     return (not problems and not comments and len(tokens) == 1 and tokens[0].type == "NAME"
             and tokens[0].value == text)
 
 
-def _spelling(kind: str, new: str, index: Index) -> str:
+def _spelling(kind: str, new: str, checked: Checked) -> str:
     """How the new name is written in the policy, or an error saying why it cannot be."""
     if kind == "tool":
         if not new or any(ord(ch) < 0x20 for ch in new):
             raise refuse(f"{new!r} is not a tool name")
-        if index.declarations.get(("tool", new)):
+        if new in checked.tools:
             raise refuse(f"a tool `{new}` is already declared")
         if DOTTED.fullmatch(new) and not any(s in RESERVED for s in new.split(".")):
             return new
@@ -73,26 +75,27 @@ def _spelling(kind: str, new: str, index: Index) -> str:
     if not _is_name(new):
         raise refuse(f"`{new}` is not a valid name (a reserved word or not an identifier)")
     if kind == "rule":
-        if index.declarations.get(("rule", new)):
+        if new in checked.rules:
             raise refuse(f"a rule `{new}` is already declared")
         return new
     if new in ROOTS or new in BUILTINS:
         what = "a condition name" if new in ROOTS else "a standard function"
         raise refuse(f"`{new}` is {what} and cannot be declared")
-    if new in index.labels:
-        raise refuse(f"`{new}` is already declared as {KIND_WORDS[index.labels[new]]}")
+    if new in checked.symbols:
+        kind_word = KIND_WORDS[checked.symbols[new].kind]
+        raise refuse(f"`{new}` is already declared as {with_article(kind_word)}")
     return new
 
 
 def rename(ls: AgpServer, params: lsp.RenameParams) -> lsp.WorkspaceEdit | None:
     at, occ = _target(ls, params.text_document.uri, params.position)
-    if occ is None:
+    if at is None or occ is None:
         return None
     if params.new_name == occ.name:
         return lsp.WorkspaceEdit(changes={})
-    text = _spelling(occ.kind, params.new_name, at.analysis.index)
+    text = _spelling(occ.kind, params.new_name, at.analysis.checked)
     changes: dict[str, list[lsp.TextEdit]] = {}
-    for o in at.analysis.index.references(occ.kind, occ.name):
+    for o in at.analysis.occurrences.references(occ.kind, occ.name):
         if o.name != occ.name:
             continue  # a glob covering the renamed tool
         loc = ls.location(at.analysis, o.span)

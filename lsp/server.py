@@ -64,7 +64,7 @@ def build() -> AgpServer:
                semantic_tokens.LEGEND)(off_loop(semantic_tokens.semantic_tokens))
     ls.feature(lsp.TEXT_DOCUMENT_CODE_ACTION, lsp.CodeActionOptions(
         code_action_kinds=[lsp.CodeActionKind.QuickFix]))(off_loop(code_actions.code_action))
-    ls.feature(lsp.TEXT_DOCUMENT_CODE_LENS)(off_loop(code_lens.code_lens))
+    ls.feature(lsp.TEXT_DOCUMENT_CODE_LENS)(code_lens.code_lens)  # awaits its own worker
     ls.command(code_lens.RUN_TESTS)(code_lens.run_tests)
     ls.feature(lsp.TEXT_DOCUMENT_FORMATTING)(off_loop(formatting.formatting))
     return ls

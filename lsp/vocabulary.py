@@ -1,8 +1,14 @@
-"""What the words of the language mean, for hover and completion (from LANGUAGE.md)."""
+"""What the words of the language mean, for hover and completion (from LANGUAGE.md).
+
+The names a condition starts from, and what each holds, are the engine's (`agp.syntax.names.ROOTS`,
+typed by `agp.check.types.root_types`); the keywords and the fields of request values are
+documented here.
+"""
 
 from __future__ import annotations
 
 from agp.check import types as T
+from agp.syntax.names import ROOTS
 
 KEYWORDS = {
     "module": "`module NAME`: names the file's module (documentation and diagnostics only).",
@@ -61,20 +67,6 @@ KEYWORDS = {
             "`args` is the call's arguments.",
 }
 
-ROOTS = {
-    "tool": ("string", "the called tool's name"),
-    "args": ("object", "the call's arguments (typed by the schemas of the rule's tools)"),
-    "intent": ("intents", "the set of intents of the call: the tool declaration's plus the request's"),
-    "data": ("data", "the set of data classes involved: the request's plus the tool declaration's"),
-    "target": ("object", "where the call goes, e.g. `target.host`, `target.external`"),
-    "agent": ("object", "the acting agent: `agent.id`, `agent.attrs.*`"),
-    "task": ("object", "the task instance: `task.kind`, `task.id`, `task.params.*`, "
-                       "`task.objective`, `task.age`"),
-    "chain": ("chain", "the delegation chain: `chain.depth`, `chain.hops`, `chain.origin`"),
-    "context": ("object", "free-form attributes supplied by the caller"),
-    "now": ("timestamp", "the decision time"),
-}
-
 FIELDS = {
     ("agent", "id"): "the acting agent's workload identity (e.g. a SPIFFE ID)",
     ("agent", "attrs"): "free-form attributes of the agent",
@@ -97,3 +89,12 @@ FIELDS = {
 }
 
 TARGET = T.obj(host=T.STRING, external=T.BOOL)
+
+
+def root_doc(name: str) -> tuple[str, str]:
+    """A root's type, as a condition outside any rule's scope sees it, and what it holds.
+
+    >>> root_doc("now")
+    ('timestamp', 'the decision time')
+    """
+    return str(T.root_types()[name]), ROOTS[name]

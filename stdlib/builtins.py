@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import unicodedata
-from collections.abc import Callable
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from urllib.parse import unquote
@@ -23,7 +23,7 @@ class Builtin:
     name: str
     params: tuple[tuple[str, ...], ...]  # accepted static type names, per parameter
     returns: str  # a static type name, as the checker spells it
-    impl: Callable
+    impl: Callable[..., object]  # takes one value per parameter
     doc: str
 
     @property
@@ -32,22 +32,27 @@ class Builtin:
         return f"{self.name}({names}) -> {self.returns}"
 
 
-def _need(value, kind: str, fn: str):
-    if kind_of(value) != kind:
-        raise EvalError(f"{fn}() expects a {kind}, got {kind_of(value)} {show(value)}")
-    return value
+def _expects(kind: str, value: object, fn: str) -> EvalError:
+    return EvalError(f"{fn}() expects a {kind}, got {kind_of(value)} {show(value)}")
 
 
-def _text(value, fn: str) -> str:
+def _string(value: object, fn: str) -> str:
+    if isinstance(value, str):
+        return value
+    raise _expects("string", value, fn)
+
+
+def _text(value: object, fn: str) -> str:
     """A string argument that the function reads whole."""
-    budget.spend_text(len(_need(value, "string", fn)))
-    return value
+    text = _string(value, fn)
+    budget.spend_text(len(text))
+    return text
 
 
-def _len(x):
+def _len(x: object) -> int:
     if isinstance(x, LabelSet):
         return len(x.names)
-    if kind_of(x) in ("string", "list", "object"):
+    if isinstance(x, (str, list, tuple, dict)):
         return len(x)
     raise EvalError(f"len() expects a string, list or object, got {kind_of(x)} {show(x)}")
 
@@ -147,7 +152,7 @@ def _ipv4(host: str) -> int | None:
     return last
 
 
-def _ip(value, fn: str) -> IPAddress:
+def _ip(value: object, fn: str) -> IPAddress:
     address = _host(_text(value, fn))[1]
     if address is None:
         raise EvalError(f"{fn}(): {show(value)} is not an IP address")
@@ -162,7 +167,7 @@ def _forms(address: IPAddress) -> tuple[IPAddress, ...]:
     return (address,)
 
 
-def _ip_in_cidr(ip, cidr):
+def _ip_in_cidr(ip: object, cidr: object) -> bool:
     address = _ip(ip, "ip_in_cidr")
     try:
         net = ipaddress.ip_network(_text(cidr, "ip_in_cidr"), strict=False)
@@ -171,29 +176,29 @@ def _ip_in_cidr(ip, cidr):
     return any(a.version == net.version and a in net for a in _forms(address))
 
 
-def _is_ip(s):
+def _is_ip(s: object) -> bool:
     return _host(_text(s, "is_ip"))[1] is not None
 
 
-def _is_private_ip(s):
+def _is_private_ip(s: object) -> bool:
     return any(a.is_private for a in _forms(_ip(s, "is_private_ip")))
 
 
-def _canonical_host(s):
+def _canonical_host(s: object) -> str:
     return _host(_text(s, "canonical_host"))[0]
 
 
-def _host_within(host, domain):
-    host, address = _host(_text(host, "host_within"))
-    domain = _host(_text(domain, "host_within"))[0]
+def _host_within(host: object, domain: object) -> bool:
+    name, address = _host(_text(host, "host_within"))
+    within = _host(_text(domain, "host_within"))[0]
     # an address has no subdomains: 10.1.2.3 is not "within" 2.3
-    return host == domain or (address is None and host.endswith("." + domain))
+    return name == within or (address is None and name.endswith("." + within))
 
 
 # ---- times --------------------------------------------------------------------------------------
 
 
-def _time(t, fn) -> datetime:
+def _time(t: object, fn: str) -> datetime:
     """A timestamp, or an RFC 3339 string (as arguments carry them)."""
     if isinstance(t, str):
         from agp.model import parse_timestamp
@@ -202,7 +207,9 @@ def _time(t, fn) -> datetime:
             return parse_timestamp(t)
         except ValueError as exc:  # not RFC 3339, or outside the bounds of agp.limits
             raise EvalError(f"{fn}(): {show(t)}: {exc}") from None
-    return _need(t, "timestamp", fn)
+    if isinstance(t, datetime):
+        return t
+    raise _expects("timestamp", t, fn)
 
 
 _US = timedelta(microseconds=1)
@@ -223,18 +230,18 @@ def _utc_clock(t: datetime, fn: str) -> tuple[int, int]:
     return of_day // 3_600_000_000, (t.weekday() + days) % 7
 
 
-def _hour(t):
+def _hour(t: object) -> int:
     return _utc_clock(_time(t, "hour"), "hour")[0]
 
 
-def _weekday(t):
+def _weekday(t: object) -> int:
     return _utc_clock(_time(t, "weekday"), "weekday")[1]
 
 
 # ---- lists --------------------------------------------------------------------------------------
 
 
-def _key(value):
+def _key(value: object) -> Hashable:
     """A hashable stand-in for `value` with the equality of `==` (agp.values.equal): two values
     have equal keys exactly when they are equal, so list functions can use sets.
 
@@ -242,46 +249,52 @@ def _key(value):
     (True, False, True)
     """
     kind = kind_of(value)
-    if kind == "list":
+    if isinstance(value, (list, tuple)):
         budget.spend(budget.CONTAINER_STEPS + len(value))
         return kind, tuple(_key(x) for x in value)
-    if kind == "object":
+    if isinstance(value, dict):
         budget.spend(budget.CONTAINER_STEPS + len(value))
         return kind, frozenset((k, _key(x)) for k, x in value.items())
-    if kind == "string":
+    if isinstance(value, str):
         budget.spend_text(len(value))
-    elif kind == "timestamp":  # an instant, whatever its zone (as `==` compares them)
+    elif isinstance(value, datetime):  # an instant, whatever its zone (as `==` compares them)
         return kind, _utc_instant(value)
     return kind, value
 
 
-def _utc_instant(t: datetime):
+def _utc_instant(t: datetime) -> int:
     offset = t.utcoffset()
     # microseconds since the epoch of the proleptic calendar, in UTC: no datetime overflow
     return (t.replace(tzinfo=None) - datetime.min) // _US - (offset // _US if offset else 0)
 
 
-def _lists(a, b, fn):
-    a, b = _need(a, "list", fn), _need(b, "list", fn)
-    budget.spend(len(a) + len(b))
-    return a, b
+def _list(value: object, fn: str) -> Sequence[object]:
+    if isinstance(value, (list, tuple)):
+        return value
+    raise _expects("list", value, fn)
 
 
-def _intersects(a, b):
-    a, b = _lists(a, b, "intersects")
-    if len(a) > len(b):
-        a, b = b, a
-    keys = {_key(x) for x in a}
-    return any(_key(y) in keys for y in b)
+def _lists(a: object, b: object, fn: str) -> tuple[Sequence[object], Sequence[object]]:
+    pair = _list(a, fn), _list(b, fn)
+    budget.spend(len(pair[0]) + len(pair[1]))
+    return pair
 
 
-def _subset(a, b):
-    a, b = _lists(a, b, "subset")
-    keys = {_key(y) for y in b}
-    return all(_key(x) in keys for x in a)
+def _intersects(a: object, b: object) -> bool:
+    small, large = _lists(a, b, "intersects")
+    if len(small) > len(large):
+        small, large = large, small
+    keys = {_key(x) for x in small}
+    return any(_key(y) in keys for y in large)
 
 
-S, N, L, A = ("string",), ("number",), ("list",), ("any",)
+def _subset(a: object, b: object) -> bool:
+    sub, sup = _lists(a, b, "subset")
+    keys = {_key(y) for y in sup}
+    return all(_key(x) in keys for x in sub)
+
+
+S, L, A = ("string",), ("list",), ("any",)
 TS = ("timestamp", "string")
 
 BUILTINS: dict[str, Builtin] = {
@@ -295,11 +308,11 @@ BUILTINS: dict[str, Builtin] = {
                 "The length of a string, list or object, or the number of data classes or "
                 "intents: `len(args.recipients) <= 5`."),
         Builtin("startswith", (S, S), "bool",
-                lambda s, p: _need(s, "string", "startswith").startswith(
+                lambda s, p: _string(s, "startswith").startswith(
                     _text(p, "startswith")),
                 "Whether the string begins with the prefix: `startswith(args.path, \"/repo/\")`."),
         Builtin("endswith", (S, S), "bool",
-                lambda s, p: _need(s, "string", "endswith").endswith(
+                lambda s, p: _string(s, "endswith").endswith(
                     _text(p, "endswith")),
                 "Whether the string ends with the suffix: `endswith(args.to, \"@acme.com\")`."),
         Builtin("contains", (A, A), "bool", lambda x, y: member(y, x),

@@ -1,7 +1,224 @@
-"""Paths and small helpers shared by the tests (tests/ is on pytest's pythonpath)."""
+"""What the tests share: paths, policies loaded from text, `agp check` output parsed, and helpers
+for the language-server tests. Plain functions only: fixtures live in the conftest.py files.
 
+tests/ is on pytest's pythonpath (pyproject.toml), so every test module imports this as `support`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import functools
+import json
+import re
+import sys
+import tempfile
+import textwrap
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
 
-ROOT = Path(__file__).resolve().parent.parent
-DATA = Path(__file__).resolve().parent / "data"
-SPEC = DATA / "spec"  # the examples of LANGUAGE.md and FORMATS.md, copied verbatim
+from lsprotocol import types as lsp
+
+import agp
+
+if TYPE_CHECKING:
+    from pytest_lsp import LanguageClient
+
+T = TypeVar("T")
+
+# ---- paths --------------------------------------------------------------------------------------
+
+ROOT = Path(__file__).resolve().parent.parent  # the repository
+DATA = ROOT / "tests" / "data"
+# The examples of LANGUAGE.md and FORMATS.md, copied verbatim, once: the policy set
+# (declarations.agp, rules.agp), the request (request.json) and its decision (decision.json), and
+# the trace (support.trace.jsonl). Loading the folder as a policy set reads only its .agp files.
+SPEC = DATA / "spec"
+EXAMPLES = ROOT / "examples" / "policies"
+
+# ---- policies from text (the conformance suite) -------------------------------------------------
+
+_engines: dict[str, agp.Engine] = {}
+
+
+@functools.cache
+def _scratch() -> Path:
+    return Path(tempfile.mkdtemp(prefix="agp-tests-"))
+
+
+def load_text(text: str) -> agp.Engine:
+    """Load a policy set from source text (cached by text: loading is pure)."""
+    text = textwrap.dedent(text)
+    if text not in _engines:
+        path = _scratch() / f"p{len(_engines)}.agp"
+        path.write_text(text)
+        _engines[text] = agp.load(str(path))
+    return _engines[text]
+
+
+def load_data(name: str) -> agp.Engine:
+    """Load a policy file or directory under tests/data/ (cached)."""
+    key = f"data:{name}"
+    if key not in _engines:
+        _engines[key] = agp.load(str(DATA / name))
+    return _engines[key]
+
+
+def outcome(d: agp.Decision) -> dict[str, Any]:
+    """The fixed fields of a Decision, minus `policy`."""
+    return {
+        "decision": d.decision,
+        "ttl": d.ttl,
+        "rules": list(d.rules),
+        "reasons": list(d.reasons),
+        "errors": list(d.errors),
+    }
+
+
+def deep(obj: T) -> T:
+    return copy.deepcopy(obj)
+
+
+# `file:line:col: severity[CODE]: message`, wherever the file lives.
+_DIAG = re.compile(
+    r"(?P<file>[^\s:]+):(?P<line>\d+):(?P<col>\d+): (?P<sev>error|warning)\[(?P<code>[^\]]+)\]: (?P<msg>.*)"
+)
+
+
+def diagnostics(output: str) -> list[dict[str, Any]]:
+    """The headline diagnostics of `agp check` output, as dicts."""
+    found = []
+    for m in _DIAG.finditer(output):
+        found.append(
+            {
+                "file": Path(m["file"]).name,
+                "line": int(m["line"]),
+                "col": int(m["col"]),
+                "sev": m["sev"],
+                "code": m["code"],
+                "msg": m["msg"],
+            }
+        )
+    return found
+
+
+def position(text: str, needle: str, occurrence: int = 1) -> tuple[int, int]:
+    """1-based (line, col) of the n-th occurrence of `needle` as a whole word in `text`."""
+    start = -1
+    for _ in range(occurrence):
+        m = re.compile(r"(?<![\w.])" + re.escape(needle) + r"(?!\w)").search(text, start + 1)
+        assert m is not None, f"{needle!r} not found {occurrence} times"
+        start = m.start()
+    line = text.count("\n", 0, start) + 1
+    col = start - (text.rfind("\n", 0, start) + 1) + 1
+    return line, col
+
+
+# ---- the language server: documents, waits, a raw client ---------------------------------------
+
+PUBLISH = lsp.TEXT_DOCUMENT_PUBLISH_DIAGNOSTICS
+TIMEOUT = 20  # seconds before a wait that the server never answers fails
+
+
+async def until(client: LanguageClient, predicate: Callable[[], T], timeout: float = TIMEOUT) -> T:
+    """Wait for diagnostics notifications until `predicate()` holds; return its value."""
+
+    async def loop() -> T:
+        while not (value := predicate()):
+            await client.wait_for_notification(PUBLISH)
+        return value
+
+    return await asyncio.wait_for(loop(), timeout)
+
+
+def open_doc(client: LanguageClient, path: Path, text: str | None = None, version: int = 1) -> str:
+    uri = path.as_uri()
+    client.text_document_did_open(lsp.DidOpenTextDocumentParams(text_document=lsp.TextDocumentItem(
+        uri=uri, language_id="agp", version=version,
+        text=path.read_text(encoding="utf-8") if text is None else text)))
+    return uri
+
+
+def change_doc(client: LanguageClient, uri: str, text: str, version: int) -> None:
+    client.text_document_did_change(lsp.DidChangeTextDocumentParams(
+        text_document=lsp.VersionedTextDocumentIdentifier(uri=uri, version=version),
+        content_changes=[lsp.TextDocumentContentChangeWholeDocument(text=text)]))
+
+
+def position_of(text: str, needle: str, delta: int = 0) -> lsp.Position:
+    """The LSP position (UTF-16) of the first `needle` in text, moved `delta` characters."""
+    offset = text.index(needle) + delta
+    line = text.count("\n", 0, offset)
+    col = offset - (text.rfind("\n", 0, offset) + 1)
+    prefix = text[offset - col : offset]
+    return lsp.Position(line=line, character=len(prefix.encode("utf-16-le")) // 2)
+
+
+async def opened(client: LanguageClient, path: Path, text: str | None = None) -> str:
+    """Open a document and wait until the server has published its diagnostics."""
+    uri = open_doc(client, path, text)
+    await until(client, lambda: uri in client.diagnostics)
+    return uri
+
+
+class RawServer:
+    """`python -m agp.lsp` spoken to byte by byte: for what pygls' client will not send (a request
+    whose params do not fit their type) and for reading what the server writes to stderr."""
+
+    def __init__(self, proc: asyncio.subprocess.Process):
+        self.proc = proc
+        self.notifications: list[dict[str, Any]] = []
+        self._ids = 0
+
+    @classmethod
+    async def start(cls, root: Path) -> RawServer:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "agp.lsp", stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        server = cls(proc)
+        answer = await server.request("initialize", {
+            "processId": None, "rootUri": root.as_uri(), "capabilities": {},
+            "workspaceFolders": [{"uri": root.as_uri(), "name": root.name}]})
+        assert "result" in answer, answer
+        server.send({"jsonrpc": "2.0", "method": "initialized", "params": {}})
+        return server
+
+    def send(self, message: dict[str, Any]) -> None:
+        body = json.dumps(message).encode("utf-8")
+        self.proc.stdin.write(b"Content-Length: %d\r\n\r\n" % len(body) + body)
+
+    def open(self, path: Path, text: str) -> str:
+        uri = path.as_uri()
+        self.send({"jsonrpc": "2.0", "method": "textDocument/didOpen", "params": {"textDocument": {
+            "uri": uri, "languageId": "agp", "version": 1, "text": text}}})
+        return uri
+
+    async def request(self, method: str, params: Any) -> dict[str, Any]:
+        """Send a request; return its response (`result` or `error`), keeping notifications."""
+        self._ids += 1
+        self.send({"jsonrpc": "2.0", "id": self._ids, "method": method, "params": params})
+        while True:
+            message = await asyncio.wait_for(self._read(), TIMEOUT)
+            if message.get("id") == self._ids and "method" not in message:
+                return message
+            if "id" not in message:
+                self.notifications.append(message)
+
+    async def _read(self) -> dict[str, Any]:
+        length = None
+        while (line := await self.proc.stdout.readline()) not in (b"\r\n", b""):
+            name, _, value = line.decode("ascii").partition(":")
+            if name.lower() == "content-length":
+                length = int(value)
+        assert length is not None, "the server closed its output"
+        return json.loads(await self.proc.stdout.readexactly(length))
+
+    async def close(self) -> str:
+        """Shut the server down as an editor does; return everything it wrote to stderr."""
+        await self.request("shutdown", None)
+        self.send({"jsonrpc": "2.0", "method": "exit"})
+        self.proc.stdin.close()
+        stderr = await asyncio.wait_for(self.proc.stderr.read(), TIMEOUT)
+        await asyncio.wait_for(self.proc.wait(), TIMEOUT)
+        return stderr.decode("utf-8", "replace")

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from support import DATA, SPEC
+from support import SPEC
 
 from agp.cli import common, main
 
@@ -28,7 +28,7 @@ def here(tmp_path, monkeypatch):
     """The spec policy (`spec/`), its trace (`support.trace.jsonl`), a broken set (`broken/`),
     an empty folder (`empty/`) and the spec request (`request.json`)."""
     shutil.copytree(SPEC, tmp_path / "spec", ignore=shutil.ignore_patterns("*.json", "*.jsonl"))
-    shutil.copy(DATA / "traces" / "support.trace.jsonl", tmp_path / "support.trace.jsonl")
+    shutil.copy(SPEC / "support.trace.jsonl", tmp_path / "support.trace.jsonl")
     shutil.copy(SPEC / "request.json", tmp_path / "request.json")
     (tmp_path / "broken").mkdir()
     (tmp_path / "broken" / "p.agp").write_text(BROKEN)

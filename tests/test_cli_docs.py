@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import os
 import re
-from pathlib import Path
 
 from click.testing import CliRunner
+from support import ROOT
 
 from agp.cli import main
 
-DOC = Path(__file__).parent.parent / "docs" / "cli.md"
+DOC = ROOT / "docs" / "cli.md"
 BLOCK = re.compile(r"(<!-- help: (?P<cmd>[\w ]*) -->\n```text\n)(?P<body>.*?)(```)", re.S)
 
 

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from support import SPEC
 
 from agp.cli import main
 
-SPEC = Path(__file__).parent / "data" / "spec"
 BAD = "permit x on a.b when args.q > 1\nforbid y when foo\n"
 
 

@@ -22,52 +22,68 @@ HOSTILE_FILES = {
 }
 
 
-def _invocations(tmp_path):
-    files = {}
-    for name, data in HOSTILE_FILES.items():
-        path = tmp_path / f"{name}.agp"
-        path.write_bytes(data)
-        jpath = tmp_path / f"{name}.jsonl"
-        jpath.write_bytes(data)
-        files[name] = (str(path), str(jpath))
+# Where the hostile files are written: the invocations are listed before any test runs, so that
+# each is a test of its own; `hostile_dir` writes the files and fills in this placeholder.
+DIR = "{dir}"
+
+
+def _invocations() -> list[list[str]]:
     good = str(SPEC)
-    for agp_file, json_file in files.values():
-        yield ["check", agp_file]
-        yield ["eval", "-p", agp_file, json_file]
-        yield ["eval", "-p", good, json_file]
+    out = []
+    for name in HOSTILE_FILES:
+        agp_file, json_file = f"{DIR}/{name}.agp", f"{DIR}/{name}.jsonl"
+        out.append(["check", agp_file])
+        out.append(["eval", "-p", agp_file, json_file])
+        out.append(["eval", "-p", good, json_file])
         for command in ("test", "replay"):
             if command in main.commands:
-                yield [command, "-p", good, json_file]
-                yield [command, "-p", agp_file, json_file]
+                out.append([command, "-p", good, json_file])
+                out.append([command, "-p", agp_file, json_file])
         if "diff" in main.commands:
-            yield ["diff", "-p", good, "-p", agp_file, json_file]
+            out.append(["diff", "-p", good, "-p", agp_file, json_file])
         if "fmt" in main.commands:
-            yield ["fmt", "--check", agp_file]
+            out.append(["fmt", "--check", agp_file])
         if "compile" in main.commands:
-            yield ["compile", "-p", agp_file]
-            yield ["compile", "--check-bundle", agp_file]
-            yield ["compile", "--check-bundle", agp_file, "-p", good]
-        yield ["init", agp_file]  # a file where a directory should be
-    yield ["eval", "-p", str(tmp_path / "missing"), str(tmp_path / "missing.json")]
-    yield ["check"]
-    yield ["eval"]
-    yield ["nonsense-command"]
-    yield ["check", "--no-such-option", good]
-    yield ["init", str(tmp_path / "starter")]
-    yield ["init", str(tmp_path / "starter")]  # again: refuses to overwrite
+            out.append(["compile", "-p", agp_file])
+            out.append(["compile", "--check-bundle", agp_file])
+            out.append(["compile", "--check-bundle", agp_file, "-p", good])
+        out.append(["init", agp_file])  # a file where a directory should be
+    out.append(["eval", "-p", f"{DIR}/missing", f"{DIR}/missing.json"])
+    out.append(["check"])
+    out.append(["eval"])
+    out.append(["nonsense-command"])
+    out.append(["check", "--no-such-option", good])
+    out.append(["init", f"{DIR}/starter"])
+    out.append(["init", f"{DIR}/starter"])  # again: refuses to overwrite
+    return out
 
 
-def test_no_command_raises(tmp_path):
-    runner = CliRunner()
-    seen = 0
-    for args in _invocations(tmp_path):
-        result = runner.invoke(main, args, catch_exceptions=True)
-        assert result.exception is None or isinstance(result.exception, SystemExit), (
-            args, repr(result.exception))
-        assert result.exit_code in (0, 1, 2), (args, result.exit_code, result.output[-500:])
-        assert "Traceback" not in result.output, args
-        seen += 1
-    assert seen > 40
+INVOCATIONS = _invocations()
+
+
+@pytest.fixture(scope="module")
+def hostile_dir(tmp_path_factory):
+    """Every hostile file twice, as a policy (`.agp`) and as a request or trace (`.jsonl`)."""
+    root = tmp_path_factory.mktemp("hostile")
+    for name, data in HOSTILE_FILES.items():
+        (root / f"{name}.agp").write_bytes(data)
+        (root / f"{name}.jsonl").write_bytes(data)
+    return root
+
+
+def test_many_invocations_are_tried():
+    assert len(INVOCATIONS) > 40
+
+
+@pytest.mark.parametrize("args", INVOCATIONS,
+                         ids=lambda args: " ".join(args).replace(str(SPEC), "SPEC"))
+def test_no_command_raises(hostile_dir, args):
+    args = [a.replace(DIR, str(hostile_dir)) for a in args]
+    result = CliRunner().invoke(main, args, catch_exceptions=True)
+    assert result.exception is None or isinstance(result.exception, SystemExit), (
+        args, repr(result.exception))
+    assert result.exit_code in (0, 1, 2), (args, result.exit_code, result.output[-500:])
+    assert "Traceback" not in result.output, args
 
 
 @pytest.mark.parametrize("name", ["not-json", "deep-json", "nan", "dup-keys", "huge-number"])

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from support import SPEC
 
 from agp.cli import main
 
-DATA = Path(__file__).parent / "data"
 BOT = "spiffe://acme.com/agents/support-bot"
 
 
@@ -24,9 +24,9 @@ def run(*args: str, input: str | None = None):
 @pytest.fixture
 def here(tmp_path, monkeypatch):
     """A directory with the spec policy (`spec/`) and the spec trace (`support.trace.jsonl`)."""
-    shutil.copytree(DATA / "spec", tmp_path / "spec",
+    shutil.copytree(SPEC, tmp_path / "spec",
                     ignore=shutil.ignore_patterns("*.json", "*.jsonl"))
-    shutil.copy(DATA / "traces" / "support.trace.jsonl", tmp_path / "support.trace.jsonl")
+    shutil.copy(SPEC / "support.trace.jsonl", tmp_path / "support.trace.jsonl")
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("FORCE_COLOR", raising=False)
     return tmp_path

@@ -11,19 +11,20 @@ from __future__ import annotations
 
 import contextlib
 import json
-from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
+from support import ROOT, SPEC
 
 import agp
-from agp import budget, interp
-from agp.compile import compile_policy, evaluator
+from agp import budget, envelope, interp
+from agp.compile import compile_ir, compile_policy, evaluator
+from agp.compile.bundle import dumps, loads
+from agp.compile.ir import policy_to_ir
 from agp.loader import check_sources
 from agp.source import Source
 
-ROOT = Path(__file__).resolve().parent.parent
 SETTINGS = settings(max_examples=200, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
 
@@ -128,7 +129,7 @@ def task_decl(draw, name: str) -> str:
         parts.append("ttl " + draw(st.sampled_from(["30m", "1h", "10s"])))
     if draw(st.booleans()):
         to = draw(st.sampled_from(["", "to a1 ", "to a0, a1 "]))
-        depth = draw(st.sampled_from(["", "depth <= 2", "depth <= 0"]))
+        depth = draw(st.sampled_from(["", "depth <= 2", "depth <= 1", "depth <= 0"]))
         parts.append(f"delegate {{ {to}{depth} }}")
     return f"task {name} {{ {' '.join(parts)} }}"
 
@@ -205,22 +206,42 @@ def request_values(draw) -> dict:
         if maybe(st.booleans()):
             task["params"] = {"p": draw(st.sampled_from(["a", "ab", 2, "a*", "?b*", "*a?b*"]))}
         if maybe(st.integers(0, 3)) > 0:
-            task["started_at"] = draw(st.sampled_from([T0, "2026-11-28T09:00:00Z"]))
+            task["started_at"] = draw(st.sampled_from(STARTS))
         req["task"] = task
-        chain = [{"principal": "user:alice", "kind": "human"}]
-        agents = draw(st.lists(st.sampled_from(["spiffe://x/a0", "spiffe://x/b/eu",
-                                                "spiffe://x/b/us", "other"]), max_size=3))
-        for a in agents:
-            hop = {"principal": a, "kind": "agent"}
-            if maybe(st.integers(0, 3)) == 0:
-                hop["at"] = "2026-11-28T09:58:00Z"
-                hop["scope"] = draw(st.sampled_from([
-                    {"tools": ["t0", "t1.*"], "ttl": "5m"}, {"intents": ["i0"]},
-                    {"data": "c1"}, {"ttl": 600}]))
-            chain.append(hop)
-        if agents or maybe(st.booleans()):
-            req["chain"] = chain
+    # The envelope's checks of the chain apply with or without a task.
+    if maybe(st.integers(0, 2)) > 0:
+        req["chain"] = draw(chains(req["agent"]["id"]))
     return req
+
+
+# Task starts and hop times: exactly a task ttl (30m, 1h, 10s) or a hop scope ttl (5m) before a
+# `now` of request_values, and later than T0 (request.invalid then).
+STARTS = [T0, "2026-11-28T09:00:00Z", "2026-11-28T09:30:00Z", "2026-11-28T09:59:50Z",
+          "2026-11-28T10:15:00Z", "2026-11-28T09:45:00Z", "2026-11-28T10:00:01Z"]
+HOP_TIMES = ["2026-11-28T09:58:00Z", "2026-11-28T09:55:00Z", "2026-11-28T10:00:30Z"]
+# Hop scopes: tool globs from the request, labels declared or not, ttls with and without `at`.
+SCOPES = [{"tools": ["t0", "t1.*"], "ttl": "5m"}, {"intents": ["i0"]}, {"data": "c1"},
+          {"ttl": 600}, {"tools": ["t?", "x*"]}, {"tools": []}, {"intents": ["i0", "i1", "qq"]},
+          {"data": "zz"}, {"data": "c3", "ttl": "2m", "intents": ["i2"]}, {}]
+PRINCIPALS = ["user:alice", "spiffe://x/a0", "spiffe://x/b/eu", "spiffe://x/b/us", "other"]
+
+
+@st.composite
+def chains(draw, agent: str) -> list:
+    """Delegation chains: humans, agents and services in any order, repeated principals, hops
+    with times and scopes; most end with the acting agent, as a real chain does."""
+    chain = []
+    for _ in range(draw(st.integers(0, 4))):
+        hop = {"principal": draw(st.sampled_from(PRINCIPALS)),
+               "kind": draw(st.sampled_from(["human", "agent", "agent", "service"]))}
+        if draw(st.integers(0, 2)) == 0:
+            hop["at"] = draw(st.sampled_from(HOP_TIMES))
+        if draw(st.integers(0, 2)) == 0:
+            hop["scope"] = draw(st.sampled_from(SCOPES))
+        chain.append(hop)
+    if draw(st.integers(0, 3)) > 0:
+        chain.append({"principal": agent, "kind": "agent"})
+    return chain
 
 
 def check_text(text: str):
@@ -235,6 +256,35 @@ def both(policy):
 @SETTINGS
 @given(policy_sets(), st.lists(request_values(), min_size=1, max_size=6), st.booleans())
 def test_compiled_agrees_with_reference_on_generated_policies(text, requests, ended):
+    assert_agree(text, requests, ended)
+
+
+@settings(SETTINGS, max_examples=100)
+@given(policy_sets(), st.lists(request_values(), min_size=1, max_size=4))
+def test_a_bundle_agrees_with_reference_on_generated_policies(text, requests):
+    """Loaded from a bundle, the compiled evaluator has no checked Policy: it decides from the IR
+    read back from JSON, and the reference evaluator explains errors with rules rebuilt from it."""
+    policy, diagnostics = check_text(text)
+    assume(policy is not None)
+    bundled = agp.Engine(None, evaluator=compile_ir(loads(dumps(policy_to_ir(policy)))))
+    reference = agp.Engine(policy, compiled=False)
+    for req in requests:
+        assert bundled.decide(req) == reference.decide(req), f"\n{text}\nrequest: {json.dumps(req)}"
+
+
+@st.composite
+def envelope_policies(draw) -> str:
+    """Tasks, and one permit for every call: whether a call is allowed is the envelope's say."""
+    return "\n".join([HEADER, draw(task_decl("k0")), draw(task_decl("k1")), "permit p"]) + "\n"
+
+
+@settings(SETTINGS, max_examples=400)
+@given(envelope_policies(), st.lists(request_values(), min_size=1, max_size=8), st.booleans())
+def test_compiled_envelope_agrees_with_the_reference(text, requests, ended):
+    assert_agree(text, requests, ended)
+
+
+def assert_agree(text: str, requests: list, ended: bool) -> None:
     policy, diagnostics = check_text(text)
     assume(policy is not None)
     reference, compiled = both(policy)
@@ -348,13 +398,12 @@ def test_examples_agree(path):
 
 
 def test_spec_example_agrees():
-    spec = ROOT / "tests" / "conformance" / "data"
-    reference = agp.load(spec / "spec", compiled=False)
-    compiled = agp.load(spec / "spec")
-    request = json.loads((spec / "formats_request.json").read_text())
+    reference = agp.load(SPEC, compiled=False)
+    compiled = agp.load(SPEC)
+    request = json.loads((SPEC / "request.json").read_text())
     assert compiled.decide(request) == reference.decide(request)
     assert compiled.decide(request).ttl == 240
-    for trace in spec.glob("*.jsonl"):
+    for trace in SPEC.glob("*.jsonl"):
         ref = [o.decision for o in agp.replay_trace(reference, trace)]
         com = [o.decision for o in agp.replay_trace(compiled, trace)]
         assert ref == com and any(d is not None for d in ref)
@@ -365,6 +414,65 @@ def test_reference_is_interp():
     ref = agp.Engine(policy, compiled=False)
     assert ref.decide({"agent": {"id": "a"}, "tool": "t0"}) == interp.decide(
         policy, {"agent": {"id": "a"}, "tool": "t0"})
+
+
+# ---- the envelope: two implementations ----------------------------------------------------------
+
+ENVELOPE_POLICY = HEADER + """
+task k0 { tools t0  intents i0  data <= c1  ttl 30m  delegate { to a1  depth <= 1 } }
+permit p
+"""
+EU, HUMAN = "spiffe://x/b/eu", {"principal": "user:alice", "kind": "human"}
+K0 = {"kind": "k0", "started_at": T0}
+
+
+def _call(task=None, chain=(), ended=False, **extra):
+    req = {"agent": {"id": EU}, "tool": "t0", "now": T0, **extra}
+    if task is not None:
+        req["task"] = task
+    if chain:
+        req["chain"] = [HUMAN, *chain]
+    return req, ended
+
+
+def _agent(principal=EU, **extra):
+    return {"principal": principal, "kind": "agent", **extra}
+
+
+# One call failing each row (and perhaps others).
+FAILING = {
+    "request.invalid": _call(task={"kind": "k0"}),  # k0 has a ttl: started_at is needed
+    "request.unknown": _call(data=["zz"]),
+    "task.unknown": _call(task={"kind": "kx"}),
+    "task.expired": _call(task={**K0, "started_at": "2026-11-28T09:30:00Z"}),
+    "task.ended": _call(task=K0, ended=True),
+    "scope.tool": _call(task=K0, tool="t2"),
+    "scope.intent": _call(task=K0, intent=["i1"]),
+    "scope.data": _call(task=K0, data=["c2"]),
+    "delegation.mismatch": _call(chain=[_agent("other")]),
+    "delegation.cycle": _call(chain=[_agent(), HUMAN, _agent()]),
+    "delegation.depth": _call(task=K0, chain=[_agent("spiffe://x/b/us"), _agent()]),
+    "delegation.to": _call(task=K0, chain=[_agent("spiffe://x/a0"), _agent("other")],
+                           agent={"id": "other"}),
+    "delegation.scope": _call(chain=[_agent(scope={"tools": ["t2"]})]),
+    "delegation.expired": _call(chain=[_agent(at="2026-11-28T09:55:00Z", scope={"ttl": "5m"})]),
+}
+
+
+@pytest.mark.parametrize("code", envelope.CODES)
+def test_an_envelope_bug_shows_as_a_disagreement(code, monkeypatch):
+    """The compiled evaluator computes the envelope with its own code (agp.compile.envelope), so
+    the differential tests above compare two implementations of it: a reference row that never
+    fails makes the evaluators disagree on a call that fails it."""
+    policy, _ = check_text(ENVELOPE_POLICY)
+    reference, compiled = both(policy)
+    req, ended = FAILING[code]
+    assert code in reference.decide(req, task_ended=ended).rules
+    assert compiled.decide(req, task_ended=ended) == reference.decide(req, task_ended=ended)
+    monkeypatch.setattr(envelope, "ROWS", tuple(
+        (c, (lambda facts: False) if c == code else row) for c, row in envelope.ROWS))
+    assert code not in reference.decide(req, task_ended=ended).rules
+    assert code in compiled.decide(req, task_ended=ended).rules
 
 
 # ---- tool names matching several globs (issue 16, items 10 and 13) -------------------------------

@@ -19,8 +19,8 @@ import pytest
 from support import ROOT
 
 import agp
+from agp.envelope import CODES as ENVELOPE_CODES
 from agp.loader import check_paths
-from agp.steps import ENVELOPE_CODES
 
 FENCE = re.compile(r"^```([^\n`]*)\n(.*?)^```\s*$", re.S | re.M)
 PAGES = sorted((ROOT / "docs").glob("*.md")) + sorted((ROOT / "examples").rglob("README.md"))

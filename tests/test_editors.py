@@ -20,10 +20,11 @@ from importlib.resources import files
 from pathlib import Path
 
 import pytest
+from support import ROOT
 
 from agp.stdlib.builtins import BUILTINS
 
-VSCODE = Path(__file__).resolve().parents[1] / "editors" / "vscode"
+VSCODE = ROOT / "editors" / "vscode"
 GRAMMAR = VSCODE / "syntaxes" / "agp.tmLanguage.json"
 NPM = shutil.which("npm")
 needs_npm = pytest.mark.skipif(

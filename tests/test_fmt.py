@@ -8,14 +8,13 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from support import ROOT, SPEC
 
 from agp.cli import main
 from agp.source import Source
 from agp.syntax import parse
 from agp.syntax.format import FormatError, format_text, shape
 
-ROOT = Path(__file__).parent.parent
-SPEC = Path(__file__).parent / "data" / "spec"
 # The TextMate grammar's scope tests: their `#` lines point at columns of the line above, and
 # some are unfinished on purpose (they test highlighting while typing). Not policies.
 NOT_POLICIES = frozenset(

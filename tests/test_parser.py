@@ -1,4 +1,5 @@
-"""The parser's fast path for lists of literals, and literals at the edges of what it reads.
+"""The parser's fast path for lists of literals, its recovery from bad characters, and literals
+at the edges of what it reads.
 
 A list of literals only is lexed as one token and split by the parser (grammar/agp.lark,
 LITERAL_LIST); any other list is lexed token by token. Both must read a list the same way.
@@ -6,14 +7,17 @@ LITERAL_LIST); any other list is lexed token by token. Both must read a list the
 
 from __future__ import annotations
 
-from hypothesis import given, settings
+import pytest
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
+from lark import Token
+from lark.exceptions import UnexpectedCharacters
 
 import agp
 from agp.source import Source
-from agp.syntax import parse
+from agp.syntax import parse, parser
 from agp.syntax.format import shape
-from agp.syntax.parser import tokenize
+from agp.syntax.parser import MAX_LEX_ERRORS, lark_parser, tokenize
 
 space = st.sampled_from(["", " ", "  ", "\n", "\t", " \n  ", "\r\n"])
 literal = st.one_of(
@@ -76,6 +80,87 @@ def test_a_list_with_names_or_expressions_is_parsed_as_before():
 def test_a_mistake_in_a_list_is_reported_where_it_is():
     diagnostics = parse(Source("a", "forbid f when args.x in [1, 10min, 'a', \"\\q\"]\n")).diagnostics
     assert [d.span.text for d in diagnostics] == ["10min", "'a'", '"\\q"']
+
+
+# ---- bad characters: lexing resumes near each one, with the result of lexing again from the start
+
+
+def relex_from_the_start(source: Source, diagnostics: list) -> list[Token] | None:
+    """`parser._recovering_lex` as it was before issue 17, the slow reference: after each bad
+    character, the whole changed text is lexed again."""
+    text = source.text
+    for _ in range(MAX_LEX_ERRORS):
+        try:
+            return list(lark_parser().lex(text, dont_ignore=True))
+        except UnexpectedCharacters as exc:
+            text = parser._blank_out(source, text, exc.pos_in_stream, diagnostics)
+    return None
+
+
+def token_facts(tokens: list[Token] | None) -> list[tuple] | None:
+    return None if tokens is None else [
+        (t.type, str(t), t.start_pos, t.end_pos, t.line, t.column, t.end_line, t.end_column)
+        for t in tokens]
+
+
+# Pieces that make bad characters (`@`, unterminated strings, ...) near what lexing reads past
+# the end of a token: lists of literals, numbers and durations, strings, comments, whitespace.
+piece = st.sampled_from([
+    "[", "]", ",", " ", "\n", "\t", '"', "'", "1", "12", "1.5", "3.", "1h", "1d2h3", "30 minutes",
+    "true", "false", "truex", "x", "args", ".", "# c", "@", "\u00a7", "$", "~", "`", "&", "|",
+    "!", "=", "==", "<=", '"ab"', "'ab'", '"a', "[1, 2", '["a", ', "permit p when ",
+    "forbid f on t when args.x in ", "{", "}", "(", ")", ":", "?",
+])
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(piece, max_size=60).map("".join))
+@example("@ " * 60)  # more bad characters than MAX_LEX_ERRORS: no tokens at all
+@example("[1, 2, @ 3]")  # once `@` is blanked, the list is one LITERAL_LIST token
+@example("[1, 2, 'a]\n")
+def test_lexing_resumes_with_the_tokens_and_errors_of_lexing_again(text):
+    source = Source("a.agp", text)
+    expected: list = []
+    reference = relex_from_the_start(source, expected)
+    diagnostics: list = []
+    assert token_facts(parser._recovering_lex(source, diagnostics)) == token_facts(reference)
+    assert diagnostics == expected
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(piece, max_size=60).map("".join))
+def test_a_file_with_bad_characters_parses_with_the_diagnostics_of_lexing_again(text):
+    source = Source("a.agp", text)
+    fast = parse(source)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(parser, "_recovering_lex", relex_from_the_start)
+        slow = parse(source)
+    assert fast.diagnostics == slow.diagnostics
+    assert shape(fast.items) == shape(slow.items) and fast.comments == slow.comments
+
+
+def test_each_bad_character_costs_a_few_tokens_not_a_new_lexing_of_the_file(monkeypatch):
+    # Issue 16: every bad character made the whole file be lexed again (a 1 MB file with 50
+    # of them took a minute). Now the tokens lexed in all are those of the file, plus a few
+    # again for each bad character.
+    lines = [f"permit p{i} on t.x when args.n > {i} and args.s in [\"a\", \"b\"]  # {i}"
+             for i in range(400)]
+    for i in range(0, 400, 20):
+        lines[i] = lines[i].replace(" and ", " @ and ")
+    lexed = []
+    real = parser.lark_parser()
+
+    class Counting:
+        def lex(self, text, dont_ignore):
+            for tok in real.lex(text, dont_ignore=dont_ignore):
+                lexed.append(tok)
+                yield tok
+
+    monkeypatch.setattr(parser, "lark_parser", Counting)
+    diagnostics: list = []
+    tokens = parser._recovering_lex(Source("a.agp", "\n".join(lines)), diagnostics)
+    assert len(diagnostics) == 20
+    assert len(lexed) <= len(tokens) + 2 * len(diagnostics)
 
 
 # ---- extreme literals: only PolicyError escapes, in every position ------------------------------

@@ -7,13 +7,12 @@ import threading
 from pathlib import Path
 
 import pytest
+from support import SPEC
 
 import agp
 from agp.runtime import TaskError, TaskRuntime, read_trace
 
-DATA = Path(__file__).parent / "data"
-SPEC = DATA / "spec"
-EXAMPLE = DATA / "traces" / "support.trace.jsonl"  # FORMATS.md's example, as written
+EXAMPLE = SPEC / "support.trace.jsonl"  # FORMATS.md's example, as written
 BOT = "spiffe://acme.com/agents/support-bot"
 EU1 = "spiffe://acme.com/agents/billing/eu-1"
 START = {"ts": "2026-11-28T10:00:00Z", "event": "task.start",

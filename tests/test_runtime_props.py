@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from support import SPEC
 
 import agp
 
-SPEC = Path(__file__).parent / "data" / "spec"
 ENGINE = agp.load([str(SPEC / "declarations.agp"), str(SPEC / "rules.agp")])
 AGENTS = ["spiffe://acme.com/agents/support-bot", "spiffe://acme.com/agents/billing/eu-1",
           "spiffe://acme.com/agents/billing/eu-2", "spiffe://acme.com/agents/other"]

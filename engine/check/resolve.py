@@ -7,25 +7,28 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
+from typing import TypeAlias
 
 from agp.check import types as T
-from agp.check.exprs import ROOTS, Scope, check_condition, check_literal
+from agp.check.exprs import ConditionScope, check_condition, check_literal
 from agp.diagnostics import Diagnostic, Related, did_you_mean, error, warning
 from agp.glob import Glob, PatternSet, compile_glob
 from agp.policy import DEFAULT_TTL, Policy, RuleInfo, TaskInfo, ToolInfo
 from agp.stdlib.builtins import BUILTINS
 from agp.syntax import ast
+from agp.syntax.names import KIND_WORDS, ROOTS, with_article
 from agp.syntax.parser import ParsedFile
 from agp.values import Label, Lattice
 
-KIND_WORDS = {"class": "data class", "intent": "intent", "agent": "agent", "task": "task"}
+# The items that declare a symbol (`Symbol.kind` "class", "intent", "agent", "task" in order).
+SymbolDecl: TypeAlias = ast.DataclassDecl | ast.IntentDecl | ast.AgentDecl | ast.TaskDecl
 
 
 @dataclass
 class Symbol:
     kind: str
     name: ast.Name
-    decl: object
+    decl: SymbolDecl
 
 
 @dataclass
@@ -37,7 +40,7 @@ class _Checker:
     rules: dict[str, ast.Rule] = field(default_factory=dict)
     tasks: dict[str, ast.TaskDecl] = field(default_factory=dict)
     defaults: ast.Defaults | None = None
-    _related: dict[str, list] = field(default_factory=dict)
+    _related: dict[str, list[ast.ToolDecl]] = field(default_factory=dict)
     _declared: PatternSet | None = None  # the tool declarations, indexed (built on first use)
     _declared_order: list[ast.ToolDecl] = field(default_factory=list)
     _kinds: dict[str, str] | None = None
@@ -48,7 +51,7 @@ class _Checker:
 
     # ---- declarations -----------------------------------------------------------------------
 
-    def declare(self, kind: str, name: ast.Name, decl) -> None:
+    def declare(self, kind: str, name: ast.Name, decl: SymbolDecl) -> None:
         if name.text in ROOTS or name.text in BUILTINS:
             what = "a condition name" if name.text in ROOTS else "a standard function"
             self.diagnostics.append(error("reserved-name", name.span,
@@ -63,10 +66,11 @@ class _Checker:
     def _duplicate(self, name: ast.Name, prior: ast.Name, prior_kind: str, kind: str) -> None:
         text = name.text
         self.diagnostics.append(error(
-            "duplicate", name.span, f"`{text}` is declared twice (first as {_a(prior_kind)})",
+            "duplicate", name.span,
+            f"`{text}` is declared twice (first as {with_article(prior_kind)})",
             related=(Related(prior.span, "first declared here"),)))
         self.diagnostics.append(error(
-            "duplicate", prior.span, f"`{text}` is declared twice (again as {_a(kind)})",
+            "duplicate", prior.span, f"`{text}` is declared twice (again as {with_article(kind)})",
             related=(Related(name.span, "declared again here"),)))
 
     def collect(self) -> None:
@@ -112,7 +116,8 @@ class _Checker:
             return True
         word = KIND_WORDS[kind]
         if sym is not None:
-            msg = f"`{name.text}` is {_a(KIND_WORDS[sym.kind])}, not {_a(word)}"
+            msg = (f"`{name.text}` is {with_article(KIND_WORDS[sym.kind])}, "
+                   f"not {with_article(word)}")
         else:
             msg = f"unknown {word} `{name.text}`"
         if sym is None and name.text in self.unparsed:
@@ -173,7 +178,7 @@ class _Checker:
     def lattice(self) -> Lattice:
         parents: dict[str, list[str]] = {}
         for name, sym in self.symbols.items():
-            if sym.kind == "class":
+            if isinstance(sym.decl, ast.DataclassDecl):  # kind "class"
                 parents[name] = [p.text for p in sym.decl.parents if self.ref(p, "class")]
         below: dict[str, set[str]] = {n: {n} for n in parents}
         # A class is above its parents (`x > a`: a <= x); close transitively, reporting cycles.
@@ -184,9 +189,8 @@ class _Checker:
                 return below[n]
             if state.get(n) == 1:
                 cycle = path[path.index(n):] + [n]
-                decl = self.symbols[n].decl
                 self.diagnostics.append(error(
-                    "cycle", decl.name.span,
+                    "cycle", self.symbols[n].name.span,
                     "data classes form a cycle: " + " > ".join(cycle)))
                 return set()
             state[n] = 1
@@ -246,7 +250,9 @@ class _Checker:
 
     def agent_glob(self, name: ast.Name) -> Glob:
         if self.ref(name, "agent"):
-            return compile_glob(self.symbols[name.text].decl.pattern.value)
+            decl = self.symbols[name.text].decl
+            assert isinstance(decl, ast.AgentDecl)  # what `ref` just checked
+            return compile_glob(decl.pattern.value)
         return compile_glob("")
 
     def check_rule(self, rule: ast.Rule) -> RuleInfo:
@@ -264,7 +270,8 @@ class _Checker:
         agents = tuple(self.agent_glob(n) for n in rule.agents) if rule.agents is not None else None
         if self._kinds is None:
             self._kinds = {n: s.kind for n, s in self.symbols.items()}
-        scope = Scope(self._kinds, self.roots(rule), self.diagnostics, unparsed=self.unparsed)
+        scope = ConditionScope(self._kinds, self.roots(rule), self.diagnostics,
+                               unparsed=self.unparsed)
         if rule.when is not None:
             check_condition(rule.when, scope, "when")
         if rule.unless is not None:
@@ -276,30 +283,39 @@ class _Checker:
                         rule.ttl.value if rule.ttl else None,
                         rule.because.value if rule.because else None, rule)
 
+    def check_defaults(self) -> None:
+        d = self.defaults
+        if d is None:
+            return
+        for lit in (d.ttl, d.max_ttl):
+            if lit is not None:
+                check_literal(lit, self.diagnostics)
+        if d.ttl and d.max_ttl and d.ttl.value > d.max_ttl.value:
+            self.diagnostics.append(warning(
+                "ttl", d.ttl.span, "the default ttl is longer than max_ttl, which caps it"))
+
     def roots(self, rule: ast.Rule) -> dict[str, T.Type]:
-        return {
-            "tool": T.STRING, "args": self.args_type(rule), "intent": T.INTENT_SET,
-            "data": T.CLASS_SET, "target": T.OBJECT, "agent": T.AGENT,
-            "task": T.task_type(self.params_type(rule)), "chain": T.CHAIN,
-            "context": T.OBJECT, "now": T.TIMESTAMP,
-        }
+        return T.root_types(self.args_type(rule), self.params_type(rule))
 
     def args_type(self, rule: ast.Rule) -> T.Type:
         """The union of the args schemas of the tools the rule is scoped to, when all have one."""
         if not rule.on or any(isinstance(i, ast.OnIntent) for i in rule.on):
             return T.OBJECT
-        decls = list({id(d): d for p in rule.on for d in self.related_tools(p.text)}.values())
-        if not decls or any(t.args is None for t in decls):
+        decls = list({id(d): d for p in rule.on if isinstance(p, ast.Pattern)  # all are, here
+                      for d in self.related_tools(p.text)}.values())
+        schemas = [t.args for t in decls if t.args is not None]
+        if not decls or len(schemas) != len(decls):
             return T.OBJECT
-        return _union([self.schema_quiet(t.args) for t in decls])
+        return _union([self.schema_quiet(s) for s in schemas])
 
     def params_type(self, rule: ast.Rule) -> T.Type:
         if not rule.tasks:
             return T.OBJECT
         decls = [self.tasks[n.text] for n in rule.tasks if n.text in self.tasks]
-        if not decls or len(decls) != len(rule.tasks) or any(t.params is None for t in decls):
+        schemas = [t.params for t in decls if t.params is not None]
+        if not decls or len(decls) != len(rule.tasks) or len(schemas) != len(decls):
             return T.OBJECT
-        return _union([self.schema_quiet(t.params) for t in decls])
+        return _union([self.schema_quiet(s) for s in schemas])
 
     def schema_quiet(self, schema: ast.Schema) -> T.Type:
         return T.Type("object", fields=tuple(
@@ -309,14 +325,12 @@ class _Checker:
 def _union(types: list[T.Type]) -> T.Type:
     fields: dict[str, set[T.Type]] = {}
     for t in types:
-        for name, ft in t.fields:
+        for name, ft in t.fields or ():  # object types: their fields are set
             fields.setdefault(name, set()).add(ft)
     return T.Type("object", fields=tuple(
         (n, ts.pop() if len(ts) == 1 else T.ANY) for n, ts in fields.items()))
 
 
-def _a(word: str) -> str:
-    return ("an " if word[0] in "aeiou" else "a ") + word
 
 
 def policy_hash(files: list[ParsedFile]) -> str:
@@ -328,8 +342,27 @@ def policy_hash(files: list[ParsedFile]) -> str:
     return "sha256:" + h.hexdigest()
 
 
+@dataclass(frozen=True)
+class Checked:
+    """What the checker found in a policy set, with errors or without: the names it resolved
+    (which the language server answers from) and, only when there is no error, the Policy."""
+
+    policy: Policy | None
+    diagnostics: list[Diagnostic]
+    symbols: dict[str, Symbol]  # data classes, intents, agents, tasks: one namespace
+    tools: dict[str, ast.ToolDecl]  # pattern -> its first declaration
+    rules: dict[str, ast.Rule]  # name -> its first declaration
+    lattice: Lattice
+
+
 def check(files: list[ParsedFile]) -> tuple[Policy | None, list[Diagnostic]]:
     """Check parsed files (user files and the standard-library modules they import)."""
+    checked = check_set(files)
+    return checked.policy, checked.diagnostics
+
+
+def check_set(files: list[ParsedFile]) -> Checked:
+    """`check`, with the names the checker resolved, also when the set has errors."""
     c = _Checker(list(files))
     for f in files:
         c.diagnostics.extend(f.diagnostics)
@@ -341,24 +374,22 @@ def check(files: list[ParsedFile]) -> tuple[Policy | None, list[Diagnostic]]:
     tools = tuple(c.check_tool(t) for t in c.tools.values())
     tasks = {name: c.check_task(t) for name, t in c.tasks.items()}
     rules = tuple(c.check_rule(r) for r in c.rules.values())
+    c.check_defaults()
     d = c.defaults
-    for lit in (d.ttl, d.max_ttl) if d is not None else ():
-        if lit is not None:
-            check_literal(lit, c.diagnostics)
-    if d is not None and d.ttl and d.max_ttl and d.ttl.value > d.max_ttl.value:
-        c.diagnostics.append(warning("ttl", d.ttl.span,
-                                     "the default ttl is longer than max_ttl, which caps it"))
     diagnostics = sorted(set(c.diagnostics), key=Diagnostic.sort_key)
     if any(x.is_error for x in diagnostics):
-        return None, diagnostics
+        return Checked(None, diagnostics, c.symbols, c.tools, c.rules, lattice)
     labels = {}
+    agents: dict[str, Glob] = {}
     for name, sym in c.symbols.items():
-        glob = compile_glob(sym.decl.pattern.value) if sym.kind == "agent" else None
+        glob = None
+        if isinstance(sym.decl, ast.AgentDecl):  # kind "agent"
+            glob = agents[name] = compile_glob(sym.decl.pattern.value)
         labels[name] = Label(sym.kind, name, glob)
     policy = Policy(
         lattice=lattice,
         intents=frozenset(n for n, s in c.symbols.items() if s.kind == "intent"),
-        agents={n: labels[n].glob for n, s in c.symbols.items() if s.kind == "agent"},
+        agents=agents,
         tools=tools,
         tasks=tasks,
         rules=rules,
@@ -368,4 +399,4 @@ def check(files: list[ParsedFile]) -> tuple[Policy | None, list[Diagnostic]]:
         hash=policy_hash(files),
         sources=tuple(files),
     )
-    return policy, diagnostics
+    return Checked(policy, diagnostics, c.symbols, c.tools, c.rules, lattice)

@@ -54,6 +54,16 @@ def task_type(params: Type) -> Type:
                started_at=TIMESTAMP)
 
 
+def root_types(args: Type = OBJECT, params: Type = OBJECT) -> dict[str, Type]:
+    """The type of each name of agp.syntax.names.ROOTS in a rule's conditions; `args` and
+    `task.params` are those of the schemas of the rule's tools and tasks, when they have one."""
+    return {
+        "tool": STRING, "args": args, "intent": INTENT_SET, "data": CLASS_SET, "target": OBJECT,
+        "agent": AGENT, "task": task_type(params), "chain": CHAIN, "context": OBJECT,
+        "now": TIMESTAMP,
+    }
+
+
 SCHEMA_TYPES = {"string": STRING, "number": NUMBER, "bool": BOOL, "duration": DURATION,
                 "list": LIST, "any": ANY}
 

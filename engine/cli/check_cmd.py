@@ -67,23 +67,23 @@ def _run(paths: tuple[str, ...], strict: bool, fmt: str) -> None:
     sys.exit(exit_status(found))
 
 
-def _range(d: Diagnostic) -> dict:
+def _range(d: Diagnostic) -> dict[str, int]:
     line, column = d.span.source.position(d.span.start)
     end_line, end_column = d.span.source.position(max(d.span.end, d.span.start))
     return {"line": line, "column": column, "end_line": end_line, "end_column": end_column}
 
 
-def diagnostic_json(d: Diagnostic) -> dict:
+def diagnostic_json(d: Diagnostic) -> dict[str, object]:
     return {"file": d.span.source.name, **_range(d), "severity": d.severity.value,
             "code": d.code, "message": d.message, "hint": d.hint,
             "related": [{"file": r.span.source.name, "line": r.span.line,
                          "column": r.span.column, "message": r.message} for r in d.related]}
 
 
-def sarif(diagnostics: list[Diagnostic]) -> dict:
+def sarif(diagnostics: list[Diagnostic]) -> dict[str, object]:
     """A SARIF 2.1.0 log (what GitHub code scanning and most CI dashboards read)."""
     codes = sorted({d.code for d in diagnostics})
-    results = []
+    results: list[dict[str, object]] = []
     for d in diagnostics:
         r = _range(d)
         text = d.message + (f" ({d.hint})" if d.hint else "")

@@ -10,16 +10,23 @@ import os
 import re
 import sys
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 
 from agp.diagnostics import Diagnostic, render
 from agp.engine import Engine, file_state
 from agp.loader import check_paths
+
+if TYPE_CHECKING:
+    from rich.progress import Progress as Bar
+    from rich.progress import TaskID
+
+# A command function, or a command already built, as click's decorators take them.
+F = TypeVar("F", bound=Callable[..., Any])
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 
@@ -44,7 +51,7 @@ def echo(text: str = "", *, err: bool = False, style: str | None = None) -> None
     click.echo(text, err=err, color=color_enabled(err))
 
 
-_STYLES = {
+_STYLES: dict[str, dict[str, Any]] = {  # keyword arguments of click.style
     "error": {"fg": "red", "bold": True},
     "warning": {"fg": "yellow", "bold": True},
     "ok": {"fg": "green", "bold": True},
@@ -54,7 +61,7 @@ _STYLES = {
 }
 
 
-def fail(message: str, code: int = EXIT_USAGE) -> None:
+def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
     """Print `agp: error: message` to stderr and exit with `code`."""
     echo(f"agp: error: {message}", err=True, style="error" if code else None)
     sys.exit(code)
@@ -90,7 +97,7 @@ def render_diagnostic(d: Diagnostic, color: bool) -> str:
     return "\n".join(out)
 
 
-def render_diagnostics(diagnostics, *, err: bool = False) -> str:
+def render_diagnostics(diagnostics: Iterable[Diagnostic], *, err: bool = False) -> str:
     color = color_enabled(err)
     return "\n\n".join(render_diagnostic(d, color) if not is_input_problem(d)
                        # no source line to show, and no line or column to give
@@ -104,14 +111,16 @@ def is_input_problem(d: Diagnostic) -> bool:
     return d.code == "io"
 
 
-def exit_status(diagnostics, *, policy_errors: int = EXIT_FAIL) -> int:
+def exit_status(diagnostics: Iterable[Diagnostic], *, policy_errors: int = EXIT_FAIL) -> int:
     """0 without errors; 2 for bad input; `policy_errors` when the policy set has errors."""
+    diagnostics = list(diagnostics)
     if any(is_input_problem(d) for d in diagnostics):
         return EXIT_USAGE
     return policy_errors if any(d.is_error for d in diagnostics) else EXIT_OK
 
 
-def load_engine(paths, *, policy_errors: int = EXIT_FAIL) -> Engine:
+def load_engine(paths: Iterable[str], *, policy_errors: int = EXIT_FAIL,
+                compiled: bool = True) -> Engine:
     """Load a policy set for a command; when it does not load, print why and exit.
 
     The exit status is 2 for bad input (a missing path, a folder without .agp files) and
@@ -119,16 +128,18 @@ def load_engine(paths, *, policy_errors: int = EXIT_FAIL) -> Engine:
     (`eval`, `compile`), 2 where the policy is only the input of something else (`test`,
     `replay`, `diff`: there 1 means failed tests or differences).
     """
-    policy, diagnostics = check_paths(list(paths))
+    paths = list(paths)
+    policy, diagnostics = check_paths(paths)
     if policy is None:
         errors = [d for d in diagnostics if d.is_error]
         echo(render_diagnostics(errors, err=True), err=True)
         fail(f"the policy set at {', '.join(paths)} does not load ({len(errors)} error(s))",
              exit_status(errors, policy_errors=policy_errors))
-    return Engine(policy)
+    return Engine(policy, compiled=compiled)
 
 
-def make_policy_option(required: bool, help: str = "A policy file or directory (repeatable)."):
+def make_policy_option(required: bool, help: str = "A policy file or directory (repeatable)."
+                       ) -> Callable[[F], F]:
     return click.option("-p", "--policy", "policies", multiple=True, required=required,
                         type=click.Path(), help=help)
 
@@ -136,7 +147,7 @@ def make_policy_option(required: bool, help: str = "A policy file or directory (
 policy_option = make_policy_option(True)
 
 
-def format_option(*choices: str, default: str | None = None):
+def format_option(*choices: str, default: str | None = None) -> Callable[[F], F]:
     return click.option(
         "--format", "fmt", type=click.Choice(choices), default=default or choices[0],
         show_default=True, help="Output format (`json` is for machines).")
@@ -154,11 +165,12 @@ class Progress:
 
     DELAY = 1.0
 
-    def __init__(self, total: int, label: str):
+    def __init__(self, total: int, label: str) -> None:
         self.total, self.label = total, label
         self.done = 0
         self.started = time.monotonic()
-        self.bar = None
+        self.bar: Bar | None = None
+        self.task: TaskID | None = None
         self.enabled = color_enabled(err=True) and total > 0
 
     def advance(self, amount: int) -> None:
@@ -176,7 +188,7 @@ class Progress:
                            TimeRemainingColumn(), console=Console(stderr=True), transient=True)
             self.bar.start()
             self.task = self.bar.add_task(self.label, total=self.total, completed=self.done)
-        else:
+        elif self.task is not None:
             self.bar.update(self.task, completed=self.done)
 
     def close(self) -> None:
@@ -186,7 +198,7 @@ class Progress:
 
 
 @contextmanager
-def progress(total: int, label: str):
+def progress(total: int, label: str) -> Iterator[Progress]:
     bar = Progress(total, label)
     try:
         yield bar
@@ -239,6 +251,6 @@ def _status(run: Callable[[], None]) -> int:
     return EXIT_OK
 
 
-def watch_option(what: str):
+def watch_option(what: str) -> Callable[[F], F]:
     return click.option("--watch", is_flag=True,
                         help=f"Run again whenever {what} changes, until Ctrl-C.")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 
 import click
 
@@ -12,6 +13,7 @@ from agp.cli.common import (
     EXIT_FAIL,
     EXIT_OK,
     EXIT_USAGE,
+    Progress,
     echo,
     fail,
     file_size,
@@ -20,6 +22,7 @@ from agp.cli.common import (
     make_policy_option,
     progress,
 )
+from agp.engine import Engine
 from agp.model import Decision
 from agp.runtime import Replay, TraceError, read_trace, trace_files
 
@@ -36,7 +39,7 @@ GROUPS = {
 class Change:
     file: str
     line: int
-    event: str
+    event: str | None
     tool: str | None
     agent: str | None
     old: Decision
@@ -63,7 +66,7 @@ def changed(old: Decision, new: Decision) -> bool:
                           "directory).")
 @click.argument("traces", nargs=-1, required=True, type=click.Path())
 @format_option("text", "json")
-def command(policies, traces, fmt):
+def command(policies: tuple[str, ...], traces: tuple[str, ...], fmt: str) -> None:
     """Replay TRACES under the OLD and the NEW policy set and list every call that changes.
 
     A call changes when its decision, its ttl or the rules that decided it differ. Changes are
@@ -107,23 +110,25 @@ def command(policies, traces, fmt):
     sys.exit(EXIT_FAIL if changes else EXIT_OK)
 
 
-
-def diff_file(old_engine, new_engine, path, bar):
+def diff_file(old_engine: Engine, new_engine: Engine, path: Path, bar: Progress
+              ) -> tuple[int, list[Change], list[str]]:
     """Replay one file under both policy sets, line by line, side by side."""
     old, new = Replay(old_engine), Replay(new_engine)
-    compared, changes, problems = 0, [], []
+    compared = 0
+    changes: list[Change] = []
+    problems: list[str] = []
     for line in read_trace(path):
         bar.advance(len(line.text) + 1)
         a, b = old.step(line), new.step(line)
         if a is None or b is None:
             continue
-        if a.problem is not None or b.problem is not None:
+        da, db = a.decision, b.decision
+        if a.problem is not None or b.problem is not None or da is None or db is None:
             problems.append(f"{a.where}: {a.problem or b.problem}")
             continue
         compared += 1
-        if changed(a.decision, b.decision):
-            changes.append(Change(a.file, a.line, a.event, a.tool, a.agent, a.decision,
-                                  b.decision))
+        if changed(da, db):
+            changes.append(Change(a.file, a.line, a.event, a.tool, a.agent, da, db))
     return compared, changes, problems
 
 
@@ -149,6 +154,6 @@ def report(groups: dict[str, list[Change]], compared: int, total: int) -> None:
          style="warning" if total else "ok")
 
 
-def _change_json(c: Change) -> dict:
+def _change_json(c: Change) -> dict[str, object]:
     return {"file": c.file, "line": c.line, "event": c.event, "tool": c.tool, "agent": c.agent,
             "old": c.old.to_json(), "new": c.new.to_json()}

@@ -33,7 +33,7 @@ def command(policies: tuple[str, ...], request: str | None, fmt: str) -> None:
     engine = load_engine(policies)
     name = request if request not in (None, "-") else "<stdin>"
     try:
-        if name == "<stdin>":
+        if request is None or request == "-":
             raw = sys.stdin.buffer.read()
         else:
             with open(request, "rb") as f:

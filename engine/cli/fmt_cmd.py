@@ -7,6 +7,7 @@ import json
 import os
 import sys
 import tempfile
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import click
@@ -29,7 +30,7 @@ def command(paths: tuple[str, ...], check: bool, show_diff: bool, fmt: str) -> N
     would change are listed. Exit status: 0, 1 when `--check` finds a file to change, 2 when a
     file does not parse or cannot be read (it is left as it is).
     """
-    results = []
+    results: list[dict[str, object]] = []
     bad = changed = False
     for path, problem in _files(paths):
         if problem is not None:
@@ -55,7 +56,7 @@ def command(paths: tuple[str, ...], check: bool, show_diff: bool, fmt: str) -> N
     sys.exit(EXIT_FAIL if check and changed else EXIT_OK)
 
 
-def _files(paths):
+def _files(paths: Iterable[str]) -> Iterator[tuple[str, str | None]]:
     for p in paths:
         if p == "-":
             yield "-", None
@@ -73,7 +74,7 @@ def _files(paths):
             yield p, f"{p}: no such file or directory"
 
 
-def _one(path: str, dry: bool, show_diff: bool) -> dict:
+def _one(path: str, dry: bool, show_diff: bool) -> dict[str, object]:
     name = "<stdin>" if path == "-" else path
     try:
         raw = sys.stdin.buffer.read() if path == "-" else Path(path).read_bytes()
@@ -101,7 +102,7 @@ def _one(path: str, dry: bool, show_diff: bool) -> dict:
     return {"path": path, "changed": changed, "error": None}
 
 
-def _error(path: str, message: str) -> dict:
+def _error(path: str, message: str) -> dict[str, object]:
     echo(f"agp: error: {message}", err=True, style="error")
     return {"path": path, "changed": False, "error": message}
 

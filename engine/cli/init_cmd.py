@@ -62,15 +62,16 @@ AGENT = "spiffe://example.com/agents/assistant"
 CUSTOMER = "ana@example.org"
 
 
-def _event(ts: str, event: str, **fields) -> dict:
+def _event(ts: str, event: str, **fields: object) -> dict[str, object]:
     return {"ts": f"2026-01-05T{ts}Z", "event": event, **fields}
 
 
-def _call(ts: str, tool: str, args: dict, expect) -> dict:
+def _call(ts: str, tool: str, args: dict[str, str], expect: dict[str, object]
+          ) -> dict[str, object]:
     return _event(ts, "call", task="q-1", agent=AGENT, tool=tool, args=args, expect=expect)
 
 
-def _email(recipient: str) -> dict:
+def _email(recipient: str) -> dict[str, str]:
     return {"recipient": recipient, "subject": "Your question", "body": "..."}
 
 

@@ -18,14 +18,15 @@ from agp.cli.common import (
     policy_option,
     progress,
 )
-from agp.runtime import Replay, TraceError, read_trace, trace_files
+from agp.model import Decision
+from agp.runtime import Outcome, Replay, TraceError, read_trace, trace_files
 
 
 @click.command("replay")
 @policy_option
 @click.argument("traces", nargs=-1, required=True, type=click.Path())
 @format_option("json", "table")
-def command(policies, traces, fmt):
+def command(policies: tuple[str, ...], traces: tuple[str, ...], fmt: str) -> None:
     """Replay TRACES (files, or directories of *.jsonl) and print every decision.
 
     Prints one Decision JSON per `call` and `request` event, with the event's `file` and `line`
@@ -39,7 +40,7 @@ def command(policies, traces, fmt):
     bad = bool(missing)
     for problem in missing:
         echo(problem, err=True, style="error")
-    rows = []
+    rows: list[tuple[Outcome, Decision]] = []
     with progress(sum(file_size(f) for f in files), "replaying") as bar:
         for f in files:
             replay = Replay(engine)
@@ -49,14 +50,14 @@ def command(policies, traces, fmt):
                     o = replay.step(line)
                     if o is None:
                         continue
-                    if o.problem is not None:
+                    if o.problem is not None or o.decision is None:  # not a decided event
                         bad = True
                         echo(f"{o.where}: {o.problem}", err=True, style="error")
                     elif fmt == "json":
                         echo(json.dumps({"file": o.file, "line": o.line, "event": o.event,
                                          **o.decision.to_json()}))
                     else:
-                        rows.append(o)
+                        rows.append((o, o.decision))
             except TraceError as exc:
                 bad = True
                 echo(str(exc), err=True, style="error")
@@ -65,8 +66,7 @@ def command(policies, traces, fmt):
     sys.exit(EXIT_USAGE if bad else EXIT_OK)
 
 
-
-def print_table(outcomes) -> None:
+def print_table(outcomes: list[tuple[Outcome, Decision]]) -> None:
     from rich.console import Console
     from rich.table import Table
 
@@ -76,8 +76,7 @@ def print_table(outcomes) -> None:
         table.add_column(column, justify="right" if column == "ttl" else "left",
                          overflow="fold")
     styles = {"allow": "green", "ask": "yellow", "deny": "red"}
-    for o in outcomes:
-        d = o.decision
+    for o, d in outcomes:
         table.add_row(o.where, o.event, o.agent or "", o.tool or "",
                       f"[{styles[d.decision]}]{d.decision}[/]" if color else d.decision,
                       str(d.ttl), ", ".join(d.rules), end_section=False)

@@ -6,8 +6,10 @@ import fnmatch
 import json
 import sys
 import xml.etree.ElementTree as ET
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -15,6 +17,7 @@ from agp.cli.common import (
     EXIT_FAIL,
     EXIT_OK,
     EXIT_USAGE,
+    Progress,
     echo,
     fail,
     file_size,
@@ -25,11 +28,13 @@ from agp.cli.common import (
     run_or_watch,
     watch_option,
 )
+from agp.engine import Engine
+from agp.envelope import CODES as ENVELOPE_CODES
 from agp.loader import policy_files
+from agp.model import Decision
 from agp.runtime import Outcome, Replay, TraceError, read_trace, trace_files
-from agp.runtime.events import ExpectSpec, expected_ttl
+from agp.runtime.events import Expect, ExpectSpec, expected_ttl
 from agp.runtime.golden import expect_value, rewrite_lines, with_expect
-from agp.steps import ENVELOPE_CODES
 
 
 @click.command("test")
@@ -52,8 +57,9 @@ from agp.steps import ENVELOPE_CODES
 @click.option("-v", "--verbose", is_flag=True, help="Also list the cases that pass.")
 @watch_option("a policy file or a trace")
 @format_option("text", "json")
-def command(policies, traces, pattern, junit, update, coverage, min_coverage, allow_empty,
-            verbose, watch, fmt):
+def command(policies: tuple[str, ...], traces: tuple[str, ...], pattern: str | None,
+            junit: str | None, update: bool, coverage: bool, min_coverage: float | None,
+            allow_empty: bool, verbose: bool, watch: bool, fmt: str) -> None:
     """Replay TRACES (files, or directories of *.jsonl) and check every `expect`.
 
     Prints each failure with its file:line, the expected and the actual decision and the rules
@@ -70,18 +76,19 @@ def command(policies, traces, pattern, junit, update, coverage, min_coverage, al
         _run(policies, traces, pattern, junit, update, coverage, min_coverage, allow_empty,
              verbose, fmt)
 
-    def watched():
+    def watched() -> list[Path]:
         return [*policy_files(policies)[0], *trace_files(traces, empty_ok=True)[0]]
 
     run_or_watch(run, watched, watch)
 
 
-def _run(policies, traces, pattern, junit, update, coverage, min_coverage, allow_empty, verbose,
-         fmt) -> None:
+def _run(policies: tuple[str, ...], traces: tuple[str, ...], pattern: str | None,
+         junit: str | None, update: bool, coverage: bool, min_coverage: float | None,
+         allow_empty: bool, verbose: bool, fmt: str) -> None:
     engine = load_engine(policies, policy_errors=EXIT_USAGE)
     files, missing = trace_files(traces, empty_ok=True)
     run = Run(engine, pattern, text=fmt == "text", verbose=verbose,
-              coverage=coverage or min_coverage is not None)
+              coverage=set() if coverage or min_coverage is not None else None)
     for problem in missing:
         run.bad_input(problem)
     total = sum(file_size(f) for f in files)
@@ -114,7 +121,8 @@ def _run(policies, traces, pattern, junit, update, coverage, min_coverage, allow
     sys.exit(EXIT_FAIL if run.failed or below else EXIT_OK)
 
 
-def _nothing_checked(traces, files, run, pattern) -> str:
+def _nothing_checked(traces: tuple[str, ...], files: list[Path], run: Run,
+                     pattern: str | None) -> str:
     """Why a run that checked no expectation checked none."""
     if not traces:
         return "no traces given: nothing was tested"
@@ -128,20 +136,17 @@ def _nothing_checked(traces, files, run, pattern) -> str:
 
 @dataclass
 class Run:
-    engine: object
+    engine: Engine
     pattern: str | None
     text: bool
     verbose: bool
-    coverage: bool
+    coverage: set[str] | None  # the rules and envelope codes that decided; None: not asked
     passed: int = 0
     failed: int = 0
     bad: bool = False
     cases_seen: int = 0  # the cases found, before -k chooses among them
     cases: dict[str, list[Outcome]] = field(default_factory=dict)  # per file, for JUnit/JSON
-    rules_seen: set[str] = field(default_factory=set)
-
-    def __post_init__(self):
-        self.coverage = set() if self.coverage else None
+    coverage_json: dict[str, object] | None = None  # set by report_coverage
 
     def bad_input(self, message: str) -> None:
         self.bad = True
@@ -157,7 +162,7 @@ class Run:
                 name, f"*{self.pattern}*")
         return self.pattern.lower() in name.lower()
 
-    def file(self, path: Path, bar, update: bool) -> None:
+    def file(self, path: Path, bar: Progress, update: bool) -> None:
         name = str(path)
         cases = self.cases.setdefault(name, [])
         updates: dict[int, str] = {}
@@ -170,21 +175,18 @@ class Run:
                     continue
                 if o.decision is not None and self.coverage is not None:
                     self.coverage.update(o.decision.rules)
-                if o.problem is not None:
+                d = o.decision
+                if o.problem is not None or d is None:  # a line that is not a decided event
                     self.bad = True
                     self.failed += 1
                     cases.append(o)
                     echo(f"{o.where}: {o.problem}", err=not self.text, style="error")
                     continue
-                if update and o.decision is not None and not (o.expect is not None
-                                                              and o.passed):
+                if update and not (o.expect is not None and o.passed):
                     # A failing or missing `expect` gets the actual decision; one that holds
                     # is left as its author wrote it.
-                    new = expect_value(o.expect, o.decision)
-                    try:
-                        text = with_expect(o.text, new)
-                    except ValueError:
-                        text = None
+                    new = expect_value(o.expect, d)
+                    text = _with_expect(o.text, new)
                     if text is not None and text != o.text:
                         updates[o.line] = text
                     self.passed += 1
@@ -200,7 +202,7 @@ class Run:
                 else:
                     self.failed += 1
                     if self.text:
-                        self.report_failure(o)
+                        self.report_failure(o, d)
         except TraceError as exc:
             self.bad_input(str(exc))
             return
@@ -212,7 +214,7 @@ class Run:
                 return
             echo(f"{name}: updated {len(updates)} expectation(s)", err=True)
 
-    def _replay(self, path: Path, bar):
+    def _replay(self, path: Path, bar: Progress) -> Iterator[Outcome]:
         replay = Replay(self.engine)
         for line in read_trace(path):
             bar.advance(len(line.text) + 1)
@@ -220,8 +222,7 @@ class Run:
             if outcome is not None:
                 yield outcome
 
-    def report_failure(self, o: Outcome) -> None:
-        d = o.decision
+    def report_failure(self, o: Outcome, d: Decision) -> None:
         echo(f"{o.where}: FAIL {_describe(o)}", style="error")
         echo(f"    expected: {expect_text(o.expect)}")
         echo(f"    actual:   {d.decision}, ttl {d.ttl}, rules [{', '.join(d.rules)}]")
@@ -235,10 +236,11 @@ class Run:
     def report_coverage(self, minimum: float | None) -> bool:
         """Print the coverage report; True when it is below `minimum`."""
         policy = self.engine.policy
+        covered = self.coverage or set()  # (reported only when asked for)
         rules = [r.name for r in policy.rules]
-        hit = [r for r in rules if r in self.coverage]
-        missed = [r for r in policy.rules if r.name not in self.coverage]
-        checks = [c for c in ENVELOPE_CODES if c in self.coverage]
+        hit = [r for r in rules if r in covered]
+        missed = [r for r in policy.rules if r.name not in covered]
+        checks = [c for c in ENVELOPE_CODES if c in covered]
         percent = 100.0 * len(hit) / len(rules) if rules else 100.0
         out = err = not self.text
         echo(f"coverage: {len(hit)} of {len(rules)} rules decided some call ({percent:.1f}%)",
@@ -247,7 +249,7 @@ class Run:
             echo(f"  not exercised: {r.name} ({r.decl.name.span})", err=err, style="warning")
         echo(f"coverage: {len(checks)} of {len(ENVELOPE_CODES)} envelope checks fired: "
              + (", ".join(checks) or "none"), err=out, style="bold")
-        unfired = [c for c in ENVELOPE_CODES if c not in self.coverage]
+        unfired = [c for c in ENVELOPE_CODES if c not in covered]
         if unfired:
             echo("  not exercised: " + ", ".join(unfired), err=err, style="dim")
         self.coverage_json = {"rules": {"covered": hit, "missed": [r.name for r in missed],
@@ -259,15 +261,24 @@ class Run:
             return True
         return False
 
-    def json(self) -> dict:
+    def json(self) -> dict[str, object]:
         results = [outcome_json(o) for cases in self.cases.values() for o in cases]
-        doc = {"passed": self.passed, "failed": self.failed, "results": results}
-        if getattr(self, "coverage_json", None) is not None:
+        doc: dict[str, object] = {"passed": self.passed, "failed": self.failed,
+                                  "results": results}
+        if self.coverage_json is not None:
             doc["coverage"] = self.coverage_json
         return doc
 
 
-def _updated(o: Outcome, new) -> Outcome:
+def _with_expect(line: str, expect: str | dict[str, Any]) -> str | None:
+    """The trace line with its `expect` replaced, or None when it is not one JSON object."""
+    try:
+        return with_expect(line, expect)
+    except ValueError:
+        return None
+
+
+def _updated(o: Outcome, new: str | dict[str, Any]) -> Outcome:
     return Outcome(o.file, o.line, o.event, o.request, o.decision, new, True, text=o.text)
 
 
@@ -280,16 +291,18 @@ def _describe(o: Outcome) -> str:
     return " ".join(parts)
 
 
-def expect_text(expect) -> str:
+def expect_text(expect: Expect | dict[str, Any] | None) -> str:
     if isinstance(expect, str):
         return expect
+    if expect is None:
+        return "anything"
     if isinstance(expect, dict):
         expect = ExpectSpec.model_validate(expect)
     parts = []
     if expect.decision is not None:
         parts.append(expect.decision)
-    ttl = expected_ttl(expect)
-    if ttl is not None:
+    ttl = expected_ttl(expect)  # None exactly when expect.ttl is
+    if ttl is not None and expect.ttl is not None:
         parts.append(f"ttl {ttl if ttl >= 0 else expect.ttl.total_seconds()}")
     if expect.rules is not None:
         parts.append(f"rules including [{', '.join(expect.rules)}]")
@@ -298,7 +311,7 @@ def expect_text(expect) -> str:
     return ", ".join(parts) or "anything"
 
 
-def _expect_json(expect):
+def _expect_json(expect: Expect | dict[str, Any] | None) -> object:
     if expect is None or isinstance(expect, (str, dict)):
         return expect
     doc = expect.model_dump(exclude_none=True)
@@ -307,7 +320,7 @@ def _expect_json(expect):
     return doc
 
 
-def outcome_json(o: Outcome) -> dict:
+def outcome_json(o: Outcome) -> dict[str, object]:
     return {"file": o.file, "line": o.line, "column": o.column, "event": o.event, "tool": o.tool,
             "passed": o.passed, "expect": _expect_json(o.expect),
             "decision": o.decision.to_json() if o.decision is not None else None,
@@ -332,8 +345,7 @@ def write_junit(path: str, run: Run) -> None:
             if c.problem is not None:
                 err = ET.SubElement(case, "error", message=c.problem, type="trace")
                 err.text = f"{c.where}: {c.problem}"
-            elif not c.passed:
-                d = c.decision
+            elif not c.passed and (d := c.decision) is not None:
                 fail_el = ET.SubElement(case, "failure", message="; ".join(c.mismatches),
                                         type="expectation")
                 fail_el.text = "\n".join([

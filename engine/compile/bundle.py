@@ -5,34 +5,334 @@ The header is read and checked first; the body is hashed and compared before it 
 it is parsed as JSON, never unpickled or executed: a bundle carries data, and the code generator
 lets its strings into Python only through `repr`. The hash detects corruption and edits made
 without recomputing it; it is not a signature (sign or HMAC the file to authenticate its origin).
+
+A bundle holds the Program as written, before the passes (which run again when it is loaded):
+the engine of a bundle lists every rule of the policy set (`Engine.policy`), and explains an
+evaluation error with the rule's conditions as written.
+
+The IR is written and read by one pair of functions, `encode` and `decode`, driven by the type
+annotations of its dataclasses (`agp.compile.ir` and the AST of `agp.syntax.ast`), so a new field
+or a new form of expression needs no code here. A dataclass is a JSON array headed by its class
+name, `["Binary", "and", [...], [...], [0, 18, 33]]`; a `Span` is `[source, start, end]`, an
+index into the body's table of source texts (so that messages and line maps point at the policy
+text without parsing it again); a duration is `{"us": microseconds}`. Decoding checks every value
+against its annotation and builds only the classes the annotations name: the body chooses among
+the forms of a union by name, and nothing else.
+
+>>> from agp.source import Source
+>>> from agp.syntax import ast
+>>> from agp.syntax.parser import parse
+>>> when = parse(Source("x.agp", "permit p when not x")).items[0].when
+>>> table = Sources()
+>>> data = encode(when, ast.Expr, table)
+>>> data
+['Unary', 'not', ['NameRef', 'x', [0, 18, 19]], [0, 14, 19]]
+>>> decode(data, ast.Expr, [Source("x.agp", table.texts[0][1])]).operand
+NameRef(name='x', span=Span(source=Source('x.agp'), start=18, end=19))
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
+import math
+import threading
+import types
+import typing
+from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 from agp import __version__
+from agp.compile.ir import Program
+from agp.source import Source, Span
 
 MAGIC = "agp-bundle"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+
+_US = timedelta(microseconds=1)
 
 
 class BundleError(Exception):
     """A bundle that cannot be loaded: another version, a tampered or corrupted file."""
 
 
-def write_bundle(ir: dict, path) -> None:
-    body = json.dumps(ir, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-    data = body.encode("utf-8")
+class Sources:
+    """The source texts that the spans of an encoded value point into, in order of first use."""
+
+    def __init__(self) -> None:
+        self.index: dict[int, int] = {}
+        self.texts: list[list[str]] = []  # [name, text]
+
+    def number(self, source: Source) -> int:
+        key = id(source)
+        found = self.index.get(key)
+        if found is None:
+            found = self.index[key] = len(self.texts)
+            self.texts.append([source.name, source.text])
+        return found
+
+
+Encode = Callable[[Any, Sources], Any]
+Decode = Callable[[Any, list[Source]], Any]
+_ENCODERS: dict[object, Encode] = {}
+_DECODERS: dict[object, Decode] = {}
+
+
+def encode(value: object, tp: object, sources: Sources) -> Any:
+    """`value`, of type `tp`, as JSON-able data (spans numbered in `sources`)."""
+    return _built(tp, _ENCODERS, _encoder)(value, sources)
+
+
+def decode(data: object, tp: object, sources: list[Source]) -> Any:
+    """The value of type `tp` that `encode` wrote as `data`; ValueError when `data` is not one."""
+    return _built(tp, _DECODERS, _decoder)(data, sources)
+
+
+Make = Callable[[tuple[Any, ...]], Any]  # a shape -> its encoder, or its decoder
+_BUILD = threading.Lock()
+
+
+def _built(tp: object, cache: dict[object, Any], make: Make) -> Any:
+    """The codec of `tp`, built on first use (under a lock: two threads may load bundles)."""
+    found = cache.get(tp)
+    if found is None or type(found) is list:
+        with _BUILD:
+            found = _codec(tp, cache, make)
+    return found
+
+
+def _codec(tp: object, cache: dict[object, Any], make: Make) -> Any:
+    found = cache.get(tp)
+    if type(found) is list:
+        # A form inside itself (a Binary's operands): a codec that calls the one being built,
+        # through the list that receives it.
+        return lambda v, s: found[0](v, s)
+    if found is None:
+        later: list[Any] = []
+        cache[tp] = later
+        if dataclasses.is_dataclass(tp) and tp is not Span:
+            hints = typing.get_type_hints(tp)
+            shape: tuple[Any, ...] = ("record", tp, [_codec(hints[f.name], cache, make)
+                                                     for f in dataclasses.fields(tp)])
+        else:
+            shape = _shape(tp, cache, make)
+        found = cache[tp] = make(shape)
+        later.append(found)
+    return found
+
+
+def _shape(tp: object, cache: dict[object, Any], make: Make) -> tuple[Any, ...]:
+    """What kind of value `tp` is, with the codecs of its parts."""
+    if tp in (str, int, bool, type(None)):
+        return ("scalar", tp)
+    if tp is Span or tp is timedelta or tp is object:  # object: a literal's value
+        return ({Span: "span", timedelta: "duration", object: "value"}[tp],)
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin is tuple and len(args) == 2 and args[1] is Ellipsis:
+        return ("tuple", _codec(args[0], cache, make))
+    if origin is dict and args[0] is str:
+        return ("dict", _codec(args[1], cache, make))
+    if origin in (typing.Union, types.UnionType):
+        members = [a for a in args if a is not type(None)]
+        if len(members) == 1:
+            return ("optional", _codec(members[0], cache, make))
+        # Several forms (of an expression): each is tagged with its class name.
+        return ("union", len(members) < len(args),
+                {a.__name__: _codec(a, cache, make) for a in members})
+    raise TypeError(f"no JSON form for {tp!r}")
+
+
+def _encoder(shape: tuple[Any, ...]) -> Encode:
+    kind = shape[0]
+    if kind == "scalar":
+        return lambda v, s: v
+    if kind == "record":
+        cls, fields = shape[1], shape[2]
+        names = [f.name for f in dataclasses.fields(cls)]
+        return lambda v, s: [cls.__name__, *(f(getattr(v, n), s)
+                                             for f, n in zip(fields, names, strict=True))]
+    if kind == "span":
+        return lambda v, s: [s.number(v.source), v.start, v.end]
+    if kind == "duration":
+        return lambda v, s: {"us": v // _US}
+    if kind == "value":
+        return lambda v, s: {"us": v // _US} if isinstance(v, timedelta) else v
+    if kind == "tuple":
+        item = shape[1]
+        return lambda v, s: [item(x, s) for x in v]
+    if kind == "dict":
+        value = shape[1]
+        return lambda v, s: {k: value(x, s) for k, x in v.items()}
+    if kind == "optional":
+        inner = shape[1]
+        return lambda v, s: None if v is None else inner(v, s)
+    optional, forms = shape[1], shape[2]
+    return lambda v, s: None if v is None and optional else forms[type(v).__name__](v, s)
+
+
+def _bad(what: str, data: object) -> ValueError:
+    return ValueError(f"expected {what}, found {json.dumps(data)[:60]}")
+
+
+def _int(data: object) -> int:
+    if type(data) is not int:
+        raise _bad("an integer", data)
+    return data
+
+
+def _duration(data: object) -> timedelta:
+    if type(data) is not dict or data.keys() != {"us"}:
+        raise _bad("a duration", data)
+    return timedelta(microseconds=_int(data["us"]))
+
+
+def _value(data: object) -> object:
+    """A literal's value: a string, a finite number, a boolean or a duration."""
+    if type(data) in (str, bool, int) or (type(data) is float and math.isfinite(data)):
+        return data
+    return _duration(data)
+
+
+def _decoder(shape: tuple[Any, ...]) -> Decode:
+    kind = shape[0]
+    if kind == "scalar":
+        return _scalar(shape[1])
+    if kind == "record":
+        return _record(shape[1], shape[2])
+    if kind == "span":
+        return _span
+    if kind == "duration":
+        return lambda d, s: _duration(d)
+    if kind == "value":
+        return lambda d, s: _value(d)
+    if kind == "tuple":
+        return _tuple(shape[1])
+    if kind == "dict":
+        return _dict(shape[1])
+    if kind == "optional":
+        inner = shape[1]
+        return lambda d, s: None if d is None else inner(d, s)
+    return _union(shape[1], shape[2])
+
+
+def _scalar(tp: type) -> Decode:
+    def decode(data: object, sources: list[Source]) -> object:
+        if type(data) is not tp:
+            raise _bad(f"a {tp.__name__}", data)
+        return data
+
+    return decode
+
+
+def _record(cls: type, fields: list[Decode]) -> Decode:
+    name, size = cls.__name__, len(fields) + 1
+    positions = list(enumerate(fields, 1))
+
+    def decode(data: object, sources: list[Source]) -> object:
+        if type(data) is not list or len(data) != size or data[0] != name:
+            raise _bad(f"a {name}", data)
+        return cls(*[field(data[i], sources) for i, field in positions])
+
+    return decode
+
+
+def _span(data: object, sources: list[Source]) -> Span:
+    # The commonest value of a bundle (every node has one): tested without a call per part.
+    if type(data) is list and len(data) == 3:
+        i, start, end = data
+        if type(i) is int and type(start) is int and type(end) is int \
+                and 0 <= i < len(sources) and 0 <= start <= end <= len(sources[i].text):
+            return Span(sources[i], start, end)
+    raise _bad("a span", data)
+
+
+def _tuple(item: Decode) -> Decode:
+    def decode(data: object, sources: list[Source]) -> tuple[object, ...]:
+        if type(data) is not list:
+            raise _bad("a list", data)
+        return tuple([item(x, sources) for x in data])
+
+    return decode
+
+
+def _dict(value: Decode) -> Decode:
+    def decode(data: object, sources: list[Source]) -> dict[str, object]:
+        if type(data) is not dict:
+            raise _bad("an object", data)
+        return {k: value(x, sources) for k, x in data.items()}
+
+    return decode
+
+
+def _union(optional: bool, forms: dict[str, Decode]) -> Decode:
+    def decode(data: object, sources: list[Source]) -> object:
+        if data is None and optional:
+            return None
+        form = forms.get(data[0]) if type(data) is list and data and type(data[0]) is str \
+            else None
+        if form is None:
+            raise _bad(" or ".join(forms) + (" or null" if optional else ""), data)
+        return form(data, sources)
+
+    return decode
+
+
+# ---- the file --------------------------------------------------------------------------------
+
+
+def dumps(program: Program) -> bytes:
+    """A bundle's body: the Program and the source texts its spans point into, as JSON."""
+    sources = Sources()
+    encoded = encode(program, Program, sources)
+    # The hash first, so that a reader compares it with the header's before decoding anything.
+    body = json.dumps({"hash": program.hash, "sources": sources.texts, "program": encoded},
+                      separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    return body.encode("utf-8")
+
+
+def _no_constant(name: str) -> None:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def loads(body: bytes, policy: object = None, name: str = "the bundle") -> Program:
+    """The Program of a bundle's body (of policy hash `policy`, when given); BundleError when
+    the body is not one."""
+    try:
+        data = json.loads(body.decode("utf-8"), parse_constant=_no_constant)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BundleError(f"{name}: unreadable bundle body: {exc}") from None
+    if not isinstance(data, dict) or policy is not None and data.get("hash") != policy:
+        raise BundleError(f"{name}: the bundle body does not match its header")
+    try:
+        texts = data["sources"]
+        if type(texts) is not list or not all(
+                type(t) is list and len(t) == 2 and all(type(x) is str for x in t) for t in texts):
+            raise _bad("a list of [name, text]", texts)
+        program: Program = decode(data["program"], Program, [Source(n, t) for n, t in texts])
+    except (KeyError, ValueError) as exc:
+        raise BundleError(f"{name}: malformed bundle ({exc})") from None
+    return program
+
+
+def write_bundle(program: Program, path: str | Path) -> None:
+    data = dumps(program)
     header = {"format": MAGIC, "version": FORMAT_VERSION, "agp": __version__,
-              "sha256": hashlib.sha256(data).hexdigest(), "policy": ir["hash"]}
+              "sha256": hashlib.sha256(data).hexdigest(), "policy": program.hash}
     Path(path).write_bytes(json.dumps(header).encode() + b"\n" + data)
 
 
-def read_bundle(path) -> dict:
+def read_bundle(path: str | Path) -> Program:
     name = str(path)
+    policy, body = _checked_body(path, name)
+    return loads(body, policy, name)
+
+
+def _checked_body(path: str | Path, name: str) -> tuple[object, bytes]:
+    """The policy hash and the body of the bundle at `path`, once its header (format, version)
+    and the body's SHA-256 are checked."""
     try:
         raw = Path(path).read_bytes()
     except OSError as exc:
@@ -52,10 +352,4 @@ def read_bundle(path) -> dict:
     if hashlib.sha256(body).hexdigest() != header.get("sha256"):
         raise BundleError(f"{name} has been modified or corrupted since it was written "
                           "(its content does not match its SHA-256)")
-    try:
-        ir = json.loads(body.decode("utf-8"))
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise BundleError(f"{name}: unreadable bundle body: {exc}") from None
-    if not isinstance(ir, dict) or ir.get("hash") != header.get("policy"):
-        raise BundleError(f"{name}: the bundle body does not match its header")
-    return ir
+    return header.get("policy"), body

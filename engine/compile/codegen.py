@@ -1,20 +1,26 @@
 """Code generation: one Python function per decision-tree leaf, compiled with `compile()`.
 
 Each leaf (a tool name, refined by a task kind) becomes a function `(R, I, D, NOW, failed)` that
-returns the matching forbids, asks and permits and the indices of the rules whose compiled
-condition raised. Those rules are then decided by the reference evaluator, which owns error
-messages and spans (the evaluation is pure, so doing it twice gives the same answer); a rule the
-generator does not specialise is handed over the same way.
+returns the matching forbids, asks and permits, and the rules whose compiled condition raised or
+that the generator left to the reference evaluator (`{index: exception or None}`, or None). Those
+rules are then decided by the reference evaluator, which owns error messages and spans (the
+evaluation is pure, so doing it twice gives the same answer).
 
 Values are the ones of agp.values and the operations are its functions: generated code only
 inlines the common case of an operation (`x <= 500` when `x` is a number) and calls the shared
 function for every other case, so both evaluators take the same path whenever it matters.
 
+The generator walks conditions (the AST, see agp.compile.ir) with the one expression visitor,
+`agp.syntax.visit.ExprVisitor`: `ExprGen` writes an expression's code, `MayFail` says whether it
+can raise, `agp.compile.passes.IsBoolean` whether it is always a bool. Each has a case for every
+form of expression, which `tests/test_compile.py` holds them to.
+
 Every function gets its own namespace (a copy of the policy set's), a unique pseudo-filename
-registered in `linecache`, and a line map from generated lines back to policy spans
-(`CompiledEvaluator.locate`), so a profile or a traceback can be read against the `.agp` file.
-The linecache entry and the line map are dropped when the function is freed, so their number
-follows the number of live functions, which the decision tree bounds.
+registered in `linecache`, and a line map from generated lines back to policy spans: in the
+namespace (`agp.compile.debug`, so that a traceback through generated code shows the policy
+line) and in `Context.line_maps` (`CompiledEvaluator.locate`, for profiles). The linecache entry
+and the line map are dropped when the function is freed, so their number follows the number of
+live functions, which the decision tree bounds.
 """
 
 from __future__ import annotations
@@ -22,16 +28,25 @@ from __future__ import annotations
 import itertools
 import linecache
 import weakref
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, TypeGuard
 
 from agp import budget, interp
-from agp.compile.ir import literal_value
+from agp.compile.debug import LINE_MAP, LineMap
+from agp.compile.ir import EFFECTS, IRRule
 from agp.compile.passes import is_boolean
+from agp.envelope import chain_depth
 from agp.glob import compile_glob
+from agp.source import Span
 from agp.stdlib.builtins import BUILTINS
-from agp.steps import chain_depth
+from agp.syntax import ast
+from agp.syntax.names import ROOTS
+from agp.syntax.visit import ExprVisitor
 from agp.values import (
+    Label,
     LabelSet,
+    Lattice,
     Missing,
     arith,
     attribute,
@@ -44,26 +59,33 @@ from agp.values import (
     truth,
 )
 
-ROOTS = frozenset(("tool", "args", "intent", "data", "target", "agent", "task", "chain",
-                   "context", "now"))
-_CMP = {"<": "<", "<=": "<=", ">": ">", ">=": ">="}
+if TYPE_CHECKING:
+    from agp.compile.evaluator import Context
+
 _FLIP = {"<": ">", "<=": ">=", ">": "<", ">=": "<="}
+_ORDER = frozenset(_FLIP)
+_TARGETS = {"forbid": "F", "ask": "A", "permit": "P"}  # the list a matching rule joins
 _MISSING = object()
+
+# The function of a leaf: (request, intents, data classes, now, envelope failures) ->
+# (forbids, asks, permits, {rule index: exception or None} or None).
+LeafFunction = Callable[..., tuple[list[Any], list[Any], list[Any], dict[int, Any] | None]]
+Scope = dict[str, str]  # a quantifier's variable -> its Python name
 
 
 class Unsupported(Exception):
     """An expression the generator leaves to the reference evaluator (rare forms)."""
 
 
-def _no_target():
+def _no_target() -> None:
     raise Missing("the request has no `target`")
 
 
-def _no_task():
+def _no_task() -> None:
     raise Missing("the request has no `task`")
 
 
-def _path(value, names):
+def _path(value: object, names: tuple[str, ...]) -> object:
     """Read a chain of attributes; _MISSING (what `has` and `is` turn into false) when absent."""
     for n in names:
         if value is _MISSING:
@@ -75,88 +97,99 @@ def _path(value, names):
     return value
 
 
-def _has_v(value, name):
+def _has_v(value: object, name: str) -> bool:
     return False if value is _MISSING else has(value, name)
 
 
-def _is_v(value, label):
+def _is_v(value: object, label: Label) -> bool:
     return False if value is _MISSING else interp.is_label(value, label)
+
+
+def _failed(failed: dict[int, BaseException | None] | None, index: int,
+            exc: BaseException | None) -> dict[int, BaseException | None]:
+    """Note that rule `index` is the reference's to decide: its compiled condition raised `exc`
+    (None: it was not compiled)."""
+    if failed is None:
+        failed = {}
+    failed[index] = exc
+    return failed
 
 
 BASE = {
     "_attribute": attribute, "_equal": equal, "_order": order, "_member": member,
     "_matches": matches, "_arith": arith, "_negate": negate, "_truth": truth,
-    "_quantified": interp.quantified, "_metered": budget.metered, "_no_task": _no_task, "_chain_depth": chain_depth, "_LabelSet": LabelSet, "_no_target": _no_target, "_path": _path,
+    "_quantified": interp.quantified, "_metered": budget.metered, "_no_task": _no_task,
+    "_chain_depth": chain_depth, "_LabelSet": LabelSet, "_no_target": _no_target, "_path": _path,
     "_has_v": _has_v, "_is_v": _is_v, "_MISSING": _MISSING, "_NUM": (int, float),
     "_any": any, "_all": all, "timedelta": timedelta, "datetime": datetime,
-    "_environment": interp.environment,
+    "_environment": interp.environment, "_failed": _failed,
 }
 
 _counter = itertools.count()
 
 
-def may_fail(x, bound=frozenset()) -> bool:
-    """False only when the expression can never raise (so a decided outcome may skip it)."""
-    tag = x[0]
-    if tag == "lit":
+def _root(e: ast.Expr, names: Iterable[str]) -> TypeGuard[ast.NameRef]:
+    """Whether `e` is one of the condition names `names` (quantifier variables never are here:
+    the analyses below do not look inside quantifiers)."""
+    return isinstance(e, ast.NameRef) and e.name in names
+
+
+class MayFail(ExprVisitor):
+    """False only when an expression can never raise (so a decided outcome may skip it)."""
+
+    def _never(self, e: ast.Expr) -> bool:
         return False
-    if tag == "name":
-        return x[1] in ("target", "task") and x[1] not in bound
-    if tag == "attr":
-        return not (x[1][0] == "name" and x[1][1] == "agent" and "agent" not in bound
-                    and x[2] in ("id", "attrs"))
-    if tag == "list":
-        return any(may_fail(i, bound) for i in x[1])
-    if tag == "un":
-        return x[1] != "not" or not is_boolean(x[2]) or may_fail(x[2], bound)
-    if tag == "bin":
-        op, left, right = x[1], x[2], x[3]
-        if op in ("and", "or"):
-            return any(not is_boolean(s) or may_fail(s, bound) for s in (left, right))
-        if op in ("==", "!="):
-            return may_fail(left, bound) or may_fail(right, bound)
-        if op == "in" and right[0] == "list":
-            return may_fail(left, bound) or may_fail(right, bound)
+
+    def _maybe(self, e: ast.Expr) -> bool:
         return True
-    if tag == "has":
-        return not (x[1][0] == "name" and x[1][1] in ("args", "target", "agent", "task",
-                                                        "context", "chain")
-                    and x[1][1] not in bound)
-    return True
+
+    visit_Literal = _never
+    visit_Is = visit_Quant = visit_Call = _maybe
+
+    def visit_NameRef(self, e: ast.NameRef) -> bool:
+        return e.name in ("target", "task")
+
+    def visit_Attr(self, e: ast.Attr) -> bool:
+        return not (_root(e.obj, ("agent",)) and e.name.text in ("id", "attrs"))
+
+    def visit_ListExpr(self, e: ast.ListExpr) -> bool:
+        return any(self.visit(i) for i in e.items)
+
+    def visit_Unary(self, e: ast.Unary) -> bool:
+        return e.op != "not" or not is_boolean(e.operand) or self.visit(e.operand)
+
+    def visit_Binary(self, e: ast.Binary) -> bool:
+        if e.op in ("and", "or"):
+            return any(not is_boolean(s) or self.visit(s) for s in (e.left, e.right))
+        if e.op in ("==", "!=") or (e.op == "in" and isinstance(e.right, ast.ListExpr)):
+            return bool(self.visit(e.left) or self.visit(e.right))
+        return True
+
+    def visit_Has(self, e: ast.Has) -> bool:
+        return not _root(e.obj, ("args", "target", "agent", "task", "context", "chain"))
 
 
-def ir_size(x) -> int:
-    """The number of nodes of an IR expression: that of its AST (agp.interp.expr_size), since
-    the passes leave quantifiers as written."""
-    tag = x[0]
-    if tag == "list":
-        return 1 + sum(ir_size(i) for i in x[1])
-    if tag in ("attr", "has", "is"):
-        return 1 + ir_size(x[1])
-    if tag == "un":
-        return 1 + ir_size(x[2])
-    if tag == "bin":
-        return 1 + ir_size(x[2]) + ir_size(x[3])
-    if tag == "quant":
-        return 1 + ir_size(x[4]) + ir_size(x[5])
-    if tag == "call":
-        return 1 + sum(ir_size(a) for a in x[3])
-    return 1  # a literal or a name
+may_fail: Callable[[ast.Expr], bool] = MayFail().visit
 
 
-class ExprGen:
-    """Python source for the expressions of one leaf function."""
+class ExprGen(ExprVisitor):
+    """Python source for the expressions of one leaf function: `visit(e, scope, walrus)`.
 
-    def __init__(self, ns: dict, labels: dict, lattice, prefix: str):
+    `scope` maps the variables of the quantifiers around `e` to their Python names; `walrus`
+    says whether the code may bind temporaries with `:=` (not inside a quantifier's generator).
+    """
+
+    def __init__(self, ns: dict[str, Any], labels: dict[str, Label], lattice: Lattice,
+                 prefix: str):
         self.ns = ns
-        self.labels = labels  # name -> Label
+        self.labels = labels
         self.lattice = lattice
         self.prefix = prefix
         self.n = 0
         self.uses: set[str] = set()  # roots the leaf's preamble must bind
-        self._consts: dict = {}
+        self._consts: dict[object, str] = {}
 
-    def const(self, value, key=None) -> str:
+    def const(self, value: object, key: object = None) -> str:
         key = key if key is not None else (type(value), value)
         name = self._consts.get(key)
         if name is None:
@@ -169,79 +202,115 @@ class ExprGen:
         self.n += 1
         return f"_t{self.n}"
 
-    # -- values -------------------------------------------------------------------------------
+    def boolean(self, e: ast.Expr, scope: Scope, walrus: bool, what: str) -> str:
+        code: str = self.visit(e, scope, walrus)
+        if is_boolean(e):
+            return code
+        return f"_truth({code}, {what!r})"
 
-    def value(self, x, scope: dict, walrus: bool) -> str:
-        tag = x[0]
-        if tag == "lit":
-            return self.literal(literal_value(x[1]))
-        if tag == "list":
-            if all(i[0] == "lit" for i in x[1]):
-                return self.literal_list(x)
-            return "[" + ", ".join(self.value(i, scope, walrus) for i in x[1]) + "]"
-        if tag == "name":
-            return self.name(x[1], scope)
-        if tag == "attr":
-            obj = x[1]
-            if obj[0] == "name" and obj[1] == "agent" and "agent" not in scope and x[2] in (
-                    "id", "attrs"):
+    # -- one case per form ----------------------------------------------------------------------
+
+    def visit_Literal(self, e: ast.Literal, scope: Scope, walrus: bool) -> str:
+        return self.literal(e.value)
+
+    def visit_ListExpr(self, e: ast.ListExpr, scope: Scope, walrus: bool) -> str:
+        if all(isinstance(i, ast.Literal) for i in e.items):
+            return self.literal_list(e)
+        return "[" + ", ".join(self.visit(i, scope, walrus) for i in e.items) + "]"
+
+    def visit_NameRef(self, e: ast.NameRef, scope: Scope, walrus: bool) -> str:
+        return self.name(e.name, scope)
+
+    def visit_Attr(self, e: ast.Attr, scope: Scope, walrus: bool) -> str:
+        obj, name = e.obj, e.name.text
+        root = obj.name if isinstance(obj, ast.NameRef) and obj.name not in scope else None
+        if root == "agent" and name in ("id", "attrs"):
+            self.uses.add("agent")
+            return f"AG.{name}"
+        if root == "chain" and name == "depth":
+            return "_chain_depth(R.chain)"
+        if root == "task" and name in ("params", "kind"):
+            return f"(R.task.{name} if R.task is not None else _no_task())"
+        o, k = self.visit(obj, scope, walrus), repr(name)
+        if walrus:
+            t = self.tmp()
+            return f"({t}[{k}] if type({t} := {o}) is dict and {k} in {t} else " \
+                   f"_attribute({t}, {k}))"
+        return f"_attribute({o}, {k})"
+
+    def visit_Unary(self, e: ast.Unary, scope: Scope, walrus: bool) -> str:
+        if e.op == "not":
+            return f"(not {self.boolean(e.operand, scope, walrus, 'the operand of `not`')})"
+        return f"_negate({self.visit(e.operand, scope, walrus)})"
+
+    def visit_Binary(self, e: ast.Binary, scope: Scope, walrus: bool) -> str:
+        op, left, right = e.op, e.left, e.right
+        if op in ("and", "or"):
+            what = f"an operand of `{op}`"
+            return f"({self.boolean(left, scope, walrus, what)} {op} " \
+                   f"{self.boolean(right, scope, walrus, what)})"
+        if op in ("==", "!="):
+            code = self.equality(left, right, scope, walrus)
+            return code if op == "==" else f"(not {code})"
+        if op in _ORDER:
+            return self.ordering(op, left, right, scope, walrus)
+        if op == "in":
+            return self.membership(left, right, scope, walrus)
+        if op == "matches":
+            return self.matching(left, right, scope, walrus)
+        if op in ("+", "-"):
+            return f"_arith({op!r}, {self.visit(left, scope, walrus)}, " \
+                   f"{self.visit(right, scope, walrus)})"
+        raise Unsupported(op)
+
+    def visit_Has(self, e: ast.Has, scope: Scope, walrus: bool) -> str:
+        return f"_has_v({self.tolerant(e.obj, scope)}, {e.field.text!r})"
+
+    def visit_Is(self, e: ast.Is, scope: Scope, walrus: bool) -> str:
+        label = self.labels.get(e.name.text)
+        if label is None:
+            raise Unsupported("unknown label")
+        obj = e.obj
+        if isinstance(obj, ast.NameRef) and obj.name not in scope:
+            if obj.name == "agent" and label.kind == "agent":
                 self.uses.add("agent")
-                return f"AG.{x[2]}"
-            if obj[0] == "name" and obj[1] == "chain" and "chain" not in scope and x[2] == "depth":
-                return "_chain_depth(R.chain)"
-            if obj[0] == "name" and obj[1] == "task" and "task" not in scope and x[2] in (
-                    "params", "kind"):
-                return f"(R.task.{x[2]} if R.task is not None else _no_task())"
-            o = self.value(obj, scope, walrus)
-            k = repr(x[2])
-            if walrus:
-                t = self.tmp()
-                return f"({t}[{k}] if type({t} := {o}) is dict and {k} in {t} else " \
-                       f"_attribute({t}, {k}))"
-            return f"_attribute({o}, {k})"
-        if tag == "un":
-            if x[1] == "not":
-                return f"(not {self.boolean(x[2], scope, walrus, 'the operand of `not`')})"
-            return f"_negate({self.value(x[2], scope, walrus)})"
-        if tag == "bin":
-            return self.binary(x, scope, walrus)
-        if tag == "has":
-            return f"_has_v({self.tolerant(x[1], scope, walrus)}, {x[2]!r})"
-        if tag == "is":
-            return self.is_(x, scope, walrus)
-        if tag == "quant":
-            var = f"_q{self.tmp()}"
-            inner = {**scope, x[2]: var}
-            seq = self.value(x[4], scope, False)
-            body = self.boolean(x[5], inner, False, "a quantifier body")
-            fn = "_any" if x[1] == "any" else "_all"
-            code = f"{fn}({body} for {var} in _quantified({seq}, {ir_size(x[5])}))"
-            # One not inside another owns an evaluation budget, as in the reference (agp.budget);
-            # `_metered` checks at run time too, like the reference does.
-            return code if scope else f"_metered(lambda: {code})"
-        if tag == "call":
-            fn = BUILTINS.get(x[1])
-            if fn is None:
-                raise Unsupported(f"unknown function {x[1]!r}")
-            impl = self.const(fn.impl, key=("fn", x[1]))
-            return f"{impl}({', '.join(self.value(a, scope, walrus) for a in x[3])})"
-        raise Unsupported(tag)
+                assert label.glob is not None
+                return f"{self.const(label.glob, key=('glob', label.glob.pattern))}.match(AG.id)"
+            if obj.name == "task" and label.kind == "task":
+                self.uses.add("task_kind")
+                return f"(K == {label.name!r})"
+        return f"_is_v({self.tolerant(obj, scope)}, {self.const(label, ('label', e.name.text))})"
 
-    def literal_list(self, x, values=None) -> str:
+    def visit_Quant(self, e: ast.Quant, scope: Scope, walrus: bool) -> str:
+        var = f"_q{self.tmp()}"
+        seq = self.visit(e.seq, scope, False)
+        body = self.boolean(e.body, {**scope, e.var.text: var}, False, "a quantifier body")
+        fn = "_any" if e.kind == "any" else "_all"
+        code = f"{fn}({body} for {var} in _quantified({seq}, {interp.expr_size(e.body)}))"
+        # One not inside another owns an evaluation budget, as in the reference (agp.budget);
+        # `_metered` checks at run time too, like the reference does.
+        return code if scope else f"_metered(lambda: {code})"
+
+    def visit_Call(self, e: ast.Call, scope: Scope, walrus: bool) -> str:
+        fn = BUILTINS.get(e.func.text)
+        if fn is None:
+            raise Unsupported(f"unknown function {e.func.text!r}")
+        impl = self.const(fn.impl, key=("fn", e.func.text))
+        return f"{impl}({', '.join(self.visit(a, scope, walrus) for a in e.args)})"
+
+    # -- parts ----------------------------------------------------------------------------------
+
+    def literal_list(self, e: ast.ListExpr) -> str:
         # Keyed by the node, not its text: a list literal may be megabytes long, and the IR
         # outlives the generation of the function.
-        if values is None:
-            values = [literal_value(i[1]) for i in x[1]]
-        return self.const(tuple(values), key=("list", id(x)))
+        return self.const(tuple(_values(e)), key=("list", id(e)))
 
-    def literal(self, v) -> str:
-        if isinstance(v, bool) or v is None:
-            return repr(v)
-        if type(v) is str or type(v) is int:
+    def literal(self, v: object) -> str:
+        if isinstance(v, bool) or v is None or type(v) is str or type(v) is int:
             return repr(v)
         return self.const(v)
 
-    def name(self, n: str, scope: dict) -> str:
+    def name(self, n: str, scope: Scope) -> str:
         if n in scope:
             return scope[n]
         if n in ROOTS:
@@ -257,162 +326,152 @@ class ExprGen:
             raise Unsupported(f"unknown name {n!r}")
         return self.const(label, key=("label", n))
 
-    def tolerant(self, x, scope: dict, walrus: bool) -> str:
+    def tolerant(self, e: ast.Expr, scope: Scope) -> str:
         """The value of an object for `has` and `is`: _MISSING instead of a Missing error."""
         names = []
-        while x[0] == "attr":
-            names.append(x[2])
-            x = x[1]
-        if x[0] != "name":
+        while isinstance(e, ast.Attr):
+            names.append(e.name.text)
+            e = e.obj
+        if not isinstance(e, ast.NameRef):
             raise Unsupported("`has` or `is` on a computed object")
-        if x[1] in scope:
-            root = scope[x[1]]
-        elif x[1] == "target":
+        if e.name in scope:
+            root = scope[e.name]
+        elif e.name == "target":
             self.uses.add("target")
             root = "(T if T is not None else _MISSING)"
-        elif x[1] == "task":
+        elif e.name == "task":
             self.uses.add("task")
             root = "E.get('task', _MISSING)"
         else:
-            root = self.name(x[1], scope)
+            root = self.name(e.name, scope)
         if not names:
             return root
         return f"_path({root}, {tuple(reversed(names))!r})"
 
-    def is_(self, x, scope, walrus) -> str:
-        label = self.labels.get(x[2])
-        if label is None:
-            raise Unsupported("unknown label")
-        obj = x[1]
-        if obj[0] == "name" and obj[1] not in scope:
-            if obj[1] == "agent" and label.kind == "agent":
-                self.uses.add("agent")
-                return f"{self.const(label.glob, key=('glob', label.glob.pattern))}.match(AG.id)"
-            if obj[1] == "task" and label.kind == "task":
-                self.uses.add("task_kind")
-                return f"(K == {label.name!r})"
-        return f"_is_v({self.tolerant(obj, scope, walrus)}, {self.const(label, ('label', x[2]))})"
+    def matching(self, left: ast.Expr, right: ast.Expr, scope: Scope, walrus: bool) -> str:
+        pattern = right.value if isinstance(right, ast.Literal) else None
+        glob = compile_glob(pattern) if type(pattern) is str else None
+        if glob is not None and walrus and glob.linear:  # `_matches` may refuse the others
+            g = self.const(glob, key=("glob", pattern))
+            t = self.tmp()
+            s = self.visit(left, scope, walrus)
+            return f"({g}.match({t}) if type({t} := {s}) is str else _matches({t}, {pattern!r}))"
+        return f"_matches({self.visit(left, scope, walrus)}, {self.visit(right, scope, walrus)})"
 
-    def boolean(self, x, scope, walrus, what: str) -> str:
-        code = self.value(x, scope, walrus)
-        if is_boolean(x):
-            return code
-        return f"_truth({code}, {what!r})"
-
-    def binary(self, x, scope, walrus) -> str:
-        op, left, right = x[1], x[2], x[3]
-        if op in ("and", "or"):
-            what = f"an operand of `{op}`"
-            return f"({self.boolean(left, scope, walrus, what)} {op} " \
-                   f"{self.boolean(right, scope, walrus, what)})"
-        if op in ("==", "!="):
-            code = self.equality(left, right, scope, walrus)
-            return code if op == "==" else f"(not {code})"
-        if op in _CMP:
-            return self.ordering(op, left, right, scope, walrus)
-        if op == "in":
-            return self.membership(left, right, scope, walrus)
-        if op == "matches":
-            glob = compile_glob(right[1]) if right[0] == "lit" and type(right[1]) is str else None
-            if glob is not None and walrus and glob.linear:  # `_matches` may refuse the others
-                g = self.const(glob, key=("glob", right[1]))
-                t = self.tmp()
-                s = self.value(left, scope, walrus)
-                return f"({g}.match({t}) if type({t} := {s}) is str else " \
-                       f"_matches({t}, {right[1]!r}))"
-            return f"_matches({self.value(left, scope, walrus)}, {self.value(right, scope, walrus)})"
-        if op in ("+", "-"):
-            return f"_arith({op!r}, {self.value(left, scope, walrus)}, " \
-                   f"{self.value(right, scope, walrus)})"
-        raise Unsupported(op)
-
-    def equality(self, left, right, scope, walrus) -> str:
-        if left[0] == "lit" and right[0] != "lit":
+    def equality(self, left: ast.Expr, right: ast.Expr, scope: Scope, walrus: bool) -> str:
+        if isinstance(left, ast.Literal) and not isinstance(right, ast.Literal):
             left, right = right, left  # equal() is symmetric
-        if right[0] == "lit":
-            v = literal_value(right[1])
+        if isinstance(right, ast.Literal):
+            v = right.value
             if isinstance(v, bool):
-                return f"({self.value(left, scope, walrus)} is {v!r})"
+                return f"({self.visit(left, scope, walrus)} is {v!r})"
             if walrus and (type(v) is str or type(v) in (int, float)):
                 test = "is str" if type(v) is str else "in _NUM"
                 t = self.tmp()
                 lit = self.literal(v)
-                return f"({t} == {lit} if type({t} := {self.value(left, scope, walrus)}) " \
+                return f"({t} == {lit} if type({t} := {self.visit(left, scope, walrus)}) " \
                        f"{test} else _equal({t}, {lit}))"
-        return f"_equal({self.value(left, scope, walrus)}, {self.value(right, scope, walrus)})"
+        return f"_equal({self.visit(left, scope, walrus)}, {self.visit(right, scope, walrus)})"
 
-    def ordering(self, op, left, right, scope, walrus) -> str:
+    def ordering(self, op: str, left: ast.Expr, right: ast.Expr, scope: Scope,
+                 walrus: bool) -> str:
         lat = self.const(self.lattice, key=("lattice",))
         for a, b, o in ((left, right, op), (right, left, _FLIP[op])):
             # `data OP class`, written either way round: a table lookup when every class of the
             # request is declared (otherwise the shared function decides, and may fail).
-            if a[0] == "name" and a[1] == "data" and "data" not in scope and b[0] == "name" \
-                    and b[1] not in scope and self._is_class(b[1]):
-                self.uses.add("data")
-                cls = b[1]
-                below = self.lattice.below
-                if o in ("<=", "<"):
-                    ok = frozenset(n for n in below
-                                   if n in below[cls] and (o == "<=" or n != cls))
-                    test = f"D <= {self.const(ok, key=('set', o, cls))}"
-                else:
-                    above = frozenset(n for n in below if cls in below[n]
-                                      and (o == ">=" or n != cls))
-                    test = f"not D.isdisjoint({self.const(above, key=('set', o, cls))})"
-                known = self.const(frozenset(below), key=("known",))
-                label = self.const(self.labels[cls], key=("label", cls))
-                return f"({test} if D <= {known} else _order({o!r}, _LabelSet('class', D), " \
-                       f"{label}, {lat}))"
+            if _root(a, ("data",)) and "data" not in scope and isinstance(b, ast.NameRef) \
+                    and b.name not in scope and self._is_class(b.name):
+                return self.data_order(o, b.name, lat)
         if walrus:
             for a, b, flip in ((left, right, False), (right, left, True)):
-                if b[0] == "lit":
-                    v = literal_value(b[1])
-                    test = {str: "is str", int: "in _NUM", float: "in _NUM",
-                            timedelta: "is timedelta"}.get(type(v))
-                    if test is None:
-                        continue
-                    t = self.tmp()
-                    lit = self.literal(v)
-                    av = self.value(a, scope, walrus)
-                    expr = f"{lit} {op} {t}" if flip else f"{t} {op} {lit}"
-                    args = f"{lit}, {t}" if flip else f"{t}, {lit}"
-                    return f"({expr} if type({t} := {av}) {test} else " \
-                           f"_order({op!r}, {args}, {lat}))"
-        return f"_order({op!r}, {self.value(left, scope, walrus)}, " \
-               f"{self.value(right, scope, walrus)}, {lat})"
+                code = self.literal_order(op, a, b, flip, lat, scope)
+                if code is not None:
+                    return code
+        return f"_order({op!r}, {self.visit(left, scope, walrus)}, " \
+               f"{self.visit(right, scope, walrus)}, {lat})"
+
+    def data_order(self, op: str, cls: str, lat: str) -> str:
+        """`data OP cls`, as set operations on D with the shared function as fallback."""
+        self.uses.add("data")
+        below = self.lattice.below
+        if op in ("<=", "<"):
+            ok = frozenset(n for n in below if n in below[cls] and (op == "<=" or n != cls))
+            test = f"D <= {self.const(ok, key=('set', op, cls))}"
+        else:
+            above = frozenset(n for n in below if cls in below[n] and (op == ">=" or n != cls))
+            test = f"not D.isdisjoint({self.const(above, key=('set', op, cls))})"
+        known = self.const(frozenset(below), key=("known",))
+        label = self.const(self.labels[cls], key=("label", cls))
+        return f"({test} if D <= {known} else _order({op!r}, _LabelSet('class', D), " \
+               f"{label}, {lat}))"
+
+    def literal_order(self, op: str, a: ast.Expr, b: ast.Expr, flip: bool, lat: str,
+                      scope: Scope) -> str | None:
+        """`a op b` (or `b op a` when `flip`) inlined for a literal `b` of an ordered type."""
+        if not isinstance(b, ast.Literal):
+            return None
+        test = {str: "is str", int: "in _NUM", float: "in _NUM",
+                timedelta: "is timedelta"}.get(type(b.value))
+        if test is None:
+            return None
+        t, lit = self.tmp(), self.literal(b.value)
+        av = self.visit(a, scope, True)
+        expr = f"{lit} {op} {t}" if flip else f"{t} {op} {lit}"
+        args = f"{lit}, {t}" if flip else f"{t}, {lit}"
+        return f"({expr} if type({t} := {av}) {test} else _order({op!r}, {args}, {lat}))"
 
     def _is_class(self, name: str) -> bool:
         lb = self.labels.get(name)
         return lb is not None and lb.kind == "class"
 
-    def membership(self, left, right, scope, walrus) -> str:
-        if right[0] == "list" and right[1] and all(i[0] == "lit" for i in right[1]) and walrus:
-            values = [literal_value(i[1]) for i in right[1]]
-            lst = self.literal_list(right, values)
-            t = self.tmp()
-            item = self.value(left, scope, walrus)
-            if all(type(v) is str for v in values):
-                s = self.const(frozenset(values), key=("strs", id(right)))
-                return f"({t} in {s} if type({t} := {item}) is str else _member({t}, {lst}))"
-            if all(type(v) in (int, float) for v in values):
-                s = self.const(frozenset(values), key=("nums", id(right)))
-                return f"({t} in {s} if type({t} := {item}) in _NUM else _member({t}, {lst}))"
-        if right[0] == "name" and right[1] in ("intent", "data") and right[1] not in scope:
-            want = "intent" if right[1] == "intent" else "class"
-            names = None
-            if left[0] == "lit" and type(left[1]) is str:
-                names = left[1]
-            elif left[0] == "name" and left[1] not in scope and left[1] not in ROOTS:
-                lb = self.labels.get(left[1])
-                if lb is not None and lb.kind == want:
-                    names = lb.name
-            if names is not None:
-                self.uses.add(right[1])
-                return f"({names!r} in {'I' if want == 'intent' else 'D'})"
-        return f"_member({self.value(left, scope, walrus)}, {self.value(right, scope, walrus)})"
+    def membership(self, left: ast.Expr, right: ast.Expr, scope: Scope, walrus: bool) -> str:
+        if isinstance(right, ast.ListExpr) and right.items and walrus \
+                and all(isinstance(i, ast.Literal) for i in right.items):
+            code = self.literal_membership(left, right, scope)
+            if code is not None:
+                return code
+        if _root(right, ("intent", "data")) and right.name not in scope:
+            code = self.label_membership(left, right.name, scope)
+            if code is not None:
+                return code
+        return f"_member({self.visit(left, scope, walrus)}, {self.visit(right, scope, walrus)})"
+
+    def literal_membership(self, left: ast.Expr, right: ast.ListExpr, scope: Scope) -> str | None:
+        values = _values(right)
+        lst = self.literal_list(right)
+        t = self.tmp()
+        if all(type(v) is str for v in values):
+            s = self.const(frozenset(values), key=("strs", id(right)))
+            test = "is str"
+        elif all(type(v) in (int, float) for v in values):
+            s = self.const(frozenset(values), key=("nums", id(right)))
+            test = "in _NUM"
+        else:
+            return None
+        item = self.visit(left, scope, True)
+        return f"({t} in {s} if type({t} := {item}) {test} else _member({t}, {lst}))"
+
+    def label_membership(self, left: ast.Expr, root: str, scope: Scope) -> str | None:
+        """`"x" in intent`, `pii in data`: a set lookup when the name is known at compile time."""
+        want = "intent" if root == "intent" else "class"
+        names = None
+        if isinstance(left, ast.Literal) and type(left.value) is str:
+            names = left.value
+        elif isinstance(left, ast.NameRef) and left.name not in scope and left.name not in ROOTS:
+            lb = self.labels.get(left.name)
+            if lb is not None and lb.kind == want:
+                names = lb.name
+        if names is None:
+            return None
+        self.uses.add(root)
+        return f"({names!r} in {'I' if want == 'intent' else 'D'})"
 
 
-def _agents_test(gen: ExprGen, patterns) -> str:
+def _values(e: ast.ListExpr) -> list[object]:
+    return [i.value for i in e.items if isinstance(i, ast.Literal)]
+
+
+def _agents_test(gen: ExprGen, patterns: Sequence[str]) -> str:
     exact = frozenset(p for p in patterns if "*" not in p and "?" not in p)
     tests = []
     if exact:
@@ -423,68 +482,62 @@ def _agents_test(gen: ExprGen, patterns) -> str:
     return " or ".join(tests) if tests else "False"
 
 
-def generate_leaf(rules: list, durations: frozenset, ctx) -> tuple:
-    """The function deciding `rules`, compiled, with its source registered in linecache and its
-    line map in `ctx.line_maps` for as long as the function lives.
+Line = tuple[str, Span]  # a line of the function's body, and the policy span it comes from
 
-    `rules` are one leaf's candidate rules for one task kind, as (index, rule, dynamic
-    on-intents or None), in policy order; forbids and asks are emitted before permits.
-    `durations` are the duration arguments of the tool declarations the leaf matches. The code
-    depends on nothing else (no tool name, no task kind), so leaves share it.
-    """
-    n = next(_counter)
-    # A namespace per function, not one per policy set: when the function is dropped (a leaf
-    # memo evicts it, a reload replaces the evaluator) its constants go with it.
-    ns = dict(ctx.namespace)
-    gen = ExprGen(ns, ctx.labels, ctx.lattice, f"L{n}")
-    body: list[tuple[str, object]] = []  # (line, span or None)
-    ordered = [r for r in rules if r[1]["effect"] == "forbid"] + \
-              [r for r in rules if r[1]["effect"] == "ask"] + \
-              [r for r in rules if r[1]["effect"] == "permit"]
-    delegated = set()
-    for idx, rule, dyn in ordered:
-        effect = rule["effect"]
-        target = {"forbid": "F", "ask": "A", "permit": "P"}[effect]
-        rec = gen.const(ctx.records[idx], key=("rule", idx))
-        span = ctx.span(rule["span"])
-        body.append((f"# {effect} {rule['name']!r} at {str(span)!r}", span))
-        guards = []
-        if dyn is not None:
-            gen.uses.add("intent")
-            guards.append(f"not {gen.const(dyn, key=('oi', tuple(sorted(dyn))))}.isdisjoint(I)")
-        if rule["agents"] is not None:
-            gen.uses.add("aid")
-            guards.append(f"({_agents_test(gen, rule['agents'])})")
-        try:
-            conds = []
-            if rule["when"] is not None:
-                conds.append((gen.boolean(rule["when"], {}, True, "a condition"), rule["when"]))
-            if rule["unless"] is not None:
-                conds.append(("not " + gen.boolean(rule["unless"], {}, True, "a condition"),
-                              rule["unless"]))
-            fallible = any(may_fail(c[1]) or not is_boolean(c[1]) for c in conds)
-        except Unsupported:
-            delegated.add(idx)
-            conds, fallible = None, True
-        if effect != "forbid" and not fallible:
-            # The outcome is already deny: a rule that cannot fail changes nothing.
-            guards.insert(0, "not (failed or F)")
-        pad = ""
-        if guards:
-            body.append((f"if {' and '.join(guards)}:", span))
-            pad = "    "
-        if conds is None:
-            body.append((f"{pad}X = (X or []) + [{idx}]", span))
-            continue
-        if not conds:
-            body.append((f"{pad}{target}.append({rec})", span))
-            continue
-        body.append((f"{pad}try:", span))
-        test = " and ".join(f"({c})" for c, _ in conds)
-        body.append((f"{pad}    if {test}:", ctx.span(conds[0][1][-1])))
-        body.append((f"{pad}        {target}.append({rec})", span))
-        body.append((f"{pad}except Exception:", span))
-        body.append((f"{pad}    X = (X or []) + [{idx}]", span))
+
+def _conditions(gen: ExprGen, rule: IRRule) -> list[tuple[str, ast.Expr]] | None:
+    """The Python tests of the rule's `when` and `unless`; None when the generator cannot write
+    one (the reference evaluator then decides the rule)."""
+    conds = []
+    try:
+        if rule.when is not None:
+            conds.append((gen.boolean(rule.when, {}, True, "a condition"), rule.when))
+        if rule.unless is not None:
+            conds.append(("not " + gen.boolean(rule.unless, {}, True, "a condition"),
+                          rule.unless))
+    except Unsupported:
+        return None
+    return conds
+
+
+def _rule_lines(gen: ExprGen, rule: IRRule, dyn: frozenset[str] | None, record: object) -> \
+        list[Line]:
+    """The code of one rule: its guards (the request's intents, its agent), then its test."""
+    span, idx = rule.span, rule.index
+    lines = [(f"# {rule.effect} {rule.name!r} at {str(span)!r}", span)]
+    guards = []
+    if dyn is not None:
+        gen.uses.add("intent")
+        guards.append(f"not {gen.const(dyn, key=('oi', tuple(sorted(dyn))))}.isdisjoint(I)")
+    if rule.agents is not None:
+        gen.uses.add("aid")
+        guards.append(f"({_agents_test(gen, rule.agents)})")
+    conds = _conditions(gen, rule)
+    if rule.effect != "forbid" and conds is not None and not any(
+            may_fail(e) or not is_boolean(e) for _, e in conds):
+        # The outcome is already deny: a rule that cannot fail changes nothing.
+        guards.insert(0, "not (failed or F)")
+    pad = ""
+    if guards:
+        lines.append((f"if {' and '.join(guards)}:", span))
+        pad = "    "
+    match = f"{_TARGETS[rule.effect]}.append({gen.const(record, key=('rule', idx))})"
+    if conds is None:
+        lines.append((f"{pad}X = _failed(X, {idx}, None)", span))
+    elif not conds:
+        lines.append((pad + match, span))
+    else:
+        test, where = " and ".join(f"({c})" for c, _ in conds), conds[0][1].span
+        lines += [(f"{pad}try:", span),
+                  (f"{pad}    if {test}:  # at {str(where)!r}", where),
+                  (f"{pad}        {match}", span),
+                  (f"{pad}except Exception as _e:", span),
+                  (f"{pad}    X = _failed(X, {idx}, _e)", span)]
+    return lines
+
+
+def _preamble(gen: ExprGen, durations: frozenset[str]) -> list[str]:
+    """The request's parts the leaf's rules read, bound once at the top of the function."""
     pre = ["F = []", "A = []", "P = []", "X = None"]
     uses = gen.uses
     if "agent" in uses or "aid" in uses:
@@ -495,34 +548,58 @@ def generate_leaf(rules: list, durations: frozenset, ctx) -> tuple:
         pre.append("K = R.task.kind if R.task is not None else None")
     if "target" in uses:
         pre.append("T = R.target")
-    needs_env = bool(uses & {"task", "chain"}) or ("args" in uses and durations)
-    if needs_env:
-        dur = gen.const(durations, key=("durations",))
-        pre.append(f"E = _environment(R, NOW, I, D, {dur})")
+    if uses & {"task", "chain"} or ("args" in uses and durations):
+        pre.append(f"E = _environment(R, NOW, I, D, {gen.const(durations, key=('durations',))})")
     if "args" in uses:
         pre.append("ARGS = E['args']" if durations else "ARGS = R.args")
-    fname = f"leaf_{n}"
-    lines = [f"def {fname}(R, I, D, NOW, failed):"]
-    lines.extend("    " + p for p in pre)
-    line_map: dict[int, object] = {}
-    for text, span in body:
-        lines.append("    " + text)
-        if span is not None:
-            line_map[len(lines)] = span
+    return pre
+
+
+def generate_leaf(rules: Sequence[tuple[IRRule, frozenset[str] | None]],
+                  durations: frozenset[str], ctx: Context) -> LeafFunction:
+    """The function deciding `rules`, compiled, with its source registered in linecache and its
+    line map in `ctx.line_maps` for as long as the function lives.
+
+    `rules` are one leaf's candidate rules for one task kind, as (rule, the `on intent` names
+    the request itself must name, or None), in policy order; forbids and asks are emitted before
+    permits. `durations` are the duration arguments of the tool declarations the leaf matches.
+    The code depends on nothing else (no tool name, no task kind), so leaves share it.
+    """
+    n = next(_counter)
+    # A namespace per function, not one per policy set: when the function is dropped (a leaf
+    # memo evicts it, a reload replaces the evaluator) its constants go with it.
+    ns = dict(ctx.namespace)
+    gen = ExprGen(ns, ctx.labels, ctx.lattice, f"L{n}")
+    ordered = sorted(rules, key=lambda c: EFFECTS.index(c[0].effect))  # stable: policy order
+    bodies = [_rule_lines(gen, rule, dyn, ctx.records[rule.index]) for rule, dyn in ordered]
+    head = [f"def leaf_{n}(R, I, D, NOW, failed):", *("    " + p for p in _preamble(gen, durations))]
+    spans: dict[int, Span] = {}
+    starts, names, lines = [], [], head
+    for (rule, _), body in zip(ordered, bodies, strict=True):
+        starts.append(len(lines) + 1)
+        names.append(f"{rule.effect} {rule.name}")
+        for text, span in body:
+            lines.append("    " + text)
+            spans[len(lines)] = span
     lines.append("    return F, A, P, X")
-    source = "\n".join(lines) + "\n"
-    filename = f"<agp {ctx.hash[7:19]} leaf {n}>"
-    code = compile(source, filename, "exec")
-    exec(code, ns)  # noqa: S102 - our own generated source; IR strings enter only via repr()
-    fn = ns.pop(fname)  # the namespace must not hold the function: no cycle, freed on last use
+    ns[LINE_MAP] = LineMap(spans, tuple(starts), tuple(names))
+    return _register(f"leaf_{n}", "\n".join(lines) + "\n", f"<agp {ctx.hash[7:19]} leaf {n}>",
+                     ns, ctx.line_maps)
+
+
+def _register(name: str, source: str, filename: str, ns: dict[str, Any],
+              line_maps: dict[str, dict[int, Span]]) -> LeafFunction:
+    """Compile `source`, defining function `name` in `ns`, and register its source and lines."""
+    # Our own source: the IR's strings enter it only through repr().
+    exec(compile(source, filename, "exec"), ns)  # noqa: S102
+    fn: LeafFunction = ns.pop(name)  # the namespace must not hold the function: no cycle
     linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
-    ctx.line_maps[filename] = line_map
-    ctx.delegated |= delegated
-    weakref.finalize(fn, _forget, filename, ctx.line_maps).atexit = False  # nothing to tidy then
-    return fn, filename, line_map, delegated, source
+    line_maps[filename] = ns[LINE_MAP].spans
+    weakref.finalize(fn, _forget, filename, line_maps).atexit = False  # nothing to tidy then
+    return fn
 
 
-def _forget(filename: str, line_maps: dict) -> None:
+def _forget(filename: str, line_maps: dict[str, dict[int, Span]]) -> None:
     """A generated function was freed: so are its linecache entry and its line map."""
     linecache.cache.pop(filename, None)
     line_maps.pop(filename, None)

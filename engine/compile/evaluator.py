@@ -1,17 +1,28 @@
-"""The compiled evaluator: validation fast path, tree dispatch, generated leaves, shared steps."""
+"""The compiled evaluator: validation fast path, its own envelope, tree dispatch, generated leaves,
+and the shared outcome (agp.steps)."""
 
 from __future__ import annotations
 
 import threading
-from datetime import datetime, timezone
+from collections.abc import Sequence
+from datetime import datetime, timedelta, timezone
+from typing import TYPE_CHECKING
 
 from agp import interp
-from agp.compile.codegen import BASE, generate_leaf
-from agp.compile.ir import rule_info, sources_of
-from agp.compile.request import fast_request
+from agp.compile.codegen import BASE, LeafFunction, generate_leaf
+from agp.compile.debug import policy_traceback, report_defect
+from agp.compile.envelope import Envelope
+from agp.compile.ir import Program, rule_info
+from agp.compile.request import FastRequest, fast_request
+from agp.envelope import Facts, explain
 from agp.model import Decision, Request, RequestError, parse_request
+from agp.policy import Policy, RuleInfo
 from agp.source import Span
-from agp.steps import envelope_codes, error_text, invalid, outcome
+from agp.steps import error_text, invalid, outcome
+from agp.values import Label, Lattice
+
+if TYPE_CHECKING:
+    from agp.compile.tree import Candidate, Index, Leaf
 
 # Tests set this to check that compiled code raises only where the reference reports an error.
 CHECK_FALLBACK = False
@@ -22,12 +33,16 @@ class RuleRecord:
 
     __slots__ = ("index", "name", "effect", "ttl", "because")
 
-    def __init__(self, index, name, effect, ttl, because):
+    def __init__(self, index: int, name: str, effect: str, ttl: timedelta | None,
+                 because: str | None):
         self.index = index
         self.name = name
         self.effect = effect
         self.ttl = ttl
         self.because = because
+
+    def __repr__(self) -> str:
+        return f"RuleRecord({self.index}, {self.name!r}, {self.effect!r})"
 
 
 class Context:
@@ -38,37 +53,28 @@ class Context:
     # itself, so this bound limits only what names the policy does not mention can add.
     FUNCTIONS = 1024
 
-    def __init__(self, ir, policy, records, labels, lattice):
+    def __init__(self, ir: Program, policy: Policy, records: list[RuleRecord],
+                 labels: dict[str, Label], lattice: Lattice):
         self.ir = ir
-        self.hash = ir["hash"]
+        self.hash = ir.hash
         self.policy = policy
         self.records = records
         self.labels = labels
         self.lattice = lattice
-        self._sources = None
         self.namespace = dict(BASE)  # each generated function runs in a copy of it
         # filename -> generated line -> policy span; an entry lives as long as its function.
         self.line_maps: dict[str, dict[int, Span]] = {}
-        self.delegated: set[int] = set()
-        self.functions: dict[tuple, object] = {}
+        self.functions: dict[tuple[frozenset[str], tuple[tuple[int, frozenset[str] | None], ...]],
+                             LeafFunction] = {}
         self._lock = threading.Lock()
 
-    @property
-    def sources(self):
-        if self._sources is None:
-            self._sources = sources_of(self.ir)
-        return self._sources
-
-    def span(self, s) -> Span:
-        return Span(self.sources[s[0]], s[1], s[2])
-
-    def function(self, durations: frozenset, rules: list):
+    def function(self, durations: frozenset[str], rules: list[Candidate]) -> LeafFunction:
         """The compiled function deciding `rules` (a leaf's candidates for one task kind): the
         code depends on nothing else, so every leaf and task kind with the same ones shares it."""
-        key = (durations, tuple((i, dyn) for i, _, dyn in rules))
+        key = (durations, tuple((r.index, dyn) for r, dyn in rules))
         fn = self.functions.get(key)
         if fn is None:
-            fn = generate_leaf(rules, durations, self)[0]
+            fn = generate_leaf(rules, durations, self)
             with self._lock:
                 if len(self.functions) >= self.FUNCTIONS:
                     del self.functions[next(iter(self.functions))]
@@ -79,27 +85,23 @@ class Context:
 class CompiledEvaluator:
     """Decides requests with the decision tree; agrees exactly with agp.interp.decide."""
 
-    def __init__(self, index, policy, ctx, full_policy=None):
+    def __init__(self, index: Index, policy: Policy, ctx: Context,
+                 full_policy: Policy | None = None):
         self.index = index
         self.leaves = index.leaves
         self.policy = policy  # for the shared steps: lattice, intents, tasks, TTL defaults, hash
-        self.tasks = policy.tasks
+        self.envelope = Envelope(policy)
         self.ctx = ctx
         self._full = full_policy  # the checked Policy, when compiled from one (not from a bundle)
-        self._rule_infos: dict[int, object] = {}
+        self._rule_infos: dict[int, RuleInfo] = {}
 
-    def decide(self, request, *, task_ended: bool = False) -> Decision:
-        t = type(request)
-        if t is dict:
+    def decide(self, request: object, *, task_ended: bool = False) -> Decision:
+        req: Request | FastRequest | None = None
+        if type(request) is dict:
             req = fast_request(request)
-            if req is None:
-                try:
-                    req = parse_request(request)
-                except RequestError as exc:
-                    return invalid(self.policy, exc.errors)
-        elif t is Request:
+        elif type(request) is Request:
             req = request
-        else:
+        if req is None:  # pydantic decides, and says what is wrong
             try:
                 req = parse_request(request)
             except RequestError as exc:
@@ -115,41 +117,55 @@ class CompiledEvaluator:
             task = None
             fn = leaf.fn_none or leaf.fn_for(None)
         else:
-            task = self.tasks.get(rt.kind)
+            task = self.envelope.tasks.get(rt.kind)
             fn = leaf.fns.get(rt.kind) or leaf.fn_for(rt.kind)
-        failures = envelope_codes(self.policy, req, now, task, intents, data, task_ended)
-        forbids, asks, permits, failed = fn(req, intents, data, now, failures)
-        errors = []
+        failures = self.envelope.codes(req, now, task, intents, data, task_ended)
+        try:
+            forbids, asks, permits, failed = fn(req, intents, data, now, failures)
+        except Exception as exc:  # a defect (conditions' errors are caught rule by rule)
+            policy_traceback(exc)  # its traceback then shows the policy lines it went through
+            raise
+        errors: list[str] = []
         if failed is not None:
             forbids, asks, permits, errors = self.reference(
                 req, now, intents, data, leaf, failed, forbids, asks, permits)
-        return outcome(self.policy, req, now, task, failures, forbids, asks, permits, errors)
+        info = None if task is None else task.info
+        if failures:  # what the codes alone do not say, written by the envelope's rows
+            facts = Facts(self.policy, req, now, info, intents, data, task_ended)
+            errors = [*explain(facts, failures), *errors]
+        return outcome(self.policy, req, now, info, failures, forbids, asks, permits, errors)
 
-    def reference(self, req, now, intents, data, leaf, failed, forbids, asks, permits):
+    def reference(self, req: Request | FastRequest, now: datetime, intents: frozenset[str],
+                  data: frozenset[str], leaf: Leaf, failed: dict[int, BaseException | None],
+                  forbids: Sequence[RuleRecord], asks: Sequence[RuleRecord],
+                  permits: Sequence[RuleRecord],
+                  ) -> tuple[list[RuleRecord], list[RuleRecord], list[RuleRecord], list[str]]:
         """Rules whose compiled condition raised, or that were not compiled, are decided by the
         reference evaluator, which also writes their error messages."""
         env = interp.environment(req, now, intents, data, leaf.durations)
         lists = {"forbid": list(forbids), "ask": list(asks), "permit": list(permits)}
-        errors = []
-        for idx in sorted(set(failed)):
+        errors: list[str] = []
+        for idx in sorted(failed):
             rule = self.rule_info(idx)
             hit, problem = interp.rule_matches(self.policy, rule, env)
+            raised = failed[idx]  # None: a rule the generator left to the reference
             if problem is not None:
                 errors.append(error_text(rule, problem))
-            elif CHECK_FALLBACK and idx not in self.ctx.delegated:
-                raise AssertionError(f"compiled rule {rule.name} raised, the reference did not")
+            elif raised is not None:
+                report_defect(rule.name, raised, CHECK_FALLBACK)
             if hit:
                 lists[rule.effect].append(self.ctx.records[idx])
+        failed.clear()  # the tracebacks of its exceptions hold the leaf's frame, which holds it
         key = _by_index
         return (sorted(lists["forbid"], key=key), sorted(lists["ask"], key=key),
                 sorted(lists["permit"], key=key), errors)
 
-    def rule_info(self, idx: int):
+    def rule_info(self, idx: int) -> RuleInfo:
         if self._full is not None:
             return self._full.rules[idx]
         info = self._rule_infos.get(idx)
         if info is None:
-            info = rule_info(self.ctx.ir["rules"][idx], self.ctx.sources)
+            info = rule_info(self.ctx.ir.rules[idx])
             self._rule_infos[idx] = info
         return info
 
@@ -157,12 +173,12 @@ class CompiledEvaluator:
         """The policy span behind a line of generated code (for tracebacks and profiles)."""
         return self.ctx.line_maps.get(filename, {}).get(line)
 
-    def full_policy(self):
+    def full_policy(self) -> Policy:
         """The Policy with every rule's AST (bundles build it only when someone asks)."""
         if self._full is None:
             import dataclasses
 
-            rules = tuple(self.rule_info(i) for i in range(len(self.ctx.ir["rules"])))
+            rules = tuple(self.rule_info(i) for i in range(len(self.ctx.ir.rules)))
             self._full = dataclasses.replace(self.policy, rules=rules)
         return self._full
 
@@ -174,5 +190,5 @@ class CompiledEvaluator:
                 leaf.fn_for(k)
 
 
-def _by_index(record):
+def _by_index(record: RuleRecord) -> int:
     return record.index

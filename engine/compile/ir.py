@@ -1,234 +1,184 @@
-"""The compiler's IR: a checked Policy as plain JSON-able data, and back.
+"""The compiler's IR: a checked policy set as typed, immutable data that a bundle can store.
 
-This is what a bundle stores (no pickle: a bundle is JSON, and loading it runs no code from it;
-every string reaches generated Python only through `repr`). Expressions are nested lists,
-`[tag, ..., span]`, with spans as `[source index, start, end]` into `ir["sources"]`, so that error
-messages and the line map point at the policy text without parsing it again.
+A `Program` holds what evaluation needs and nothing else: the declarations as names and patterns,
+and each rule as an `IRRule`. Conditions are the checker's own AST (`agp.syntax.ast`), not a copy
+of it in other classes: its nodes already are frozen, slotted dataclasses with a `Span` each, so
+the passes rewrite them (`dataclasses.replace`), the code generator walks them with the one
+expression visitor (`agp.syntax.visit.ExprVisitor`), and the reference evaluator, which explains
+a failing rule, runs exactly the nodes a bundle stored. A new form of expression is then one AST
+node and one case per visitor, with no conversion to write in either direction.
+
+>>> from agp.loader import check_sources
+>>> from agp.source import Source
+>>> policy, _ = check_sources([Source("p.agp", "permit p on t when args.n > 1 + 1")])
+>>> rule = policy_to_ir(policy).rules[0]
+>>> rule.name, type(rule.when).__name__, str(rule.when.span)
+('p', 'Binary', 'p.agp:1:20')
+
+`agp.compile.bundle` writes a Program as JSON and reads it back (no pickle).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import timedelta
 
-from agp.glob import compile_glob
+from agp.glob import Glob, compile_glob
 from agp.policy import Policy, RuleInfo, TaskInfo, ToolInfo
-from agp.source import Source, Span
+from agp.source import Span
 from agp.syntax import ast
 from agp.values import Label, Lattice
 
-_US = timedelta(microseconds=1)
+LABEL_KINDS = frozenset(("class", "intent", "agent", "task"))
+EFFECTS = ("forbid", "ask", "permit")  # the order in which a leaf decides them
 
 
-class _Exact:
-    """An exact tool pattern: no regular expression to build (thousands of them in big sets)."""
-
-    __slots__ = ("pattern",)
-    is_exact = True
-
-    def __init__(self, pattern):
-        self.pattern = pattern
-
-    def match(self, subject):
-        return subject == self.pattern
-
-
-def exact_or_glob(pattern: str):
-    return _Exact(pattern) if "*" not in pattern and "?" not in pattern else compile_glob(pattern)
-
-
-def td_out(value: timedelta | None):
-    return None if value is None else value // _US
+@dataclass(frozen=True, slots=True)
+class IRRule:
+    index: int  # the position in the policy set: decisions list rules in that order
+    name: str
+    name_span: Span
+    effect: str  # one of EFFECTS
+    on_tools: tuple[str, ...]  # tool patterns of `on`
+    on_intents: tuple[str, ...]  # intents of `on intent`
+    scoped_on: bool  # whether the rule has an `on` clause at all
+    tasks: tuple[str, ...] | None
+    agents: tuple[str, ...] | None  # the agents' patterns
+    agent_names: tuple[str, ...] | None  # the agents as written (for --explain)
+    when: ast.Expr | None
+    unless: ast.Expr | None
+    ttl: timedelta | None
+    because: str | None
+    span: Span
 
 
-def td_in(value) -> timedelta | None:
-    if value is None:
-        return None
-    if type(value) is not int:
-        raise ValueError(f"bad duration {value!r}")
-    return timedelta(microseconds=value)
+@dataclass(frozen=True, slots=True)
+class IRTool:
+    pattern: str
+    intents: tuple[str, ...]
+    data: tuple[str, ...]
+    durations: tuple[str, ...]  # args fields typed `duration`
 
 
-class _Sources:
-    def __init__(self):
-        self.index: dict[int, int] = {}
-        self.items: list[list[str]] = []
-
-    def span(self, span: Span) -> list[int]:
-        key = id(span.source)
-        if key not in self.index:
-            self.index[key] = len(self.items)
-            self.items.append([span.source.name, span.source.text])
-        return [self.index[key], span.start, span.end]
+@dataclass(frozen=True, slots=True)
+class IRTask:
+    tools: tuple[str, ...] | None
+    intents: tuple[str, ...] | None
+    ceiling: str | None
+    ttl: timedelta | None
+    delegate: bool
+    delegate_to: tuple[str, ...] | None
+    depth: int | None
 
 
-def expr_out(e, S: _Sources):
-    if e is None:
-        return None
-    sp = S.span(e.span)
-    if isinstance(e, ast.Literal):
-        v = e.value
-        return ["lit", {"us": v // _US} if isinstance(v, timedelta) else v, sp]
-    if isinstance(e, ast.ListExpr):
-        return ["list", [expr_out(i, S) for i in e.items], sp]
-    if isinstance(e, ast.NameRef):
-        return ["name", e.name, sp]
-    if isinstance(e, ast.Attr):
-        return ["attr", expr_out(e.obj, S), e.name.text, S.span(e.name.span), sp]
-    if isinstance(e, ast.Unary):
-        return ["un", e.op, expr_out(e.operand, S), sp]
-    if isinstance(e, ast.Binary):
-        return ["bin", e.op, expr_out(e.left, S), expr_out(e.right, S), sp]
-    if isinstance(e, ast.Has):
-        return ["has", expr_out(e.obj, S), e.field.text, S.span(e.field.span), sp]
-    if isinstance(e, ast.Is):
-        return ["is", expr_out(e.obj, S), e.name.text, S.span(e.name.span), sp]
-    if isinstance(e, ast.Quant):
-        return ["quant", e.kind, e.var.text, S.span(e.var.span), expr_out(e.seq, S),
-                expr_out(e.body, S), sp]
-    if isinstance(e, ast.Call):
-        return ["call", e.func.text, S.span(e.func.span), [expr_out(a, S) for a in e.args], sp]
-    raise TypeError(f"unknown expression node {type(e).__name__}")
+@dataclass(frozen=True, slots=True)
+class IRLabel:
+    kind: str  # one of LABEL_KINDS
+    pattern: str | None  # the glob of an agent
 
 
-def literal_value(v):
-    if isinstance(v, dict):
-        return td_in(v["us"])
-    if v is None or isinstance(v, list):
-        raise ValueError(f"bad literal {v!r}")
-    return v
+@dataclass(frozen=True, slots=True)
+class Program:
+    hash: str
+    lattice: dict[str, tuple[str, ...]]  # class -> the classes at or below it
+    intents: tuple[str, ...]
+    labels: dict[str, IRLabel]
+    agents: dict[str, str]
+    tools: tuple[IRTool, ...]
+    tasks: dict[str, IRTask]
+    rules: tuple[IRRule, ...]
+    default_ttl: timedelta
+    max_ttl: timedelta | None
 
 
-def expr_in(x, sources: list[Source]):
-    """Rebuild the AST of an expression (for the reference evaluator, on the error path only)."""
-    if x is None:
-        return None
-
-    def sp(s):
-        return Span(sources[s[0]], s[1], s[2])
-
-    tag = x[0]
-    if tag == "lit":
-        return ast.Literal(literal_value(x[1]), sp(x[2]))
-    if tag == "list":
-        return ast.ListExpr(tuple(expr_in(i, sources) for i in x[1]), sp(x[2]))
-    if tag == "name":
-        return ast.NameRef(x[1], sp(x[2]))
-    if tag == "attr":
-        return ast.Attr(expr_in(x[1], sources), ast.Name(x[2], sp(x[3])), sp(x[4]))
-    if tag == "un":
-        return ast.Unary(x[1], expr_in(x[2], sources), sp(x[3]))
-    if tag == "bin":
-        return ast.Binary(x[1], expr_in(x[2], sources), expr_in(x[3], sources), sp(x[4]))
-    if tag == "has":
-        return ast.Has(expr_in(x[1], sources), ast.Name(x[2], sp(x[3])), sp(x[4]))
-    if tag == "is":
-        return ast.Is(expr_in(x[1], sources), ast.Name(x[2], sp(x[3])), sp(x[4]))
-    if tag == "quant":
-        return ast.Quant(x[1], ast.Name(x[2], sp(x[3])), expr_in(x[4], sources),
-                         expr_in(x[5], sources), sp(x[6]))
-    if tag == "call":
-        return ast.Call(ast.Name(x[1], sp(x[2])), tuple(expr_in(a, sources) for a in x[3]),
-                        sp(x[4]))
-    raise ValueError(f"unknown expression tag {tag!r}")
+def _patterns(globs: tuple[Glob, ...] | None) -> tuple[str, ...] | None:
+    return None if globs is None else tuple(g.pattern for g in globs)
 
 
-def policy_to_ir(policy: Policy) -> dict:
-    """The JSON-able IR of a checked policy set."""
-    S = _Sources()
-    rules = []
-    for r in policy.rules:
-        agent_names = [n.text for n in r.decl.agents] if r.decl.agents is not None else None
-        rules.append({
-            "name": r.name, "effect": r.effect,
-            "on_tools": [g.pattern for g in r.on_tools], "on_intents": sorted(r.on_intents),
-            "scoped_on": r.scoped_on,
-            "tasks": sorted(r.tasks) if r.tasks is not None else None,
-            "agents": [g.pattern for g in r.agents] if r.agents is not None else None,
-            "agent_names": agent_names,
-            "when": expr_out(r.when, S), "unless": expr_out(r.unless, S),
-            "ttl": td_out(r.ttl), "because": r.because,
-            "span": S.span(r.decl.span), "name_span": S.span(r.decl.name.span),
-        })
-    tasks = {}
-    for name, t in policy.tasks.items():
-        tasks[name] = {
-            "tools": [g.pattern for g in t.tools] if t.tools is not None else None,
-            "intents": sorted(t.intents) if t.intents is not None else None,
-            "ceiling": t.ceiling, "ttl": td_out(t.ttl), "delegate": t.delegate,
-            "delegate_to": [g.pattern for g in t.delegate_to] if t.delegate_to is not None
-            else None,
-            "depth": t.depth,
-        }
-    return {
-        "hash": policy.hash,
-        "lattice": {k: sorted(v) for k, v in policy.lattice.below.items()},
-        "intents": sorted(policy.intents),
-        "labels": {n: [lb.kind, lb.glob.pattern if lb.glob is not None else None]
-                   for n, lb in policy.labels.items()},
-        "agents": {n: g.pattern for n, g in policy.agents.items()},
-        "tools": [{"pattern": t.glob.pattern, "intents": sorted(t.intents),
-                   "data": sorted(t.data), "durations": sorted(t.durations)}
-                  for t in policy.tools],
-        "tasks": tasks,
-        "rules": rules,
-        "default_ttl": td_out(policy.default_ttl),
-        "max_ttl": td_out(policy.max_ttl),
-        "sources": S.items,
-    }
+def _sorted(names: frozenset[str] | None) -> tuple[str, ...] | None:
+    return None if names is None else tuple(sorted(names))
 
 
-def _strs(value, what: str) -> list[str]:
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise ValueError(f"{what}: expected a list of strings")
-    return value
+def _rule(index: int, r: RuleInfo) -> IRRule:
+    agents = r.decl.agents
+    return IRRule(
+        index, r.name, r.decl.name.span, r.effect, tuple(g.pattern for g in r.on_tools),
+        tuple(sorted(r.on_intents)), r.scoped_on, _sorted(r.tasks), _patterns(r.agents),
+        None if agents is None else tuple(n.text for n in agents), r.when, r.unless, r.ttl,
+        r.because, r.decl.span)
 
 
-def runtime_policy(ir: dict) -> Policy:
-    """A Policy for the shared steps (envelope, TTL, labels), without rules: bundles rebuild a
-    rule's AST only when the reference evaluator must explain an error of that rule."""
-    lattice = Lattice({k: frozenset(_strs(v, "lattice")) for k, v in ir["lattice"].items()})
-    labels = {}
-    for name, (kind, pattern) in ir["labels"].items():
-        if kind not in ("class", "intent", "agent", "task"):
-            raise ValueError(f"bad label kind {kind!r}")
-        labels[name] = Label(kind, name, compile_glob(pattern) if pattern is not None else None)
-    tools = tuple(ToolInfo(exact_or_glob(t["pattern"]), frozenset(_strs(t["intents"], "tool")),
-                           frozenset(_strs(t["data"], "tool")),
-                           frozenset(_strs(t["durations"], "tool")), None)
-                  for t in ir["tools"])
-    tasks = {}
-    for name, t in ir["tasks"].items():
-        tasks[name] = TaskInfo(
-            name,
-            tuple(compile_glob(p) for p in _strs(t["tools"], "task")) if t["tools"] is not None
-            else None,
-            frozenset(_strs(t["intents"], "task")) if t["intents"] is not None else None,
-            t["ceiling"], td_in(t["ttl"]), bool(t["delegate"]),
-            tuple(compile_glob(p) for p in _strs(t["delegate_to"], "task"))
-            if t["delegate_to"] is not None else None,
-            t["depth"], None)
+def _task(t: TaskInfo) -> IRTask:
+    return IRTask(_patterns(t.tools), _sorted(t.intents), t.ceiling, t.ttl, t.delegate,
+                  _patterns(t.delegate_to), t.depth)
+
+
+def policy_to_ir(policy: Policy) -> Program:
+    """The IR of a checked policy set (its conditions are the policy's own AST nodes)."""
+    return Program(
+        hash=policy.hash,
+        lattice={k: tuple(sorted(v)) for k, v in policy.lattice.below.items()},
+        intents=tuple(sorted(policy.intents)),
+        labels={n: IRLabel(lb.kind, lb.glob.pattern if lb.glob is not None else None)
+                for n, lb in policy.labels.items()},
+        agents={n: g.pattern for n, g in policy.agents.items()},
+        tools=tuple(IRTool(t.glob.pattern, tuple(sorted(t.intents)), tuple(sorted(t.data)),
+                           tuple(sorted(t.durations))) for t in policy.tools),
+        tasks={name: _task(t) for name, t in policy.tasks.items()},
+        rules=tuple(_rule(i, r) for i, r in enumerate(policy.rules)),
+        default_ttl=policy.default_ttl,
+        max_ttl=policy.max_ttl)
+
+
+def lattice_of(program: Program) -> Lattice:
+    return Lattice({k: frozenset(v) for k, v in program.lattice.items()})
+
+
+def _globs(patterns: tuple[str, ...] | None) -> tuple[Glob, ...] | None:
+    return None if patterns is None else tuple(compile_glob(p) for p in patterns)
+
+
+def _label(name: str, label: IRLabel) -> Label:
+    return Label(label.kind, name, compile_glob(label.pattern) if label.pattern is not None
+                 else None)
+
+
+def runtime_policy(program: Program) -> Policy:
+    """A Policy for the shared steps (envelope, TTL, labels), without rules: a bundle rebuilds a
+    rule's RuleInfo (`rule_info`) only when the reference evaluator must explain its error."""
+    tools = tuple(ToolInfo(compile_glob(t.pattern), frozenset(t.intents), frozenset(t.data),
+                           frozenset(t.durations), None)  # type: ignore[arg-type]
+                  for t in program.tools)
+    tasks = {name: TaskInfo(
+        name, _globs(t.tools), None if t.intents is None else frozenset(t.intents), t.ceiling,
+        t.ttl, t.delegate, _globs(t.delegate_to), t.depth, None)  # type: ignore[arg-type]
+        for name, t in program.tasks.items()}
     return Policy(
-        lattice=lattice, intents=frozenset(_strs(ir["intents"], "intents")),
-        agents={n: compile_glob(p) for n, p in ir["agents"].items()},
-        tools=tools, tasks=tasks, rules=(), labels=labels,
-        default_ttl=td_in(ir["default_ttl"]), max_ttl=td_in(ir["max_ttl"]),
-        hash=ir["hash"], sources=())
+        lattice=lattice_of(program), intents=frozenset(program.intents),
+        agents={n: compile_glob(p) for n, p in program.agents.items()},
+        tools=tools, tasks=tasks, rules=(),
+        labels={n: _label(n, lb) for n, lb in program.labels.items()},
+        default_ttl=program.default_ttl, max_ttl=program.max_ttl,
+        hash=program.hash, sources=())
 
 
-def sources_of(ir: dict) -> list[Source]:
-    return [Source(name, text) for name, text in ir["sources"]]
-
-
-def rule_info(r: dict, sources: list[Source]) -> RuleInfo:
-    """The RuleInfo of one IR rule, with its conditions' AST (spans into `sources`)."""
-    span = Span(sources[r["span"][0]], r["span"][1], r["span"][2])
-    ns = r["name_span"]
-    name = ast.Name(r["name"], Span(sources[ns[0]], ns[1], ns[2]))
-    when, unless = expr_in(r["when"], sources), expr_in(r["unless"], sources)
-    decl = ast.Rule(r["effect"], name, None, None, None, when, unless, None, None, span)
+def rule_info(r: IRRule) -> RuleInfo:
+    """The RuleInfo of one IR rule, for the reference evaluator (its conditions are the IR's)."""
+    decl = ast.Rule(r.effect, ast.Name(r.name, r.name_span), None, None, None, r.when, r.unless,
+                    None, None, r.span)
     return RuleInfo(
-        r["name"], r["effect"], tuple(compile_glob(p) for p in r["on_tools"]),
-        frozenset(r["on_intents"]), r["scoped_on"],
-        frozenset(r["tasks"]) if r["tasks"] is not None else None,
-        tuple(compile_glob(p) for p in r["agents"]) if r["agents"] is not None else None,
-        when, unless, td_in(r["ttl"]), r["because"], decl)
+        r.name, r.effect, tuple(compile_glob(p) for p in r.on_tools), frozenset(r.on_intents),
+        r.scoped_on, None if r.tasks is None else frozenset(r.tasks), _globs(r.agents),
+        r.when, r.unless, r.ttl, r.because, decl)
+
+
+def check_program(program: Program) -> Program:
+    """The invariants a bundle's JSON cannot express by its types; ValueError when broken."""
+    for i, r in enumerate(program.rules):
+        if r.index != i or r.effect not in EFFECTS:
+            raise ValueError(f"bad rule {i} ({r.name!r})")
+    for name, label in program.labels.items():
+        if label.kind not in LABEL_KINDS:
+            raise ValueError(f"bad label kind {label.kind!r} of {name!r}")
+    return program
+

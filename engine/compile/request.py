@@ -14,8 +14,8 @@ The objects have the attributes of the pydantic models (`agp.model.Request`, `Ag
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import get_args
+from datetime import datetime, timedelta
+from typing import Any, TypeGuard, get_args
 
 from agp.model import HopKind, is_tool_name, parse_json_duration, parse_timestamp
 from agp.values import INT_BOUND
@@ -32,7 +32,7 @@ _HOP_KINDS = frozenset(get_args(HopKind))
 class FastAgent:
     __slots__ = ("id", "attrs")
 
-    def __init__(self, id, attrs):  # noqa: A002 - the field's name
+    def __init__(self, id: str, attrs: dict[str, Any]):  # noqa: A002 - the field's name
         self.id = id
         self.attrs = attrs
 
@@ -40,7 +40,8 @@ class FastAgent:
 class FastTask:
     __slots__ = ("kind", "id", "params", "objective", "started_at")
 
-    def __init__(self, kind, id, params, objective, started_at):  # noqa: A002
+    def __init__(self, kind: str, id: str | None, params: dict[str, Any],  # noqa: A002
+                 objective: str | None, started_at: datetime | None):
         self.kind = kind
         self.id = id
         self.params = params
@@ -51,13 +52,14 @@ class FastTask:
 class FastScope:
     __slots__ = ("tools", "intents", "data", "ttl")
 
-    def __init__(self, tools, intents, data, ttl):
+    def __init__(self, tools: list[str] | None, intents: list[str] | None, data: str | None,
+                 ttl: timedelta | None):
         self.tools = tools
         self.intents = intents
         self.data = data
         self.ttl = ttl
 
-    def model_dump(self, *, exclude_none: bool = False) -> dict:
+    def model_dump(self, *, exclude_none: bool = False) -> dict[str, Any]:
         out = {"tools": self.tools, "intents": self.intents, "data": self.data, "ttl": self.ttl}
         if exclude_none:
             return {k: (list(v) if type(v) is list else v) for k, v in out.items()
@@ -68,7 +70,7 @@ class FastScope:
 class FastHop:
     __slots__ = ("principal", "kind", "at", "scope")
 
-    def __init__(self, principal, kind, at, scope):
+    def __init__(self, principal: str, kind: str, at: datetime | None, scope: FastScope | None):
         self.principal = principal
         self.kind = kind
         self.at = at
@@ -79,7 +81,9 @@ class FastRequest:
     __slots__ = ("agent", "task", "chain", "tool", "intent", "args", "data", "target", "context",
                  "now")
 
-    def __init__(self, agent, task, chain, tool, intent, args, data, target, context, now):
+    def __init__(self, agent: FastAgent, task: FastTask | None, chain: list[FastHop], tool: str,
+                 intent: list[str], args: dict[str, Any], data: list[str],
+                 target: dict[str, Any] | None, context: dict[str, Any], now: datetime | None):
         self.agent = agent
         self.task = task
         self.chain = chain
@@ -92,8 +96,8 @@ class FastRequest:
         self.now = now
 
 
-_EMPTY: dict = {}
-_NO_LIST: list = []
+_EMPTY: dict[str, Any] = {}
+_NO_LIST: list[Any] = []
 
 
 # The fast path vouches only for small requests: every string at most SMALL_STRING characters,
@@ -105,11 +109,11 @@ SMALL_STRING = 4096
 SMALL_LIST = 64
 
 
-def _str(value) -> bool:
+def _str(value: object) -> TypeGuard[str]:
     return type(value) is str and len(value) <= SMALL_STRING
 
 
-def _flat(value) -> bool:
+def _flat(value: object) -> bool:
     """A free-form JSON object (args, context, ...) small and flat enough to vouch for, whose
     numbers are within the bounds (agp.values.number_ok: finite, and not too large a float)."""
     if type(value) is not dict or len(value) > SMALL_LIST:
@@ -132,11 +136,11 @@ def _flat(value) -> bool:
     return True
 
 
-def _tool(value) -> bool:
+def _tool(value: object) -> TypeGuard[str]:
     return type(value) is str and len(value) <= SMALL_STRING and is_tool_name(value)
 
 
-def _object(value) -> bool:
+def _object(value: object) -> bool:
     """A JSON object as pydantic's strict `dict[str, Any]` takes it: a dict with string keys."""
     if type(value) is not dict:
         return False
@@ -146,7 +150,7 @@ def _object(value) -> bool:
     return True
 
 
-def _strings(value) -> bool:
+def _strings(value: object) -> bool:
     if type(value) is not list or len(value) > SMALL_LIST:
         return False
     for item in value:
@@ -155,17 +159,17 @@ def _strings(value) -> bool:
     return True
 
 
-def _time(value):
-    """A timestamp, or the exception class as a marker that the fast path cannot vouch."""
+def _time(value: object) -> datetime | None:
+    """A timestamp (`value` is not None), or None when the fast path cannot vouch for it."""
     if type(value) is str or type(value) is datetime:
         try:
             return parse_timestamp(value)
         except ValueError:
-            return ValueError
-    return ValueError
+            return None
+    return None
 
 
-def _scope(value):
+def _scope(value: Any) -> FastScope | None:
     if not _object(value) or not value.keys() <= _SCOPE_KEYS:
         return None
     tools, intents = value.get("tools"), value.get("intents")
@@ -186,7 +190,7 @@ def _scope(value):
                      None if intents is None else list(intents), data, ttl)
 
 
-def _hop(value):
+def _hop(value: Any) -> FastHop | None:
     if not _object(value) or not value.keys() <= _HOP_KEYS:
         return None
     principal, kind = value.get("principal"), value.get("kind")
@@ -195,7 +199,7 @@ def _hop(value):
     at = value.get("at")
     if at is not None:
         at = _time(at)
-        if at is ValueError:
+        if at is None:
             return None
     scope = value.get("scope")
     if scope is not None:
@@ -205,7 +209,30 @@ def _hop(value):
     return FastHop(principal, kind, at, scope)
 
 
-def _task(value):
+def _chain(value: object) -> list[FastHop] | None:
+    """The hops of a `chain` the request gives."""
+    if type(value) is not list or len(value) > SMALL_LIST:
+        return None
+    hops = []
+    for item in value:
+        hop = _hop(item)
+        if hop is None:
+            return None
+        hops.append(hop)
+    return hops
+
+
+def _agent(value: Any) -> FastAgent | None:
+    if type(value) is not dict or not value.keys() <= _AGENT_KEYS:
+        return None
+    ident = value.get("id")
+    attrs = value.get("attrs", _EMPTY)
+    if not _str(ident) or not _flat(attrs):
+        return None
+    return FastAgent(ident, attrs if attrs is not _EMPTY else {})
+
+
+def _task(value: Any) -> FastTask | None:
     if not _object(value) or not value.keys() <= _TASK_KEYS:
         return None
     kind = value.get("kind")
@@ -219,22 +246,18 @@ def _task(value):
     started = value.get("started_at")
     if started is not None:
         started = _time(started)
-        if started is ValueError:
+        if started is None:
             return None
     return FastTask(kind, ident, params if params is not _EMPTY else {}, objective, started)
 
 
-def fast_request(value: dict):
+def fast_request(value: dict[str, Any]) -> FastRequest | None:
     """A validated request, or None when pydantic must decide (and explain) instead."""
     if not value.keys() <= _REQUEST_KEYS:
         return None
-    agent = value.get("agent")
-    if type(agent) is not dict or not agent.keys() <= _AGENT_KEYS:
-        return None
-    ident = agent.get("id")
-    attrs = agent.get("attrs", _EMPTY)
+    agent = _agent(value.get("agent"))
     tool = value.get("tool")
-    if not _str(ident) or not _tool(tool) or not _flat(attrs):
+    if agent is None or not _tool(tool):
         return None
     intent = value.get("intent", _NO_LIST)
     data = value.get("data", _NO_LIST)
@@ -243,10 +266,8 @@ def fast_request(value: dict):
         return None
     args = value.get("args", _EMPTY)
     context = value.get("context", _EMPTY)
-    if not _flat(args) or not _flat(context):
-        return None
     target = value.get("target")
-    if target is not None and not _flat(target):
+    if not _flat(args) or not _flat(context) or (target is not None and not _flat(target)):
         return None
     task = value.get("task")
     if task is not None:
@@ -254,25 +275,15 @@ def fast_request(value: dict):
         if task is None:
             return None
     chain = value.get("chain", _NO_LIST)
-    if chain is _NO_LIST:
-        chain = []
-    elif type(chain) is not list or len(chain) > SMALL_LIST:
+    # Most requests have no chain: they pay for no call.
+    chain = [] if chain is _NO_LIST else _chain(chain)
+    if chain is None:
         return None
-    elif chain:
-        hops = []
-        for item in chain:
-            hop = _hop(item)
-            if hop is None:
-                return None
-            hops.append(hop)
-        chain = hops
     now = value.get("now")
     if now is not None:
         now = _time(now)
-        if now is ValueError:
+        if now is None:
             return None
-    return FastRequest(
-        FastAgent(ident, attrs if attrs is not _EMPTY else {}), task, chain, tool,
-        [] if intent is _NO_LIST else intent, args if args is not _EMPTY else {},
-        [] if data is _NO_LIST else data,
-        target, context if context is not _EMPTY else {}, now)
+    return FastRequest(agent, task, chain, tool, [] if intent is _NO_LIST else intent,
+                       args if args is not _EMPTY else {}, [] if data is _NO_LIST else data,
+                       target, context if context is not _EMPTY else {}, now)

@@ -19,10 +19,20 @@ it (their intents, data classes and duration arguments), and its rules in policy
 
 from __future__ import annotations
 
+import linecache
 import threading
+from typing import TYPE_CHECKING
 
-from agp.compile.ir import exact_or_glob as _glob
-from agp.glob import GlobSet
+from agp.compile.codegen import LeafFunction
+from agp.compile.ir import EFFECTS, IRRule, Program
+from agp.glob import GlobSet, compile_glob
+
+if TYPE_CHECKING:
+    from agp.compile.evaluator import Context
+
+# A rule that can apply at a leaf, with the `on intent` names the request itself must name for
+# it to be in scope there (None: it is in scope whatever the request's intents).
+Candidate = tuple[IRRule, frozenset[str] | None]
 
 
 class Leaf:
@@ -31,7 +41,8 @@ class Leaf:
     __slots__ = ("name", "tools", "tool_intents", "tool_data", "durations", "intents0", "data0",
                  "rules", "kinds", "fns", "fn_none", "ctx")
 
-    def __init__(self, name, tools, rules, index):
+    def __init__(self, name: str, tools: tuple[int, ...], rules: list[Candidate],
+                 index: Index):
         self.name = name  # the tool name, or "*" for a leaf shared by unmentioned names
         self.tools = tools  # indices of the matching tool declarations, in policy order
         self.tool_intents = tuple(index.tool_intents[i] for i in tools)
@@ -41,18 +52,25 @@ class Leaf:
         # way the reference builds them (so they iterate in the same order).
         self.intents0 = frozenset([]).union(*self.tool_intents)
         self.data0 = frozenset([]).union(*self.tool_data)
-        self.rules = rules  # (index, rule, dynamic on-intents or None), in policy order
-        self.kinds = frozenset(k for _, r, _ in rules for k in (r["tasks"] or ()))
-        self.fns: dict = {}
-        self.fn_none = None
+        self.rules = rules  # in policy order
+        self.kinds = frozenset(k for r, _ in rules for k in (r.tasks or ()))
+        self.fns: dict[str, LeafFunction] = {}
+        self.fn_none: LeafFunction | None = None
         # The context, not the index: the index holds its leaves, and a leaf that pointed back
         # would make a cycle, freed only by the cyclic collector after a reload.
         self.ctx = index.ctx
 
-    def rules_for(self, kind):
-        return [r for r in self.rules if r[1]["tasks"] is None or kind in r[1]["tasks"]]
+    def task_groups(self) -> list[tuple[str, str | None]]:
+        """The task kinds the leaf tells apart, with how they are named: one for each kind a
+        rule names, then one for the rest (None: no task, or a kind no rule names)."""
+        kinds = sorted(self.kinds)
+        rest = "no task, or any other kind" if kinds else "any task"
+        return [(f"task {k}", k) for k in kinds] + [(rest, None)]
 
-    def fn_for(self, kind):
+    def rules_for(self, kind: str | None) -> list[Candidate]:
+        return [c for c in self.rules if c[0].tasks is None or kind in c[0].tasks]
+
+    def fn_for(self, kind: str | None) -> LeafFunction:
         """The compiled function for a task kind (None: no task), found or generated on first
         use."""
         if kind is not None and kind not in self.kinds:
@@ -78,43 +96,44 @@ class Index:
     NAME_LENGTH = 256
     SIGNATURES = 256
 
-    def __init__(self, ir: dict, rules: list, ctx):
+    def __init__(self, program: Program, ctx: Context):
+        """The tree of `program`'s rules (once the passes ran), with `ctx` to generate leaves."""
         self.ctx = ctx
-        tools = ir["tools"]
-        self.tool_intents = [frozenset(t["intents"]) for t in tools]
-        self.tool_data = [frozenset(t["data"]) for t in tools]
-        self.tool_durations = [frozenset(t["durations"]) for t in tools]
+        tools = program.tools
+        self.tool_intents = [frozenset(t.intents) for t in tools]
+        self.tool_data = [frozenset(t.data) for t in tools]
+        self.tool_durations = [frozenset(t.durations) for t in tools]
         self.exact_tools: dict[str, list[int]] = {}
         glob_tools = []
         for i, t in enumerate(tools):
-            g = _glob(t["pattern"])
+            g = compile_glob(t.pattern)
             if g.is_exact:
                 self.exact_tools.setdefault(g.pattern, []).append(i)
             else:
                 glob_tools.append((i, g))
         self.glob_tools = GlobSet(glob_tools)
-        self.rules = rules
+        self.rules = rules = program.rules
         self.by_name: dict[str, set[int]] = {}  # positions of the rules naming the tool exactly
         rule_globs = []  # (position, glob) of each tool glob in a rule's `on`
         self.general: list[int] = []  # rules with no `on`, or with `on intent ...`
-        self.on_intents = [frozenset(r["on_intents"]) for _, r in rules]
-        for pos, (_, r) in enumerate(rules):
-            for p in r["on_tools"]:
-                g = _glob(p)
+        self.on_intents = [frozenset(r.on_intents) for r in rules]
+        for pos, r in enumerate(rules):
+            for p in r.on_tools:
+                g = compile_glob(p)
                 if g.is_exact:
                     self.by_name.setdefault(g.pattern, set()).add(pos)
                 else:
                     rule_globs.append((pos, g))
-            if not r["scoped_on"] or r["on_intents"]:
+            if not r.scoped_on or r.on_intents:
                 self.general.append(pos)
         self.rule_globs = GlobSet(rule_globs)
         self.signature_bound = self.SIGNATURES + len(glob_tools) + len(rule_globs)
         names = set(self.exact_tools) | set(self.by_name)
-        for t in ir["tasks"].values():
-            names.update(p for p in t["tools"] or () if "*" not in p and "?" not in p)
+        for task in program.tasks.values():
+            names.update(p for p in task.tools or () if compile_glob(p).is_exact)
         self.leaves: dict[str, Leaf] = {n: self.plan(n) for n in sorted(names)}
         self.names: dict[str, Leaf] = {}  # memo: unmentioned name -> its signature's leaf
-        self.signatures: dict[tuple, Leaf] = {}
+        self.signatures: dict[tuple[tuple[int, ...], frozenset[int]], Leaf] = {}
         self._lock = threading.Lock()
 
     def plan(self, name: str) -> Leaf:
@@ -123,20 +142,20 @@ class Index:
         matched = frozenset(self.by_name.get(name, ())).union(self.rule_globs.matching(name))
         return self.build(name, tuple(sorted(tools)), matched)
 
-    def build(self, name: str, tools: tuple, matched: frozenset) -> Leaf:
+    def build(self, name: str, tools: tuple[int, ...], matched: frozenset[int]) -> Leaf:
         """The leaf of a signature: the tool declarations and the rules whose `on` globs match."""
-        static_intents = frozenset().union(*(self.tool_intents[i] for i in tools))
-        chosen = []
+        static_intents: frozenset[str] = frozenset().union(*(self.tool_intents[i] for i in tools))
+        chosen: list[Candidate] = []
         for pos in sorted(matched.union(self.general)):
-            i, r = self.rules[pos]
+            r = self.rules[pos]
             dyn = None
-            if r["scoped_on"] and pos not in matched:
+            if r.scoped_on and pos not in matched:
                 on_intents = self.on_intents[pos]
                 if not (on_intents & static_intents):
                     if not on_intents:
                         continue
                     dyn = on_intents  # in scope when the request itself names one of them
-            chosen.append((i, r, dyn))
+            chosen.append((r, dyn))
         return Leaf(name, tools, chosen, self)
 
     def leaf(self, name: str) -> Leaf:
@@ -164,38 +183,36 @@ class Index:
         return leaf
 
 
-def explain(index: Index, ir: dict, removed: int) -> str:
-    """The tree, readably: which dimension each level tests, which rules sit at each leaf."""
-    out = [f"decision tree for policy {ir['hash']}",
-           f"  {len(ir['rules'])} rules ({removed} removed by the passes), "
-           f"{len(ir['tools'])} tool declarations, {len(ir['tasks'])} tasks",
+def explain(index: Index, program: Program) -> str:
+    """The tree, readably: which dimension each level tests, which rules sit at each leaf.
+    `program` is the IR before the passes (the index holds the rules after them)."""
+    removed = len(program.rules) - len(index.rules)
+    out = [f"decision tree for policy {program.hash}",
+           f"  {len(program.rules)} rules ({removed} removed by the passes), "
+           f"{len(program.tools)} tool declarations, {len(program.tasks)} tasks",
            "level 1: tool name, by exact dictionary lookup over "
            f"{len(index.leaves)} names; other names are matched against tool globs at run time"]
 
-    def describe(i, r, dyn):
-        words = [r["effect"], r["name"]]
-        if r["agents"] is not None:
-            words.append("by " + ", ".join(r["agent_names"] or r["agents"]))
+    def describe(r: IRRule, dyn: frozenset[str] | None) -> str:
+        words = [r.effect, r.name]
+        if r.agents is not None:
+            words.append("by " + ", ".join(r.agent_names or r.agents))
         if dyn:
             words.append("if the request names intent " + " or ".join(sorted(dyn)))
-        if r["when"] is None and r["unless"] is None:
+        if r.when is None and r.unless is None:
             words.append("(unconditional)")
         return " ".join(words)
 
-    def leaf_lines(leaf: Leaf, indent: str):
-        kinds = sorted(leaf.kinds)
-        groups = [(k, leaf.rules_for(k)) for k in kinds] + [(None, leaf.rules_for(None))]
-        if kinds:
+    def leaf_lines(leaf: Leaf, indent: str) -> None:
+        if leaf.kinds:
             out.append(f"{indent}level 2: task kind")
-        for k, rules in groups:
-            label = f"task {k}" if k is not None else (
-                "no task, or any other kind" if kinds else "any task")
-            ordered = sorted(rules, key=lambda r: ("forbid", "ask", "permit").index(r[1]["effect"]))
+        for label, kind in leaf.task_groups():
+            ordered = sorted(leaf.rules_for(kind), key=lambda c: EFFECTS.index(c[0].effect))
             body = "; ".join(describe(*r) for r in ordered) or "no rule: default deny"
             out.append(f"{indent}  {label}: {body}")
 
     for name, leaf in index.leaves.items():
-        decls = [ir["tools"][i]["pattern"] for i in leaf.tools]
+        decls = [program.tools[i].pattern for i in leaf.tools]
         extra = f"  (declared by {', '.join(decls)})" if decls else "  (no tool declaration)"
         out.append(f"  tool {name}{extra}")
         leaf_lines(leaf, "    ")
@@ -205,3 +222,46 @@ def explain(index: Index, ir: dict, removed: int) -> str:
                                           if globs or rule_globs else ""))
     leaf_lines(index.build("*", (), frozenset()), "    ")
     return "\n".join(out) + "\n"
+
+
+def emit_python(index: Index) -> str:
+    """The generated Python of every leaf (`agp compile --emit python`), each function once,
+    headed by the leaves and task kinds that run it and by the values of its constants. Its
+    comments give the policy position of each rule and condition; it is the text that
+    tracebacks and profiles of generated code show."""
+    functions: dict[str, LeafFunction] = {}  # pseudo-filename -> function (alive while we read)
+    users: dict[str, list[str]] = {}
+    other = index.build("*", (), frozenset())
+    for name, leaf in [*index.leaves.items(), ("*", other)]:
+        tool = "any other tool name" if leaf is other else f"tool {name!r}"
+        for label, kind in leaf.task_groups():
+            fn = leaf.fn_for(kind)
+            functions[fn.__code__.co_filename] = fn
+            users.setdefault(fn.__code__.co_filename, []).append(f"# {tool}, {label}")
+    out = [f"# The Python that agp runs for policy {index.ctx.hash}:",
+           "# one function per leaf of the decision tree (agp compile --explain). Names matched",
+           "# by run-time globs get their leaf on first use, with functions like these."]
+    for filename, fn in functions.items():
+        out += ["", "", *users[filename], *_constants(fn),
+                "".join(linecache.getlines(filename)).rstrip("\n")]
+    return "\n".join(out) + "\n"
+
+
+def _constants(fn: LeafFunction) -> list[str]:
+    """The constants a generated function reads, as comments (long values cut short)."""
+    prefix = f"_L{fn.__name__.removeprefix('leaf_')}_"
+    out = []
+    for name, value in fn.__globals__.items():
+        if name.startswith(prefix):
+            text = _describe(value)
+            out.append(f"# {name} = {text if len(text) <= 80 else text[:77] + '...'}")
+    return out
+
+
+def _describe(value: object) -> str:
+    if callable(value) and hasattr(value, "__qualname__"):  # a standard function
+        return f"{value.__module__}.{value.__qualname__}"
+    if isinstance(value, frozenset):  # in a stable order, unlike its repr
+        return "frozenset({" + ", ".join(sorted(map(repr, value))) + "})"
+    pattern = getattr(value, "pattern", None)
+    return f"glob {pattern!r}" if isinstance(pattern, str) else repr(value)

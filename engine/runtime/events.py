@@ -20,7 +20,7 @@ from pydantic import (
     Tag,
     ValidationError,
 )
-from pydantic_core import PydanticCustomError
+from pydantic_core import ErrorDetails, PydanticCustomError
 
 from agp.diagnostics import did_you_mean
 from agp.model import Agent, Duration, Hop, JSONObject, Scope, Timestamp
@@ -134,7 +134,7 @@ class RequestEvent(_Event):
 
 Event = Union[TaskStart, Delegate, CallEvent, TaskEnd, RequestEvent]
 
-EVENTS: dict[str, type[_Event]] = {
+EVENTS: dict[str, type[Event]] = {
     "task.start": TaskStart,
     "delegate": Delegate,
     "call": CallEvent,
@@ -168,7 +168,7 @@ def parse_event(value: Any) -> Event:
     return event
 
 
-def field_path(loc: tuple) -> str:
+def field_path(loc: tuple[int | str, ...]) -> str:
     """`chain[0].scope.ttl`: the path of a field, as in the JSON, without union tags."""
     out = ""
     for part in loc:
@@ -184,7 +184,7 @@ _EXPECTED = {"string_type": "a string", "list_type": "a list", "dict_type": "an 
              "float_type": "a number"}
 
 
-def error_text(err: dict) -> str:
+def error_text(err: ErrorDetails) -> str:
     """One pydantic error's message, in agp's words (the path is printed before it)."""
     kind = err["type"]
     if kind == "missing":
@@ -199,15 +199,15 @@ def error_text(err: dict) -> str:
     return err["msg"].removeprefix("Value error, ")
 
 
-def _names(model) -> list[str]:
+def _names(model: type[BaseModel]) -> list[str]:
     return [f.alias or n for n, f in model.model_fields.items()]
 
 
 # The models whose unknown fields get a did-you-mean, by where they sit in an event.
-_NESTED = {"expect": ExpectSpec, "task": TaskSpec}
+_NESTED: dict[str, type[BaseModel]] = {"expect": ExpectSpec, "task": TaskSpec}
 
 
-def event_messages(exc: ValidationError, model, value: dict) -> str:
+def event_messages(exc: ValidationError, model: type[BaseModel], value: dict[str, Any]) -> str:
     """What is wrong with an event, one clause per problem, each led by the field's path."""
     name = value["event"]
     out, missing = [], []

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from json.decoder import scanstring
 from pathlib import Path
+from typing import Any
 
 from agp.model import Decision
 from agp.runtime.events import ExpectSpec
@@ -15,7 +15,7 @@ _DECODER = json.JSONDecoder()
 _WS = " \t\r\n"
 
 
-def expect_value(old, decision: Decision):
+def expect_value(old: object, decision: Decision) -> str | dict[str, Any]:
     """The new `expect`: a word stays a word; an object keeps its keys and gets the core three."""
     if isinstance(old, str):
         return decision.decision
@@ -40,14 +40,14 @@ def top_level_members(text: str) -> tuple[int, list[tuple[str, int, int, int]]]:
     if text[i : i + 1] != "{":
         raise ValueError("not an object")
     i = _skip(text, i + 1)
-    members = []
+    members: list[tuple[str, int, int, int]] = []
     if text[i : i + 1] == "}":
         return i, members
     while True:
         if text[i : i + 1] != '"':
             raise ValueError("expected a key")
         key_start = i
-        key, i = scanstring(text, i + 1)
+        key, i = _DECODER.raw_decode(text, i)  # a JSON string: the key
         i = _skip(text, i)
         if text[i : i + 1] != ":":
             raise ValueError("expected ':'")
@@ -62,7 +62,7 @@ def top_level_members(text: str) -> tuple[int, list[tuple[str, int, int, int]]]:
         i = _skip(text, i + 1)
 
 
-def with_expect(text: str, value) -> str:
+def with_expect(text: str, value: object) -> str:
     """`text` (one JSON object on one line) with its `expect` member set to `value`.
 
     Everything else on the line (key order, spacing, the other values) is kept byte for byte;

@@ -20,9 +20,9 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from agp.diagnostics import did_you_mean
 from agp.model import Agent, Decision, Hop, Request, Scope, Task
@@ -35,6 +35,11 @@ from agp.runtime.events import (
     error_text,
     field_path,
 )
+
+if TYPE_CHECKING:
+    from agp.engine import Engine
+
+M = TypeVar("M", bound=BaseModel)
 
 
 class TaskError(ValueError):
@@ -59,15 +64,15 @@ def _now() -> datetime:
 class TaskRuntime:
     """Task instances of one engine, safe to use from many threads at once."""
 
-    def __init__(self, engine):
+    def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._tasks: dict[str, TaskState] = {}
         self._lock = threading.Lock()
 
     # ---- the API for services: plain values in, validated here -------------------------------
 
-    def start(self, task: dict | TaskSpec, agent: str | dict, chain: list | None = None,
-              at: datetime | str | None = None) -> None:
+    def start(self, task: dict[str, Any] | TaskSpec, agent: str | dict[str, Any],
+              chain: list[Any] | None = None, at: datetime | str | None = None) -> None:
         """Open a task instance started at `at` (default: now); its chain is `chain` + `agent`.
 
         Raises TaskError when the task's kind is not declared by the policy set (its calls
@@ -83,24 +88,25 @@ class TaskRuntime:
                             + (hint or "declared: " + (", ".join(sorted(tasks)) or "none")))
         self.apply_start(event)
 
-    def delegate(self, task: str, from_: str, to: str, scope: dict | None = None,
+    def delegate(self, task: str, from_: str, to: str, scope: dict[str, Any] | None = None,
                  at: datetime | str | None = None) -> None:
         """Hand the task from `from_` to `to` (optionally narrowed to `scope`) at `at`."""
         event = self._validate(Delegate, {"task": task, "from": from_, "to": to, "scope": scope,
                                           "ts": _when(at), "event": "delegate"}, at="at")
         self.apply_delegate(event)
 
-    def decide(self, agent: str | dict, tool: str, task: str | None = None,
-               now: datetime | str | None = None, *, intent: list | None = None,
-               args: dict | None = None, data: list | None = None, target: dict | None = None,
-               context: dict | None = None) -> Decision:
+    def decide(self, agent: str | dict[str, Any], tool: str, task: str | None = None,
+               now: datetime | str | None = None, *, intent: list[str] | None = None,
+               args: dict[str, Any] | None = None, data: list[str] | None = None,
+               target: dict[str, Any] | None = None,
+               context: dict[str, Any] | None = None) -> Decision:
         """Decide one call of `agent` in `task` (or outside any task when None) at `now`.
 
         A call that does not have the documented shape is denied with `request.invalid`, as by
         `Engine.decide`, and its errors name the fields as given here (`now`, `args`, ...).
         Raises TaskError for a task that was never started.
         """
-        fields = {k: v for k, v in (("intent", intent), ("args", args), ("data", data),
+        fields: dict[str, object] = {k: v for k, v in (("intent", intent), ("args", args), ("data", data),
                                     ("target", target), ("context", context)) if v is not None}
         when = _when(now)
         try:
@@ -109,7 +115,8 @@ class TaskRuntime:
         except ValidationError:
             # Let the engine say what is wrong, with the task's own state, exactly as it would
             # for a whole request: the call is never decided outside its task.
-            request = {"agent": _agent_dict(agent), "tool": tool, **fields, "now": when}
+            request: dict[str, Any] = {"agent": _agent_dict(agent), "tool": tool, **fields,
+                                       "now": when}
             ended = False
             if task is not None:
                 state_task, chain, ended = self._snapshot(_task_id(task), request["agent"])
@@ -160,7 +167,9 @@ class TaskRuntime:
 
     def request_for(self, event: CallEvent) -> tuple[Request, bool]:
         """The Request a call makes, and whether its task has ended."""
-        task, chain, ended = None, (), False
+        task: Task | None = None
+        chain: tuple[Hop, ...] = ()
+        ended = False
         if event.task is not None:
             task, chain, ended = self._snapshot(event.task, event.agent.id)
         request = Request.model_construct(
@@ -193,7 +202,7 @@ class TaskRuntime:
         return state
 
     @staticmethod
-    def _validate(model, value: dict, *, at: str):
+    def _validate(model: type[M], value: dict[str, Any], *, at: str) -> M:
         """The event of an API call; errors name the arguments as the caller wrote them."""
         try:
             return model.model_validate(value)
@@ -216,7 +225,7 @@ def _task_id(task: Any) -> str:
     return task
 
 
-def _agent_dict(agent) -> Any:
+def _agent_dict(agent: object) -> object:
     return {"id": agent} if isinstance(agent, str) else agent
 
 

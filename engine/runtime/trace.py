@@ -16,6 +16,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from agp.jsonio import JSONInputError, loads
 from agp.limits import (
@@ -25,7 +26,7 @@ from agp.limits import (
     MAX_STRING_LENGTH,
     check_request_value,
 )
-from agp.model import Decision, Request
+from agp.model import Decision, Request, RequestInput
 from agp.runtime.events import (
     CallEvent,
     Delegate,
@@ -40,6 +41,9 @@ from agp.runtime.events import (
 )
 from agp.runtime.tasks import TaskError, TaskRuntime
 
+if TYPE_CHECKING:
+    from agp.engine import Engine
+
 DECIDED = ("call", "request")
 
 
@@ -51,7 +55,7 @@ class Line:
     line: int
     text: str
     event: Event | None = None
-    value: dict | None = None  # the decoded JSON object
+    value: dict[str, Any] | None = None  # the decoded JSON object
     problem: str | None = None
     column: int | None = None  # where in the line the problem is, when that is known
 
@@ -68,9 +72,9 @@ class Outcome:
     file: str
     line: int
     event: str | None  # "call" or "request" (None for a line that is not an event)
-    request: Request | dict | None = None
+    request: RequestInput | None = None
     decision: Decision | None = None
-    expect: Expect | None = None
+    expect: Expect | dict[str, Any] | None = None  # a dict: as `agp test --update` wrote it
     passed: bool = True
     problem: str | None = None
     mismatches: list[str] = field(default_factory=list)
@@ -96,9 +100,8 @@ class Outcome:
         req = self.request
         if isinstance(req, Request):
             return req.tool
-        if isinstance(req, dict) and isinstance(req.get("tool"), str):
-            return req["tool"]
-        return None
+        tool = req.get("tool") if isinstance(req, dict) else None
+        return tool if isinstance(tool, str) else None
 
     @property
     def agent(self) -> str | None:
@@ -186,7 +189,7 @@ def _parse_line(name: str, number: int, text: str, stripped: str) -> Line:
     return Line(name, number, text, event, value)
 
 
-def replay_trace(engine, path: str | Path, *, name: str | None = None,
+def replay_trace(engine: Engine, path: str | Path, *, name: str | None = None,
                  runtime: TaskRuntime | None = None) -> Iterator[Outcome]:
     """Replay one trace file (or every `*.jsonl` under a directory) with its task lifecycle.
 
@@ -212,7 +215,7 @@ def replay_trace(engine, path: str | Path, *, name: str | None = None,
 class Replay:
     """Replays the lines of one trace through a TaskRuntime, checking the time order."""
 
-    def __init__(self, engine, runtime: TaskRuntime | None = None):
+    def __init__(self, engine: Engine, runtime: TaskRuntime | None = None) -> None:
         self.engine = engine
         self.runtime = runtime if runtime is not None else TaskRuntime(engine)
         self.last_ts: datetime | None = None
@@ -224,23 +227,23 @@ class Replay:
                 yield outcome
 
     def step(self, line: Line) -> Outcome | None:
-        event = line.event
-        if event is None:
-            kind = line.value.get("event") if line.value else None
+        event, value = line.event, line.value
+        if event is None or value is None:  # a line without an event says why (`problem`)
+            kind = value.get("event") if value else None
             return _problem(line, kind if kind in DECIDED else None, line.problem, line.column)
         kind = event.event
         if self.last_ts is not None and event.ts < self.last_ts:
             return _problem(line, kind if kind in DECIDED else None,
-                            f"timestamp {line.value['ts']} is earlier than the event before "
+                            f"timestamp {value['ts']} is earlier than the event before "
                             f"({self.last_ts.isoformat().replace('+00:00', 'Z')}); "
                             "a trace is in time order")
         self.last_ts = event.ts
         rt = self.runtime
         try:
             if isinstance(event, CallEvent):
-                exceeded = check_request_value(line.value) if _may_exceed(line.text) else None
+                exceeded = check_request_value(value) if _may_exceed(line.text) else None
                 if exceeded is not None:  # too big to build: denied as a whole request would be
-                    raw = {k: v for k, v in line.value.items()
+                    raw = {k: v for k, v in value.items()
                            if k not in ("ts", "event", "task", "expect")}
                     return self._checked(line, kind, raw, self.engine.decide(raw), event.expect)
                 request, ended = rt.request_for(event)
@@ -260,7 +263,8 @@ class Replay:
         return None
 
     @staticmethod
-    def _checked(line: Line, kind: str, request, decision: Decision, expect) -> Outcome:
+    def _checked(line: Line, kind: str, request: RequestInput, decision: Decision,
+                 expect: Expect | None) -> Outcome:
         mismatches = check_expect(expect, decision) if expect is not None else []
         return Outcome(line.file, line.line, kind, request, decision, expect,
                        passed=not mismatches, mismatches=mismatches, text=line.text)
@@ -272,7 +276,8 @@ def _may_exceed(text: str) -> bool:
             or text.count("[") + text.count("{") >= MAX_REQUEST_DEPTH - 2)
 
 
-def _problem(line: Line, kind: str | None, message: str, column: int | None = None) -> Outcome:
+def _problem(line: Line, kind: str | None, message: str | None,
+             column: int | None = None) -> Outcome:
     return Outcome(line.file, line.line, kind, passed=False, problem=message, text=line.text,
                    column=column)
 
@@ -286,8 +291,8 @@ def check_expect(expect: Expect, decision: Decision) -> list[str]:
     out = []
     if expect.decision is not None and expect.decision != decision.decision:
         out.append(f"decision: expected {expect.decision}, got {decision.decision}")
-    ttl = expected_ttl(expect)
-    if ttl is not None and ttl != decision.ttl:
+    ttl = expected_ttl(expect)  # None exactly when expect.ttl is
+    if ttl is not None and expect.ttl is not None and ttl != decision.ttl:
         shown = ttl if ttl >= 0 else expect.ttl.total_seconds()
         out.append(f"ttl: expected {shown}, got {decision.ttl}")
     if expect.rules is not None:

@@ -114,6 +114,8 @@ class Call:
 
 
 Expr = Union[Literal, ListExpr, NameRef, Attr, Unary, Binary, Has, Is, Quant, Call]
+# Every form of expression: the cases each `agp.syntax.visit.ExprVisitor` must cover.
+EXPR_FORMS = (Literal, ListExpr, NameRef, Attr, Unary, Binary, Has, Is, Quant, Call)
 
 
 # ---- declarations -------------------------------------------------------------------------
@@ -181,7 +183,7 @@ class ToolDecl:
 
 
 @dataclass(frozen=True, slots=True)
-class Delegate:
+class DelegateClause:
     to: tuple[Name, ...] | None
     depth: Literal | None
     span: Span
@@ -195,7 +197,7 @@ class TaskDecl:
     intents: tuple[Name, ...] | None
     ceiling: Name | None
     ttl: DurationLit | None
-    delegate: Delegate | None
+    delegate: DelegateClause | None
     span: Span
     doc: str | None = None
 

@@ -31,6 +31,7 @@ from agp.diagnostics import Diagnostic
 from agp.source import Source
 from agp.syntax import ast
 from agp.syntax.parser import Comment, ParsedFile, parse
+from agp.syntax.visit import ExprVisitor
 
 WIDTH = 100  # lines longer than this are broken where the layout allows it
 INDENT = 2
@@ -86,8 +87,8 @@ class _Printer:
         items = sorted(self.parsed.items, key=lambda i: i.span.start)
         inner: dict[int, list[Comment]] = {id(i): [] for i in items}
         trailing_after: dict[int, list[Comment]] = {id(i): [] for i in items}
-        # Top-level elements in source order: ("item", item) or ("comment", comment).
-        elements: list[tuple[str, object]] = [("item", i) for i in items]
+        # Top-level elements in source order: items, and the comments between them.
+        elements: list[ast.Item | Comment] = list(items)
         for c in self.parsed.comments:
             owner = next((i for i in items if i.span.start <= c.span.start < i.span.end), None)
             if owner is not None:
@@ -97,16 +98,16 @@ class _Printer:
             if before and not self._alone(c):
                 trailing_after[id(before[-1])].append(c)
             else:
-                elements.append(("comment", c))
-        elements.sort(key=lambda e: e[1].span.start)
+                elements.append(c)
+        elements.sort(key=lambda e: e.span.start)
 
         out: list[str] = []
         prev_end: int | None = None
-        for kind, element in elements:
+        for element in elements:
             start = element.span.start
             if prev_end is not None and self._blank_between(prev_end, start):
                 out.append("")
-            if kind == "comment":
+            if isinstance(element, Comment):
                 out.append(element.text.rstrip())
                 prev_end = element.span.end
                 continue
@@ -142,7 +143,7 @@ class _Printer:
 
     # ---- items ------------------------------------------------------------------------------
 
-    def item(self, item) -> list[_Line]:
+    def item(self, item: ast.Item) -> list[_Line]:
         s = item.span.start
         if isinstance(item, ast.ModuleDecl):
             return [_Line(0, f"module {item.name.text}", s)]
@@ -167,7 +168,7 @@ class _Printer:
             return self.rule(item)
         raise TypeError(f"cannot format {type(item).__name__}")
 
-    def _has_inner_comments(self, item) -> bool:
+    def _has_inner_comments(self, item: ast.Item) -> bool:
         return any(item.span.start <= c.span.start < item.span.end
                    for c in self.parsed.comments)
 
@@ -275,7 +276,7 @@ class _Printer:
 
 
 def _render(lines: list[_Line]) -> list[str]:
-    out = []
+    out: list[str] = []
     for ln in lines:
         pad = " " * (ln.indent + (INDENT if ln.text == "}" else 0))
         out.extend(pad + c for c in ln.before)
@@ -293,7 +294,7 @@ def _dedent(lines: list[_Line]) -> list[_Line]:
     return [_Line(ln.indent - INDENT, ln.text, ln.anchor) for ln in lines]
 
 
-def _named(names) -> list[tuple[str, int]]:
+def _named(names: tuple[ast.Name, ...]) -> list[tuple[str, int]]:
     return [(n.text, n.span.start) for n in names]
 
 
@@ -324,7 +325,7 @@ def _schema_lines(indent: int, prefix: str, schema: ast.Schema) -> list[_Line]:
                  " }")
 
 
-def _names(names) -> str:
+def _names(names: tuple[ast.Name, ...]) -> str:
     return ", ".join(n.text for n in names)
 
 
@@ -332,18 +333,12 @@ def _pattern(p: ast.Pattern) -> str:
     return p.span.text if p.quoted else p.text
 
 
-def _on(o) -> str:
+def _on(o: ast.Pattern | ast.OnIntent) -> str:
     return f"intent {o.name.text}" if isinstance(o, ast.OnIntent) else _pattern(o)
 
 
 def _field(f: ast.Field) -> str:
     return f"{f.name.text}{'?' if f.optional else ''}: {f.type.text}"
-
-
-def _schema(s: ast.Schema) -> str:
-    if not s.fields:
-        return "{}"
-    return "{ " + ", ".join(map(_field, s.fields)) + " }"
 
 
 # ---- expressions ------------------------------------------------------------------------------
@@ -352,43 +347,65 @@ OR, AND, NOT, CMP, SUM, UNARY, POSTFIX, ATOM = range(1, 9)
 _CMP_OPS = frozenset(("==", "!=", "<", "<=", ">", ">=", "in", "matches"))
 
 
-def _prec(e) -> int:
-    if isinstance(e, ast.Binary):
+class _Precedence(ExprVisitor):
+    """How tightly each form binds, from OR (loosest) to ATOM: below what its place needs, it is
+    parenthesized."""
+
+    def visit_Binary(self, e: ast.Binary) -> int:
         if e.op == "or":
             return OR
         if e.op == "and":
             return AND
         return CMP if e.op in _CMP_OPS else SUM
-    if isinstance(e, ast.Unary):
+
+    def visit_Unary(self, e: ast.Unary) -> int:
         return NOT if e.op == "not" else UNARY
-    if isinstance(e, (ast.Has, ast.Is)):
+
+    def visit_Has(self, e: ast.Has | ast.Is) -> int:
         return CMP
-    if isinstance(e, ast.Attr):
+
+    visit_Is = visit_Has
+
+    def visit_Attr(self, e: ast.Attr) -> int:
         return POSTFIX
-    return ATOM
+
+    def visit_Literal(self, e: ast.Expr) -> int:
+        return ATOM
+
+    visit_ListExpr = visit_NameRef = visit_Quant = visit_Call = visit_Literal
 
 
-def expr(e, need: int = OR) -> str:
+_prec = _Precedence().visit
+
+
+def expr(e: ast.Expr, need: int = OR) -> str:
     """The canonical text of an expression, parenthesized when its context needs it."""
     text = _expr(e)
     return f"({text})" if _prec(e) < need else text
 
 
-def _expr(e) -> str:
-    if isinstance(e, ast.Literal):
+class _Text(ExprVisitor):
+    """The canonical text of each form, its operands parenthesized as they need."""
+
+    def visit_Literal(self, e: ast.Literal) -> str:
         return e.span.text
-    if isinstance(e, ast.NameRef):
+
+    def visit_NameRef(self, e: ast.NameRef) -> str:
         return e.name
-    if isinstance(e, ast.ListExpr):
+
+    def visit_ListExpr(self, e: ast.ListExpr) -> str:
         return "[" + ", ".join(expr(i) for i in e.items) + "]"
-    if isinstance(e, ast.Attr):
+
+    def visit_Attr(self, e: ast.Attr) -> str:
         return f"{expr(e.obj, POSTFIX)}.{e.name.text}"
-    if isinstance(e, ast.Unary):
+
+    def visit_Unary(self, e: ast.Unary) -> str:
         if e.op == "not":
             # `not (a in b)` reads better than the equivalent `not a in b`.
             return f"not {expr(e.operand, SUM)}"
         return f"-{expr(e.operand, UNARY)}"
-    if isinstance(e, ast.Binary):
+
+    def visit_Binary(self, e: ast.Binary) -> str:
         if e.op == "or":
             return f"{_or_operand(e.left, OR)} or {_or_operand(e.right, AND)}"
         if e.op == "and":
@@ -396,32 +413,54 @@ def _expr(e) -> str:
         if e.op in _CMP_OPS:
             return f"{expr(e.left, SUM)} {e.op} {expr(e.right, SUM)}"
         return f"{expr(e.left, SUM)} {e.op} {expr(e.right, UNARY)}"
-    if isinstance(e, ast.Has):
+
+    def visit_Has(self, e: ast.Has) -> str:
         return f"{expr(e.obj, SUM)} has {e.field.span.text}"
-    if isinstance(e, ast.Is):
+
+    def visit_Is(self, e: ast.Is) -> str:
         return f"{expr(e.obj, SUM)} is {e.name.text}"
-    if isinstance(e, ast.Quant):
+
+    def visit_Quant(self, e: ast.Quant) -> str:
         return f"{e.kind}({e.var.text} in {expr(e.seq)}: {expr(e.body)})"
-    if isinstance(e, ast.Call):
+
+    def visit_Call(self, e: ast.Call) -> str:
         return f"{e.func.text}(" + ", ".join(expr(a) for a in e.args) + ")"
-    raise TypeError(f"cannot format {type(e).__name__}")
 
 
-def _or_operand(e, need: int) -> str:
+_expr = _Text().visit
+
+
+def _or_operand(e: ast.Expr, need: int) -> str:
     # `a and b or c` is correct but easy to misread: the canonical form says `(a and b) or c`.
-    if isinstance(e, ast.Binary) and e.op == "and":
+    if _is_and(e):
         return f"({_expr(e)})"
     return expr(e, need)
 
 
-def _chain(e, op: str) -> list:
+def _chain(e: ast.Expr, op: str) -> list[ast.Expr]:
     if isinstance(e, ast.Binary) and e.op == op:
         return [*_chain(e.left, op), e.right]
     return [e]
 
 
-def _broken(e, need: int, indent: int, lead: str, tail: str, force_parens: bool = False,
-            hanging: bool = False) -> list[tuple[int, str, int]]:
+# (indent, text, source offset of what starts the line)
+_Lines = list[tuple[int, str, int]]
+
+
+@dataclass(frozen=True, slots=True)
+class _Slot:
+    """Where an expression is laid out: after `lead` and before `tail`, at `indent`."""
+
+    need: int  # how tightly what stands there must bind (see `expr`)
+    indent: int
+    lead: str
+    tail: str
+    force_parens: bool = False
+    hanging: bool = False  # inside parentheses or a quantifier (see `_broken`)
+
+
+def _broken(e: ast.Expr, need: int, indent: int, lead: str, tail: str,
+            force_parens: bool = False, hanging: bool = False) -> _Lines:
     """`lead EXPR tail` as lines no longer than WIDTH where possible.
 
     An `and`/`or` chain that does not fit is broken before each operator. At the top of a
@@ -434,51 +473,82 @@ def _broken(e, need: int, indent: int, lead: str, tail: str, force_parens: bool 
     text = f"({_expr(e)})" if force_parens else expr(e, need)
     if indent + len(lead) + len(text) + len(tail) <= WIDTH:
         return [(indent, lead + text + tail, e.span.start)]
-    if isinstance(e, ast.Unary) and e.op == "not" and _prec(e.operand) <= CMP:
-        return _broken(e.operand, ATOM, indent, lead + "not ", tail)
-    if isinstance(e, ast.Quant) and not force_parens:
-        head = f"{e.kind}({e.var.text} in "
-        column = indent + len(lead) + len(e.kind) + 1
-        return [*_broken(e.seq, OR, indent, lead + head, ":"),
-                *_broken(e.body, OR, column, "", ")" + tail, hanging=True)]
-    if isinstance(e, ast.ListExpr) and e.items:
-        # Wrapped like a clause's list: continuation lines start under the first item.
-        lines = _fill(indent, lead + "[", [(expr(i), i.span.start) for i in e.items], "]" + tail)
-        return [(ln.indent, ln.text, e.span.start if n == 0 else ln.anchor)
-                for n, ln in enumerate(lines)]
-    if isinstance(e, ast.Binary) and e.op in _CMP_OPS and isinstance(e.right, ast.ListExpr) \
-            and not force_parens and _prec(e) >= need:
-        return _broken(e.right, OR, indent, f"{lead}{expr(e.left, SUM)} {e.op} ", tail)
-    if not (isinstance(e, ast.Binary) and e.op in ("and", "or")):
-        return [(indent, lead + text + tail, e.span.start)]
-    if force_parens or _prec(e) < need:
-        lead, tail, hanging = lead + "(", ")" + tail, True
-    op, parts = e.op, _chain(e, e.op)
-    column = indent + len(lead)
-    op_indent = column if hanging else column - len(op) - 1
-    lines: list[tuple[int, str, int]] = []
-    for i, part in enumerate(parts):
-        last = i == len(parts) - 1
-        if op == "or":
-            part_need, parens = (OR if i == 0 else AND), _is_and(part)
-        else:
-            part_need, parens = (AND if i == 0 else NOT), False
-        if i == 0:
-            lines.extend(_broken(part, part_need, indent, lead, tail if last else "", parens))
-        else:
-            lines.extend(_broken(part, part_need, op_indent, op + " ", tail if last else "",
-                                 parens))
+    lines: _Lines = _LAYOUT.visit(e, _Slot(need, indent, lead, tail, force_parens, hanging), text)
     return lines
 
 
-def _is_and(e) -> bool:
+class _Layout(ExprVisitor):
+    """How each form is broken over lines when it does not fit on one (`_broken`); `text` is
+    its text on one line."""
+
+    def visit_Literal(self, e: ast.Expr, at: _Slot, text: str) -> _Lines:
+        # Literals, names, field reads, `has`, `is` and calls are never broken.
+        return [(at.indent, at.lead + text + at.tail, e.span.start)]
+
+    visit_NameRef = visit_Attr = visit_Has = visit_Is = visit_Call = visit_Literal
+
+    def visit_Unary(self, e: ast.Unary, at: _Slot, text: str) -> _Lines:
+        if e.op == "not" and _prec(e.operand) <= CMP:
+            return _broken(e.operand, ATOM, at.indent, at.lead + "not ", at.tail)
+        return self.visit_Literal(e, at, text)
+
+    def visit_Quant(self, e: ast.Quant, at: _Slot, text: str) -> _Lines:
+        if at.force_parens:
+            return self.visit_Literal(e, at, text)
+        head = f"{e.kind}({e.var.text} in "
+        column = at.indent + len(at.lead) + len(e.kind) + 1
+        return [*_broken(e.seq, OR, at.indent, at.lead + head, ":"),
+                *_broken(e.body, OR, column, "", ")" + at.tail, hanging=True)]
+
+    def visit_ListExpr(self, e: ast.ListExpr, at: _Slot, text: str) -> _Lines:
+        if not e.items:
+            return self.visit_Literal(e, at, text)
+        # Wrapped like a clause's list: continuation lines start under the first item.
+        lines = _fill(at.indent, at.lead + "[", [(expr(i), i.span.start) for i in e.items],
+                      "]" + at.tail)
+        return [(ln.indent, ln.text, e.span.start if n == 0 else ln.anchor)
+                for n, ln in enumerate(lines)]
+
+    def visit_Binary(self, e: ast.Binary, at: _Slot, text: str) -> _Lines:
+        if e.op in _CMP_OPS and isinstance(e.right, ast.ListExpr) and not at.force_parens \
+                and _prec(e) >= at.need:
+            return _broken(e.right, OR, at.indent, f"{at.lead}{expr(e.left, SUM)} {e.op} ",
+                           at.tail)
+        if e.op not in ("and", "or"):
+            return self.visit_Literal(e, at, text)
+        lead, tail, hanging = at.lead, at.tail, at.hanging
+        if at.force_parens or _prec(e) < at.need:
+            lead, tail, hanging = lead + "(", ")" + tail, True
+        op, parts = e.op, _chain(e, e.op)
+        column = at.indent + len(lead)
+        op_indent = column if hanging else column - len(op) - 1
+        lines: _Lines = []
+        for i, part in enumerate(parts):
+            last = i == len(parts) - 1
+            if op == "or":
+                part_need, parens = (OR if i == 0 else AND), _is_and(part)
+            else:
+                part_need, parens = (AND if i == 0 else NOT), False
+            if i == 0:
+                lines.extend(_broken(part, part_need, at.indent, lead, tail if last else "",
+                                     parens))
+            else:
+                lines.extend(_broken(part, part_need, op_indent, op + " ",
+                                     tail if last else "", parens))
+        return lines
+
+
+_LAYOUT = _Layout()
+
+
+def _is_and(e: ast.Expr) -> bool:
     return isinstance(e, ast.Binary) and e.op == "and"
 
 
 # ---- the safety net ---------------------------------------------------------------------------
 
 
-def shape(node):
+def shape(node: object) -> object:
     """A node without its spans: two texts with equal shapes decide alike."""
     if isinstance(node, (ast.Name, ast.Str)):
         return getattr(node, "text", None) if isinstance(node, ast.Name) else ("str", node.value)

@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from datetime import timedelta
 from functools import cache
 from importlib import resources
+from typing import Any, cast
 
-from lark import Lark, Token, Transformer, v_args
+from lark import Lark, TextSlice, Token, Transformer, Tree, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedToken, VisitError
+from lark.tree import Meta
 
 from agp.diagnostics import Diagnostic, did_you_mean, error
 from agp.limits import MAX_EXPR_DEPTH
@@ -99,56 +102,93 @@ def split_list(tok: Token) -> list[Token]:
     return [Token(kind, text, start, end_pos=end) for kind, text, start, end in _list_parts(tok)]
 
 
-def _list_parts(tok: Token):
+def _list_parts(tok: Token) -> Iterator[tuple[str, str, int, int]]:
     """(terminal, text, start, end) of each part of a LITERAL_LIST token, in order."""
-    base = tok.start_pos
+    base = _start(tok)
     for m in _list_pattern().finditer(tok):
-        yield m.lastgroup, m.group(), base + m.start(), base + m.end()
+        yield cast(str, m.lastgroup), m.group(), base + m.start(), base + m.end()
 
 
 _PUNCTUATION = frozenset(("COMMA", "LSQB", "RSQB"))
 
 
 @cache
-def _list_pattern() -> re.Pattern:
+def _list_pattern() -> re.Pattern[str]:
     terminals = {t.name: t.pattern.to_regexp() for t in lark_parser().terminals}
     parts = ("STRING", "DURATION", "NUMBER", "TRUE", "FALSE", *_PUNCTUATION)
     return re.compile("|".join(f"(?P<{name}>{terminals[name]})" for name in parts))
 
 
-def _lex(source: Source, diagnostics: list[Diagnostic]) -> tuple[list[Token], list[Comment]]:
-    """`tokenize`, where a list of literals is one LITERAL_LIST token."""
+# The tokens a list of literals is made of. Lexing `[` first tries to read a whole list of
+# literals as one LITERAL_LIST token; that attempt reads on through such tokens only.
+_LIST_PARTS = frozenset(("WS", "COMMA", "STRING", "NUMBER", "DURATION", "TRUE", "FALSE"))
+
+
+def _recovering_lex(source: Source, diagnostics: list[Diagnostic]) -> list[Token] | None:
+    """All the tokens of a file, whitespace and comments included, each bad character reported
+    and blanked out (keeping every offset); None after MAX_LEX_ERRORS of them.
+
+    After a bad character, lexing resumes where the change can first make a difference, not
+    at the start of the file, so that the time stays linear in the size of the file: at the
+    token just before the character (it may now extend over it), or at the `[` of the list of
+    literals that token ends (reading the list as one token may now succeed). Earlier tokens
+    stay as they were: apart from a list of literals, the match of a token depends on at most
+    the two characters after it (`1.` and a digit), and a blank (a space, or a quote that ends
+    a string) changes none of those matches. tests/test_parser.py holds the result equal to
+    lexing the whole changed text again.
+    """
     text = source.text
+    raw: list[Token] = []
+    # For each token of `raw`, the index of the `[` that begins the list-of-literals tokens
+    # it ends, or -1.
+    opened: list[int] = []
+    start = 0
     for _ in range(MAX_LEX_ERRORS):
         try:
-            raw = list(lark_parser().lex(text, dont_ignore=True))
-            break
+            for tok in lark_parser().lex(TextSlice(text, start, len(text)), dont_ignore=True):
+                if tok.type == "LSQB":
+                    opened.append(len(raw))
+                else:
+                    opened.append(opened[-1] if opened and tok.type in _LIST_PARTS else -1)
+                raw.append(tok)
+            return raw
         except UnexpectedCharacters as exc:
-            pos = exc.pos_in_stream
-            ch = text[pos]
-            span = Span(source, pos, pos + 1)
-            if ch in "\"'":
-                diagnostics.append(error("syntax", span, "unterminated string",
-                                         'close the string with `"` on the same line' if ch == '"'
-                                         else 'strings are written in double quotes: `"..."`'))
-                # Make it a string that ends at the end of its line (keeping every offset), so
-                # that one mistake makes one error.
-                eol = text.find("\n", pos)
-                eol = len(text) if eol < 0 else eol
-                if eol - pos >= 2:
-                    text = text[:pos] + '"' + text[pos + 1 : eol - 1] + '"' + text[eol:]
-                    continue
-            else:
-                diagnostics.append(error("syntax", span, f"unexpected character {ch!r}"))
-            # Blank the character out (keeping every offset) and lex again.
-            text = text[:pos] + " " + text[pos + 1 :]
+            text = _blank_out(source, text, cast(int, exc.pos_in_stream), diagnostics)
+        resume = opened[-1] if opened and opened[-1] >= 0 else max(len(raw) - 1, 0)
+        start = _start(raw[resume]) if raw else 0
+        del raw[resume:], opened[resume:]
+    return None
+
+
+def _blank_out(source: Source, text: str, pos: int, diagnostics: list[Diagnostic]) -> str:
+    """Report the bad character at `pos`, and the text with it made harmless, every offset
+    kept: an unterminated string is ended at the end of its line (so that one mistake makes
+    one error), any other character becomes a space."""
+    ch = text[pos]
+    span = Span(source, pos, pos + 1)
+    if ch in "\"'":
+        diagnostics.append(error("syntax", span, "unterminated string",
+                                 'close the string with `"` on the same line' if ch == '"'
+                                 else 'strings are written in double quotes: `"..."`'))
+        eol = text.find("\n", pos)
+        eol = len(text) if eol < 0 else eol
+        if eol - pos >= 2:
+            return text[:pos] + '"' + text[pos + 1 : eol - 1] + '"' + text[eol:]
     else:
+        diagnostics.append(error("syntax", span, f"unexpected character {ch!r}"))
+    return text[:pos] + " " + text[pos + 1 :]
+
+
+def _lex(source: Source, diagnostics: list[Diagnostic]) -> tuple[list[Token], list[Comment]]:
+    """`tokenize`, where a list of literals is one LITERAL_LIST token."""
+    raw = _recovering_lex(source, diagnostics)
+    if raw is None:
         return [], []
     tokens: list[Token] = []
     comments: list[Comment] = []
     for tok in raw:
         if tok.type == "COMMENT":
-            comments.append(Comment(str(tok), Span(source, tok.start_pos, tok.end_pos)))
+            comments.append(Comment(str(tok), _tok_span(source, tok)))
         elif tok.type != "WS":
             # A reserved word after `.` or `has` is a plain name: `args.data`, `std.intents`.
             if tokens and tokens[-1].value in (".", "has") and _is_keyword(tok):
@@ -234,25 +274,27 @@ def _describe(terminal: str) -> str:
     return terminal
 
 
-def _expected(names) -> str:
+def _expected(names: Iterable[str]) -> str:
     described = sorted({_describe(n) for n in names if not n.startswith("BAD_")})
     if len(described) > 10:
         described = described[:10] + ["..."]
     return ", ".join(described)
 
 
-def _parse_item(source: Source, chunk: list[Token], diagnostics: list[Diagnostic]):
+def _parse_item(source: Source, chunk: list[Token],
+                diagnostics: list[Diagnostic]) -> ast.Item | None:
     """One top-level item's AST, or None when none can be built (its errors are reported)."""
-    chunk = _repair(source, chunk, diagnostics)
-    if chunk is None:
+    repaired = _repair(source, chunk, diagnostics)
+    if repaired is None:
         return None
+    chunk = repaired
     tree, exc, at = _lalr(chunk)
     if exc is not None:
         accepted = _accepted(chunk, at)
         diagnostics.append(_syntax_error(source, chunk, at, exc.token, accepted))
         tree = _recover(chunk, at, accepted)
-        if tree is None:
-            return None
+    if tree is None:  # (only after a syntax error)
+        return None
     deepest = _deepest(tree)
     if deepest is not None:
         diagnostics.append(error(
@@ -261,7 +303,8 @@ def _parse_item(source: Source, chunk: list[Token], diagnostics: list[Diagnostic
             "split the condition into several rules, or use `in [...]` for long lists"))
         return None
     try:
-        return _Builder(source).transform(tree)
+        item: ast.Item = _Builder(source).transform(tree)
+        return item
     except VisitError as exc:
         if isinstance(exc.orig_exc, _Problem):
             diagnostics.append(exc.orig_exc.diagnostic)
@@ -269,7 +312,7 @@ def _parse_item(source: Source, chunk: list[Token], diagnostics: list[Diagnostic
         raise
 
 
-def _lalr(tokens: list[Token]):
+def _lalr(tokens: list[Token]) -> tuple[Tree[Token] | None, UnexpectedToken | None, int]:
     """(tree, None, len) or, on a syntax error, (None, the error, the index of its token)."""
     parser = lark_parser().parse_interactive()
     for i, tok in enumerate(tokens):
@@ -278,7 +321,8 @@ def _lalr(tokens: list[Token]):
         except UnexpectedToken as exc:
             return None, exc, i
     try:
-        return parser.feed_eof(tokens[-1]), None, len(tokens)
+        tree: Tree[Token] = parser.feed_eof(tokens[-1])  # type: ignore[no-untyped-call]
+        return tree, None, len(tokens)
     except UnexpectedToken as exc:
         return None, exc, len(tokens)
 
@@ -289,16 +333,18 @@ def _accepted(tokens: list[Token], at: int) -> set[str]:
     parser = lark_parser().parse_interactive()
     for tok in tokens[:at]:
         parser.feed_token(tok)
-    return parser.accepts()
+    accepted: set[str] = parser.accepts()  # type: ignore[no-untyped-call]
+    return accepted
 
 
-def _repair(source: Source, chunk: list[Token], diagnostics: list[Diagnostic]):
+def _repair(source: Source, chunk: list[Token],
+            diagnostics: list[Diagnostic]) -> list[Token] | None:
     """Report the mistakes the lexer recognises (the BAD_ tokens) with their fix, and put the fix
     in their place so that the rest of the item is still parsed and checked. None when the fix
     is unclear: the item is dropped."""
     if not any(t.type.startswith("BAD_") for t in chunk):
         return chunk
-    out = []
+    out: list[Token] = []
     for tok in chunk:
         span = _tok_span(source, tok)
         if tok.type == "BAD_OPERATOR":
@@ -312,12 +358,12 @@ def _repair(source: Source, chunk: list[Token], diagnostics: list[Diagnostic]):
                                      f"write `{fix}`"))
             tok = Token.new_borrow_pos("STRING", fix, tok)
         elif tok.type == "BAD_NUMBER":
-            fix = suggest_duration(str(tok))
+            duration = suggest_duration(str(tok))
             diagnostics.append(error("syntax", span, f"invalid number or duration `{tok}`",
-                                     _duration_hint(fix)))
-            if fix is None:
+                                     _duration_hint(duration)))
+            if duration is None:
                 return None
-            tok = Token.new_borrow_pos("DURATION", fix, tok)
+            tok = Token.new_borrow_pos("DURATION", duration, tok)
         out.append(tok)
     return out
 
@@ -360,14 +406,15 @@ def _syntax_error(source: Source, chunk: list[Token], at: int, tok: Token,
     if tok.type == "$END":
         last = chunk[-1]
         opened = _unclosed(chunk)
-        return error("syntax", Span(source, last.end_pos, last.end_pos),
+        return error("syntax", Span(source, _end(last), _end(last)),
                      f"`{chunk[0]}` item ends too early after `{last}`; expected {expected}",
                      f"close the `{{` of line {opened.line} with `}}`" if opened else None)
     if tok.type == "LITERAL_LIST":  # underline its `[`, as for any other token
-        return error("syntax", Span(source, tok.start_pos, tok.start_pos + 1),
+        return error("syntax", Span(source, _start(tok), _start(tok) + 1),
                      f"unexpected `[`; expected {expected}")
-    span, fix = _duration_around(source, chunk, at)
-    if fix is not None:
+    duration = _duration_around(source, chunk, at)
+    if duration is not None:
+        span, fix = duration
         return error("syntax", span, f"`{span.text}` is not a duration", _duration_hint(fix))
     hint = None
     if tok.type == "NUMBER" and "DURATION" in accepted:  # `ttl 30`
@@ -382,21 +429,21 @@ def _syntax_error(source: Source, chunk: list[Token], at: int, tok: Token,
     return error("syntax", _tok_span(source, tok), f"unexpected `{tok}`; expected {expected}", hint)
 
 
-def _duration_around(source: Source, chunk: list[Token], at: int) -> tuple[Span | None, str | None]:
+def _duration_around(source: Source, chunk: list[Token], at: int) -> tuple[Span, str] | None:
     """A duration written with spaces or unit words around token `at` (`30 minutes`, `1h 30m`):
-    its span and what to write instead, or (None, None)."""
+    its span and what to write instead, or None."""
     first = at - 1 if at > 0 and chunk[at - 1].type in ("NUMBER", "DURATION") else at
     if chunk[first].type not in ("NUMBER", "DURATION"):
-        return None, None
+        return None
     last = first
     while last + 1 < len(chunk) and (chunk[last + 1].type in ("NUMBER", "DURATION") or (
             chunk[last + 1].type == "NAME" and chunk[last + 1].value.lower() in _UNITS)):
         last += 1
     if last == first:
-        return None, None
-    span = Span(source, chunk[first].start_pos, chunk[last].end_pos)
+        return None
+    span = Span(source, _start(chunk[first]), _end(chunk[last]))
     fix = suggest_duration(span.text)
-    return (span, fix) if fix else (None, None)
+    return (span, fix) if fix else None
 
 
 def _unclosed(chunk: list[Token]) -> Token | None:
@@ -410,7 +457,7 @@ def _unclosed(chunk: list[Token]) -> Token | None:
     return opened[-1] if opened else None
 
 
-def _recover(chunk: list[Token], at: int, accepted: set[str]):
+def _recover(chunk: list[Token], at: int, accepted: set[str]) -> Tree[Token] | None:
     """What can be kept of an item with a syntax error, so that one mistake does not also make
     errors about the names the item declares: the item without the words after its end (`allow
     p ...` after a complete task), or the item with its unclosed blocks closed. Else None.
@@ -442,13 +489,13 @@ def _declared(chunk: list[Token]) -> list[tuple[str, str]]:
     if kind is None:
         return []
     if kind == "tool":
-        parts = []
+        parts: list[str] = []
         for tok in chunk[1:]:
             if tok.type == "LBRACE":
                 break
             parts.append((decode_string(tok) or "") if tok.type == "STRING" else str(tok))
         return [("tool", "".join(parts))] if parts else []
-    found = []
+    found: list[tuple[str, str]] = []
     for i in range(1, len(chunk), 2):  # `intent a, b, c` declares several
         if chunk[i].type != "NAME":
             break
@@ -458,22 +505,31 @@ def _declared(chunk: list[Token]) -> list[tuple[str, str]]:
     return found
 
 
-def _deepest(tree):
+def _deepest(tree: Tree[Token]) -> Tree[Token] | None:
     """The first subtree deeper than MAX_EXPR_DEPTH, found without recursion, or None."""
     stack = [(tree, 0)]
     while stack:
         node, depth = stack.pop()
         if depth > MAX_EXPR_DEPTH:
             return node
-        stack.extend((c, depth + 1) for c in getattr(node, "children", ()) if hasattr(c, "children"))
+        stack.extend((c, depth + 1) for c in node.children if isinstance(c, Tree))
     return None
 
 
 def _tok_span(source: Source, tok: Token) -> Span:
-    return Span(source, tok.start_pos, tok.end_pos)
+    return Span(source, _start(tok), _end(tok))
 
 
-def _with_doc(item, doc_lines: dict[int, Comment]):
+# The offsets of a token: lark types them optional, but every token of the lexer has them.
+def _start(tok: Token) -> int:
+    return cast(int, tok.start_pos)
+
+
+def _end(tok: Token) -> int:
+    return cast(int, tok.end_pos)
+
+
+def _with_doc(item: ast.Item, doc_lines: dict[int, Comment]) -> ast.Item:
     """Attach the `##` lines directly above an item (no blank line between) as its doc."""
     line = item.span.line
     lines = []
@@ -565,17 +621,29 @@ def decode_string(raw: str) -> str | None:
     return "".join(out)
 
 
+# What a _Builder method gets: the values of the children of a node of the Lark tree (a method
+# named `list` is one of them, hence the alias).
+_Children = list[Any]
+
+
+def _binary(op: str) -> Callable[[_Builder, Meta, _Children], ast.Binary]:
+    """The _Builder method of a rule of the grammar that is `left OP right`."""
+    def build(self: _Builder, meta: Meta, ch: _Children) -> ast.Binary:
+        return ast.Binary(op, ch[0], ch[-1], self._span(meta))
+    return build
+
+
 @v_args(meta=True)
-class _Builder(Transformer):
-    def __init__(self, source: Source):
+class _Builder(Transformer[Token, ast.Item]):
+    def __init__(self, source: Source) -> None:
         super().__init__()
         self.source = source
 
-    def _span(self, meta) -> Span:
+    def _span(self, meta: Meta) -> Span:
         return Span(self.source, meta.start_pos, meta.end_pos)
 
     def _tspan(self, tok: Token) -> Span:
-        return Span(self.source, tok.start_pos, tok.end_pos)
+        return _tok_span(self.source, tok)
 
     def _name(self, tok: Token) -> ast.Name:
         return ast.Name(str(tok), self._tspan(tok))
@@ -601,136 +669,131 @@ class _Builder(Transformer):
         return timedelta.max if value is None else value
 
     @staticmethod
-    def _clauses(children) -> dict:
+    def _clauses(children: list[Any]) -> dict[str, Any]:
         return {c[0]: c[1] for c in children if isinstance(c, tuple) and len(c) == 2
                 and isinstance(c[0], str)}
 
     # declarations
-    def module_decl(self, meta, ch):
+    def module_decl(self, meta: Meta, ch: _Children) -> ast.ModuleDecl:
         return ast.ModuleDecl(ch[0], self._span(meta))
 
-    def import_decl(self, meta, ch):
+    def import_decl(self, meta: Meta, ch: _Children) -> ast.Import:
         return ast.Import(ch[0], self._span(meta))
 
-    def dotted(self, meta, ch):
+    def dotted(self, meta: Meta, ch: _Children) -> ast.Name:
         return ast.Name(".".join(ch), self._span(meta))
 
-    def names(self, meta, ch):
+    def names(self, meta: Meta, ch: _Children) -> tuple[ast.Name, ...]:
         return tuple(self._name(t) for t in ch)
 
-    def dataclass_decl(self, meta, ch):
+    def dataclass_decl(self, meta: Meta, ch: _Children) -> ast.DataclassDecl:
         return ast.DataclassDecl(self._name(ch[0]), ch[1] if len(ch) > 1 else (), self._span(meta))
 
-    def intent_decl(self, meta, ch):
+    def intent_decl(self, meta: Meta, ch: _Children) -> ast.IntentDecl:
         return ast.IntentDecl(ch[0], self._span(meta))
 
-    def agent_decl(self, meta, ch):
+    def agent_decl(self, meta: Meta, ch: _Children) -> ast.AgentDecl:
         return ast.AgentDecl(self._name(ch[0]), self._str(ch[1]), self._span(meta))
 
-    def pattern(self, meta, ch):
+    def pattern(self, meta: Meta, ch: _Children) -> ast.Pattern:
         return ast.Pattern(".".join(str(t) for t in ch), self._span(meta))
 
-    def quoted_pattern(self, meta, ch):
+    def quoted_pattern(self, meta: Meta, ch: _Children) -> ast.Pattern:
         return ast.Pattern(self._str(ch[0]).value, self._span(meta), quoted=True)
 
-    def patterns(self, meta, ch):
+    def patterns(self, meta: Meta, ch: _Children) -> tuple[ast.Pattern, ...]:
         return tuple(ch)
 
-    def field(self, meta, ch):
+    def field(self, meta: Meta, ch: _Children) -> ast.Field:
         optional = len(ch) == 3
         return ast.Field(self._name(ch[0]), self._name(ch[-1]), optional, self._span(meta))
 
-    def type_name(self, meta, ch):
+    def type_name(self, meta: Meta, ch: _Children) -> Any:
         return ch[0]
 
-    def schema(self, meta, ch):
+    def schema(self, meta: Meta, ch: _Children) -> ast.Schema:
         return ast.Schema(tuple(ch), self._span(meta))
 
-    def intents_clause(self, meta, ch):
+    def intents_clause(self, meta: Meta, ch: _Children) -> tuple[str, Any]:
         return ("intents", ch[0])
 
-    def tool_data(self, meta, ch):
+    def tool_data(self, meta: Meta, ch: _Children) -> tuple[str, Any]:
         return ("data", ch[0])
 
-    def args_clause(self, meta, ch):
+    def args_clause(self, meta: Meta, ch: _Children) -> tuple[str, Any]:
         return ("args", ch[0])
 
-    def tool_decl(self, meta, ch):
+    def tool_decl(self, meta: Meta, ch: _Children) -> ast.ToolDecl:
         c = self._clauses(ch[1:])
         return ast.ToolDecl(ch[0], c.get("intents", ()), c.get("data", ()), c.get("args"),
                             self._span(meta))
 
-    def params_clause(self, meta, ch):
+    def params_clause(self, meta: Meta, ch: _Children) -> tuple[str, Any]:
         return ("params", ch[0])
 
-    def tools_clause(self, meta, ch):
+    def tools_clause(self, meta: Meta, ch: _Children) -> tuple[str, Any]:
         return ("tools", ch[0])
 
-    def ceiling_clause(self, meta, ch):
+    def ceiling_clause(self, meta: Meta, ch: _Children) -> tuple[str, ast.Name]:
         return ("ceiling", self._name(ch[0]))
 
-    def ttl_clause(self, meta, ch):
+    def ttl_clause(self, meta: Meta, ch: _Children) -> tuple[str, ast.DurationLit]:
         return ("ttl", self._duration(ch[0]))
 
-    def max_ttl_clause(self, meta, ch):
+    def max_ttl_clause(self, meta: Meta, ch: _Children) -> tuple[str, ast.DurationLit]:
         return ("max_ttl", self._duration(ch[0]))
 
-    def delegate_to(self, meta, ch):
+    def delegate_to(self, meta: Meta, ch: _Children) -> tuple[str, Any]:
         return ("to", ch[0])
 
-    def delegate_depth(self, meta, ch):
+    def delegate_depth(self, meta: Meta, ch: _Children) -> tuple[str, ast.Literal]:
         return ("depth", ast.Literal(parse_number(str(ch[0])), self._tspan(ch[0])))
 
-    def delegate_clause(self, meta, ch):
+    def delegate_clause(self, meta: Meta, ch: _Children) -> tuple[str, ast.DelegateClause]:
         c = self._clauses(ch)
-        return ("delegate", ast.Delegate(c.get("to"), c.get("depth"), self._span(meta)))
+        return ("delegate", ast.DelegateClause(c.get("to"), c.get("depth"), self._span(meta)))
 
-    def task_decl(self, meta, ch):
+    def task_decl(self, meta: Meta, ch: _Children) -> ast.TaskDecl:
         c = self._clauses(ch[1:])
         return ast.TaskDecl(self._name(ch[0]), c.get("params"), c.get("tools"), c.get("intents"),
                             c.get("ceiling"), c.get("ttl"), c.get("delegate"), self._span(meta))
 
-    def defaults_decl(self, meta, ch):
+    def defaults_decl(self, meta: Meta, ch: _Children) -> ast.Defaults:
         c = self._clauses(ch)
         return ast.Defaults(c.get("ttl"), c.get("max_ttl"), self._span(meta))
 
     # rules
-    def effect(self, meta, ch):
+    def effect(self, meta: Meta, ch: _Children) -> str:
         return str(ch[0])
 
-    def on_intent(self, meta, ch):
+    def on_intent(self, meta: Meta, ch: _Children) -> ast.OnIntent:
         return ast.OnIntent(self._name(ch[0]), self._span(meta))
 
-    def on_clause(self, meta, ch):
+    def on_clause(self, meta: Meta, ch: _Children) -> tuple[str, tuple[Any, ...]]:
         return ("on", tuple(ch))
 
-    def in_clause(self, meta, ch):
+    def in_clause(self, meta: Meta, ch: _Children) -> tuple[str, Any]:
         return ("tasks", ch[0])
 
-    def by_clause(self, meta, ch):
+    def by_clause(self, meta: Meta, ch: _Children) -> tuple[str, Any]:
         return ("agents", ch[0])
 
-    def when_clause(self, meta, ch):
+    def when_clause(self, meta: Meta, ch: _Children) -> tuple[str, Any]:
         return ("when", ch[0])
 
-    def unless_clause(self, meta, ch):
+    def unless_clause(self, meta: Meta, ch: _Children) -> tuple[str, Any]:
         return ("unless", ch[0])
 
-    def because_clause(self, meta, ch):
+    def because_clause(self, meta: Meta, ch: _Children) -> tuple[str, ast.Str]:
         return ("because", self._str(ch[0]))
 
-    def rule(self, meta, ch):
+    def rule(self, meta: Meta, ch: _Children) -> ast.Rule:
         c = self._clauses(ch[2:])
         return ast.Rule(ch[0], self._name(ch[1]), c.get("on"), c.get("tasks"), c.get("agents"),
                         c.get("when"), c.get("unless"), c.get("ttl"), c.get("because"),
                         self._span(meta))
 
     # expressions
-    def _binary(op):  # noqa: N805 - a factory evaluated in the class body
-        def build(self, meta, ch):
-            return ast.Binary(op, ch[0], ch[-1], self._span(meta))
-        return build
-
     or_ = _binary("or")
     and_ = _binary("and")
     in_ = _binary("in")
@@ -738,48 +801,48 @@ class _Builder(Transformer):
     add = _binary("+")
     sub = _binary("-")
 
-    def compare(self, meta, ch):
+    def compare(self, meta: Meta, ch: _Children) -> ast.Binary:
         return ast.Binary(str(ch[1]), ch[0], ch[2], self._span(meta))
 
-    def cmp_op(self, meta, ch):
+    def cmp_op(self, meta: Meta, ch: _Children) -> str:
         return str(ch[0])
 
-    def not_(self, meta, ch):
+    def not_(self, meta: Meta, ch: _Children) -> ast.Unary:
         return ast.Unary("not", ch[0], self._span(meta))
 
-    def neg(self, meta, ch):
+    def neg(self, meta: Meta, ch: _Children) -> ast.Unary:
         return ast.Unary("-", ch[0], self._span(meta))
 
-    def has(self, meta, ch):
+    def has(self, meta: Meta, ch: _Children) -> ast.Has:
         tok = ch[1]
         name = self._str(tok).value if tok.type == "STRING" else str(tok)
         return ast.Has(ch[0], ast.Name(name, self._tspan(tok)), self._span(meta))
 
-    def is_(self, meta, ch):
+    def is_(self, meta: Meta, ch: _Children) -> ast.Is:
         return ast.Is(ch[0], self._name(ch[1]), self._span(meta))
 
-    def attr(self, meta, ch):
+    def attr(self, meta: Meta, ch: _Children) -> ast.Attr:
         return ast.Attr(ch[0], self._name(ch[1]), self._span(meta))
 
-    def list(self, meta, ch):
+    def list(self, meta: Meta, ch: _Children) -> ast.ListExpr:
         return ast.ListExpr(tuple(ch), self._span(meta))
 
-    def quantifier(self, meta, ch):
+    def quantifier(self, meta: Meta, ch: _Children) -> str:
         return str(ch[0])
 
-    def quant(self, meta, ch):
+    def quant(self, meta: Meta, ch: _Children) -> ast.Quant:
         return ast.Quant(ch[0], self._name(ch[1]), ch[2], ch[3], self._span(meta))
 
-    def call(self, meta, ch):
+    def call(self, meta: Meta, ch: _Children) -> ast.Call:
         return ast.Call(self._name(ch[0]), tuple(ch[1:]), self._span(meta))
 
-    def name_ref(self, meta, ch):
+    def name_ref(self, meta: Meta, ch: _Children) -> ast.NameRef:
         return ast.NameRef(str(ch[0]), self._span(meta))
 
-    def literal(self, meta, ch):
+    def literal(self, meta: Meta, ch: _Children) -> ast.Literal:
         return self._literal(ch[0])
 
-    def literal_list(self, meta, ch):
+    def literal_list(self, meta: Meta, ch: _Children) -> ast.ListExpr:
         return ast.ListExpr(tuple(
             self._value(kind, text, Span(self.source, start, end))
             for kind, text, start, end in _list_parts(ch[0]) if kind not in _PUNCTUATION),

@@ -6,11 +6,11 @@ import json
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from agp_conformance_support import DATA, load_data, load_text
+from support import SPEC, load_data, load_text
 
 import agp
 
-REQUEST = json.loads((DATA / "formats_request.json").read_text())
+REQUEST = json.loads((SPEC / "request.json").read_text())
 
 
 @pytest.mark.parametrize("bad", [[], "request", 5, None, {"agent": "x", "tool": "y"}],

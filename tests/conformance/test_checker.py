@@ -6,10 +6,10 @@ import textwrap
 from unittest import mock
 
 import pytest
-from agp_conformance_support import diagnostics, position
 from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from support import diagnostics, position
 
 import agp
 from agp.check import resolve

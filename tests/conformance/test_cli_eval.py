@@ -7,12 +7,12 @@ import shutil
 import subprocess
 
 import pytest
-from agp_conformance_support import DATA, SPEC_DIR
 from click.testing import CliRunner
+from support import SPEC
 
 from agp.cli import main
 
-REQUEST = json.loads((DATA / "formats_request.json").read_text())
+REQUEST = json.loads((SPEC / "request.json").read_text())
 FIELDS = ("decision", "ttl", "rules", "reasons", "errors", "policy")
 
 
@@ -23,7 +23,7 @@ def run(*args, input=None):
 def test_eval_allow(tmp_path):
     req = tmp_path / "r.json"
     req.write_text(json.dumps(REQUEST))
-    result = run("eval", "-p", str(SPEC_DIR), str(req))
+    result = run("eval", "-p", str(SPEC), str(req))
     assert result.exit_code == 0, result.output
     out = json.loads(result.stdout)
     assert set(FIELDS) <= set(out)
@@ -34,7 +34,7 @@ def test_eval_deny_is_still_exit_zero(tmp_path):
     request = json.loads(json.dumps(REQUEST))
     request["args"]["amount"] = 40
     request["args"]["customer"] = "someone-else"
-    result = run("eval", "-p", str(SPEC_DIR), input=json.dumps(request))
+    result = run("eval", "-p", str(SPEC), input=json.dumps(request))
     assert result.exit_code == 0, result.output
     out = json.loads(result.stdout)
     assert (out["decision"], out["ttl"], out["rules"]) == ("deny", 0, ["default.deny"])
@@ -43,7 +43,7 @@ def test_eval_deny_is_still_exit_zero(tmp_path):
 def test_eval_ask_output(tmp_path):
     request = json.loads(json.dumps(REQUEST))
     request["args"]["amount"] = 500
-    result = run("eval", "-p", str(SPEC_DIR), input=json.dumps(request))
+    result = run("eval", "-p", str(SPEC), input=json.dumps(request))
     assert result.exit_code == 0, result.output
     out = json.loads(result.stdout)
     assert out["decision"] == "ask"
@@ -58,7 +58,7 @@ def test_eval_errors_in_output():
                "chain": [{"principal": "user:alice", "kind": "human"},
                          {"principal": "spiffe://acme.com/agents/support-bot", "kind": "agent"}],
                "now": "2026-11-28T10:01:00Z"}
-    result = run("eval", "-p", str(SPEC_DIR), input=json.dumps(request))
+    result = run("eval", "-p", str(SPEC), input=json.dumps(request))
     assert result.exit_code == 0, result.output
     out = json.loads(result.stdout)
     assert out["decision"] == "deny"
@@ -74,12 +74,12 @@ def test_eval_policy_with_errors_exits_one(tmp_path):
 
 
 def test_eval_bad_json_exits_two():
-    result = run("eval", "-p", str(SPEC_DIR), input="{not json")
+    result = run("eval", "-p", str(SPEC), input="{not json")
     assert result.exit_code == 2, result.output
 
 
 def test_eval_missing_request_file_exits_two(tmp_path):
-    result = run("eval", "-p", str(SPEC_DIR), str(tmp_path / "missing.json"))
+    result = run("eval", "-p", str(SPEC), str(tmp_path / "missing.json"))
     assert result.exit_code == 2, result.output
 
 
@@ -90,7 +90,7 @@ def test_eval_without_policy_exits_two():
 
 def test_eval_invalid_request_is_denied_not_crashed():
     request = dict(REQUEST, tol="x")
-    result = run("eval", "-p", str(SPEC_DIR), input=json.dumps(request))
+    result = run("eval", "-p", str(SPEC), input=json.dumps(request))
     assert result.exit_code in (0, 2), result.output
     if result.exit_code == 0:
         out = json.loads(result.stdout)
@@ -101,11 +101,11 @@ def test_eval_invalid_request_is_denied_not_crashed():
 def test_installed_script(tmp_path):
     req = tmp_path / "r.json"
     req.write_text(json.dumps(REQUEST))
-    proc = subprocess.run(["agp", "eval", "-p", str(SPEC_DIR), str(req)],
+    proc = subprocess.run(["agp", "eval", "-p", str(SPEC), str(req)],
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)
     assert (out["decision"], out["ttl"], out["rules"]) == ("allow", 240, ["refund_small"])
-    check = subprocess.run(["agp", "check", str(SPEC_DIR)], capture_output=True, text=True,
+    check = subprocess.run(["agp", "check", str(SPEC)], capture_output=True, text=True,
                            timeout=60)
     assert check.returncode == 0, check.stdout + check.stderr

@@ -1,9 +1,15 @@
-"""LANGUAGE.md §5 step 2: every row of the envelope table, and which checks a task-less request skips."""
+"""LANGUAGE.md §5 step 2: every row of the envelope table, and which checks a task-less request skips.
+
+Every case runs through both evaluators: each has its own envelope (agp.envelope's rows in the
+reference, agp.compile.envelope in the compiled one).
+"""
 
 from __future__ import annotations
 
 import pytest
-from agp_conformance_support import load_data
+from support import DATA
+
+import agp
 
 BOT = "spiffe://t/bot"
 HELPER_A = "spiffe://t/helper/a"
@@ -37,9 +43,9 @@ def scoped(started_at=NOW, **extra):
     return t
 
 
-@pytest.fixture(scope="module")
-def engine():
-    return load_data("envelope.agp")
+@pytest.fixture(scope="module", params=["compiled", "reference"])
+def engine(request):
+    return agp.load(str(DATA / "envelope.agp"), compiled=request.param == "compiled")
 
 
 def assert_allowed(d):
@@ -525,7 +531,7 @@ def test_unknown_task_skips_task_ended(engine):
 
 
 def test_ask_with_envelope_failure_is_deny():
-    from agp_conformance_support import load_text
+    from support import load_text
 
     e = load_text("""
     import std.intents
@@ -624,3 +630,17 @@ def test_task_unknown_names_the_kind(engine):
     d = engine.decide(req(task={"kind": "nope"}))
     assert (d.rules, d.errors) == (["task.unknown"],
                                    ["task.unknown: task kind `nope` is not declared"])
+
+
+# --- The table as code: one function per row, named after its code, in the order of §5. ---
+
+TABLE = ("request.invalid", "request.unknown", "task.unknown", "task.expired", "task.ended",
+         "scope.tool", "scope.intent", "scope.data", "delegation.mismatch", "delegation.cycle",
+         "delegation.depth", "delegation.to", "delegation.scope", "delegation.expired")
+
+
+def test_the_rows_are_the_table_in_order():
+    from agp import envelope
+
+    assert envelope.CODES == TABLE
+    assert [row.__name__ for _, row in envelope.ROWS] == [c.replace(".", "_") for c in TABLE]

@@ -7,7 +7,7 @@ Each case is one condition in `permit probe when EXPR`: the decision tells wheth
 from __future__ import annotations
 
 import pytest
-from agp_conformance_support import load_text
+from support import load_text
 
 PRELUDE = """
 import std.intents

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from agp_conformance_support import load_text, outcome
+from support import load_text, outcome
 
 NOW = "2026-11-28T10:00:00Z"
 

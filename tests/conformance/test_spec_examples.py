@@ -6,8 +6,8 @@ import json
 import re
 
 import pytest
-from agp_conformance_support import DATA, SPEC_DIR, deep, load_data, load_text, outcome
 from click.testing import CliRunner
+from support import SPEC, deep, load_data, load_text, outcome
 
 import agp
 from agp.cli import main
@@ -18,7 +18,7 @@ ALICE = {"principal": "user:alice", "kind": "human"}
 
 
 def formats_request() -> dict:
-    return json.loads((DATA / "formats_request.json").read_text())
+    return json.loads((SPEC / "request.json").read_text())
 
 
 @pytest.fixture(scope="module")
@@ -27,7 +27,7 @@ def spec():
 
 
 def test_spec_policy_checks_clean(monkeypatch):
-    monkeypatch.chdir(SPEC_DIR.parent)
+    monkeypatch.chdir(SPEC.parent)
     result = CliRunner().invoke(main, ["check", "spec"])
     assert result.exit_code == 0, result.output
     assert "error[" not in result.output
@@ -36,13 +36,13 @@ def test_spec_policy_checks_clean(monkeypatch):
 
 
 def test_spec_policy_directory_checks_clean():
-    result = CliRunner().invoke(main, ["check", str(SPEC_DIR)])
+    result = CliRunner().invoke(main, ["check", str(SPEC)])
     assert result.exit_code == 0, result.output
     assert "error[" not in result.output
 
 
 def test_spec_policy_as_one_file_loads():
-    text = (SPEC_DIR / "declarations.agp").read_text() + "\n" + (SPEC_DIR / "rules.agp").read_text()
+    text = (SPEC / "declarations.agp").read_text() + "\n" + (SPEC / "rules.agp").read_text()
     engine = load_text(text)
     d = engine.decide(formats_request())
     assert d.decision == "allow"
@@ -72,7 +72,7 @@ def test_formats_request_via_request_model(spec):
 def test_formats_request_cli_eval(tmp_path):
     req = tmp_path / "req.json"
     req.write_text(json.dumps(formats_request()))
-    result = CliRunner().invoke(main, ["eval", "-p", str(SPEC_DIR), str(req)])
+    result = CliRunner().invoke(main, ["eval", "-p", str(SPEC), str(req)])
     assert result.exit_code == 0, result.output
     out = json.loads(result.stdout)
     assert {k: out[k] for k in ("decision", "ttl", "rules", "reasons", "errors")} == {
@@ -87,7 +87,7 @@ def test_formats_request_cli_eval(tmp_path):
 
 def test_formats_request_cli_eval_stdin():
     result = CliRunner().invoke(
-        main, ["eval", "-p", str(SPEC_DIR)], input=json.dumps(formats_request())
+        main, ["eval", "-p", str(SPEC)], input=json.dumps(formats_request())
     )
     assert result.exit_code == 0, result.output
     out = json.loads(result.stdout)
@@ -166,7 +166,7 @@ def test_trace_file_replays_if_available(spec):
     replay = getattr(agp, "replay_trace", None)
     if replay is None:
         pytest.skip("agp.replay_trace is not there yet")
-    outcomes = list(replay(spec, str(DATA / "support.trace.jsonl")))
+    outcomes = list(replay(spec, str(SPEC / "support.trace.jsonl")))
     assert len(outcomes) == 4
     assert [o.passed for o in outcomes] == [True] * 4, [o.problem for o in outcomes]
 
@@ -174,12 +174,12 @@ def test_trace_file_replays_if_available(spec):
 def test_trace_file_with_agp_test_if_available(tmp_path):
     if "test" not in getattr(main, "commands", {}):
         pytest.skip("`agp test` is not there yet")
-    result = CliRunner().invoke(main, ["test", "-p", str(SPEC_DIR), str(DATA / "support.trace.jsonl")])
+    result = CliRunner().invoke(main, ["test", "-p", str(SPEC), str(SPEC / "support.trace.jsonl")])
     assert result.exit_code == 0, result.output
     assert result.output.strip().splitlines()[-1] == "4 passed, 0 failed"
     broken = tmp_path / "broken.trace.jsonl"
-    broken.write_text((DATA / "support.trace.jsonl").read_text().replace('"ttl": 240', '"ttl": 241'))
-    result = CliRunner().invoke(main, ["test", "-p", str(SPEC_DIR), str(broken)])
+    broken.write_text((SPEC / "support.trace.jsonl").read_text().replace('"ttl": 240', '"ttl": 241'))
+    result = CliRunner().invoke(main, ["test", "-p", str(SPEC), str(broken)])
     assert result.exit_code == 1, result.output
     assert result.output.strip().splitlines()[-1] == "3 passed, 1 failed"
 
@@ -288,14 +288,14 @@ def test_task_tools_glob_family(spec):
 
 
 def test_policy_hash_identifies_sources(tmp_path):
-    a = agp.load(str(SPEC_DIR))
-    b = agp.load(str(SPEC_DIR))
+    a = agp.load(str(SPEC))
+    b = agp.load(str(SPEC))
     assert a.decide(formats_request()).policy == b.decide(formats_request()).policy
     changed = tmp_path / "changed"
     changed.mkdir()
-    (changed / "declarations.agp").write_text((SPEC_DIR / "declarations.agp").read_text())
+    (changed / "declarations.agp").write_text((SPEC / "declarations.agp").read_text())
     (changed / "rules.agp").write_text(
-        (SPEC_DIR / "rules.agp").read_text().replace("ttl 5m", "ttl 4m")
+        (SPEC / "rules.agp").read_text().replace("ttl 5m", "ttl 4m")
     )
     c = agp.load(str(changed))
     assert c.decide(formats_request()).policy != a.decide(formats_request()).policy

@@ -6,7 +6,7 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 import pytest
-from agp_conformance_support import load_text
+from support import load_text
 
 NOW = "2026-11-28T10:00:00Z"
 BOT = "spiffe://t/bot"

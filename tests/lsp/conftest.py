@@ -13,10 +13,9 @@ import pytest
 import pytest_lsp
 from lsprotocol import types as lsp
 from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities
+from support import EXAMPLES
 
-sys.path.insert(0, str(Path(__file__).parent))
-
-EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "policies" / "customer-support"
+EXAMPLE = EXAMPLES / "customer-support"
 
 
 @pytest.fixture
@@ -31,11 +30,16 @@ def workspace(tmp_path) -> Path:
 async def client(lsp_client: LanguageClient, workspace: Path):
     lsp_client.registrations = []  # what the server asked to register (the file watcher)
     lsp_client.registered = asyncio.Event()
+    lsp_client.lens_refreshes = asyncio.Queue()  # one item per `workspace/codeLens/refresh`
 
     @lsp_client.feature(lsp.CLIENT_REGISTER_CAPABILITY)
     def register(params: lsp.RegistrationParams) -> None:
         lsp_client.registrations.extend(params.registrations)
         lsp_client.registered.set()
+
+    @lsp_client.feature(lsp.WORKSPACE_CODE_LENS_REFRESH)
+    def refresh_lenses(params: None) -> None:
+        lsp_client.lens_refreshes.put_nowait(True)
 
     await lsp_client.initialize_session(lsp.InitializeParams(
         capabilities=client_capabilities("visual-studio-code"),

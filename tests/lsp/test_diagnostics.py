@@ -1,9 +1,10 @@
 """Diagnostics as you type: the same codes, messages and ranges as `agp check`, set-wide."""
 
 import pytest
-from lsp_support import change_doc, open_doc, opened, until
 from lsprotocol import types as lsp
+from support import change_doc, open_doc, opened, until
 
+from agp.limits import MAX_POLICY_FILE_BYTES
 from agp.loader import check_paths
 
 pytestmark = pytest.mark.asyncio
@@ -102,3 +103,20 @@ async def test_closing_a_loose_file_clears_its_diagnostics(client, tmp_path):
     client.text_document_did_close(lsp.DidCloseTextDocumentParams(
         text_document=lsp.TextDocumentIdentifier(uri=uri)))
     assert await until(client, lambda: len(client.diagnostics[uri]) == 0)
+
+
+async def test_unreadable_files_get_the_diagnostics_of_agp_check(client, workspace):
+    # Two files of the set that `agp check` cannot read: not UTF-8, and over the size limit.
+    # The server reads them through the same loader, so it reports them as `agp check` does.
+    latin1 = workspace / "latin1.agp"
+    latin1.write_bytes("dataclass caf\u00e9\n".encode("latin-1"))
+    huge = workspace / "huge.agp"
+    huge.write_bytes(b"#" * (MAX_POLICY_FILE_BYTES + 1))
+    await opened(client, workspace / "support.agp")
+    bad = [latin1.as_uri(), huge.as_uri()]
+    await until(client, lambda: all(uri in client.diagnostics for uri in bad))
+    _, expected = check_paths([workspace])
+    for path, code in ((latin1, "encoding"), (huge, "limit")):
+        want = _check_view(expected, path)
+        assert [c for c, *_ in want] == [code]
+        assert _lsp_view(client, path.as_uri()) == want

@@ -4,11 +4,10 @@ code lenses, each over stdio against the customer-support policy set."""
 import re
 
 import pytest
-from lsp_support import open_doc, opened, position_of, until
 from lsprotocol import types as lsp
 from pygls.exceptions import JsonRpcException
+from support import open_doc, opened, position_of, until
 
-import agp
 from agp.loader import check_sources
 from agp.lsp.semantic_tokens import TYPES
 from agp.source import Source
@@ -290,32 +289,6 @@ async def test_quick_fix_for_did_you_mean(client, workspace):
     assert action.kind == lsp.CodeActionKind.QuickFix
     [edit] = action.edit.changes[uri]
     assert edit.new_text == "pii" and edit.range == diag.range
-
-
-async def test_code_lens_counts_trace_expectations(client, workspace):
-    path = workspace / "support.agp"
-    text = path.read_text(encoding="utf-8")
-    uri = await opened(client, path)
-    lenses = await client.text_document_code_lens_async(lsp.CodeLensParams(text_document=_doc(uri)))
-    engine = agp.load(workspace)
-    expected: dict[str, int] = {}
-    for trace in sorted(workspace.rglob("*.jsonl")):
-        for o in agp.replay_trace(engine, trace):
-            if o.expect is not None and o.decision is not None:
-                for rule in set(o.decision.rules):
-                    expected[rule] = expected.get(rule, 0) + 1
-    lines = text.splitlines()
-    by_rule = {lines[ln.range.start.line].split()[1]: ln.command.title
-               for ln in lenses if ln.range.start.line > 0}
-    assert expected.get("refund_small", 0) > 0
-    for rule in ("refund_small", "refund_large", "lookups", "deep_chains"):
-        n = expected.get(rule, 0)
-        assert by_rule[rule].startswith(f"decided {n} trace expectation"), (rule, by_rule[rule])
-    [top] = [ln for ln in lenses if ln.range.start.line == 0]
-    assert top.command.command == "agp.test"
-    summary = await client.workspace_execute_command_async(lsp.ExecuteCommandParams(
-        command=top.command.command, arguments=top.command.arguments))
-    assert summary.endswith(" failed") and " passed, " in summary
 
 
 async def test_formatting_uses_agp_fmt(client, workspace):

@@ -5,8 +5,8 @@ traceback."""
 import asyncio
 
 import pytest
-from lsp_support import RawServer, open_doc, opened, position_of, until
 from lsprotocol import types as lsp
+from support import RawServer, open_doc, opened, position_of, until
 
 from agp.lsp.diagnostics import MAX_PER_FILE
 

@@ -9,8 +9,8 @@ import asyncio
 from pathlib import Path
 
 import pytest
-from lsp_support import TIMEOUT, open_doc, opened, position_of, until
 from lsprotocol import types as lsp
+from support import TIMEOUT, open_doc, opened, position_of, until
 
 from agp.loader import check_paths
 

@@ -1,0 +1,187 @@
+"""The compiled evaluator's envelope (LANGUAGE.md §5 step 2), specialised when the policy is
+compiled.
+
+agp.envelope states each check as the spec's sentence, one function per row; this module
+computes the same codes its own way, so that the differential test compares two implementations:
+
+- a request without a task and a chain (the commonest) can fail only `request.unknown`, and is
+  checked for nothing else;
+- each declared task's clauses become the cheapest test, once: exact tool names in a set beside
+  the globs, the data ceiling as the set of classes at or below it;
+- the chain is walked once for the checks of every hop's scope.
+
+Only the codes are computed here; the messages of the failed checks come from
+agp.envelope.explain, on the path of a deny.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from agp.envelope import HopView, RequestView, ScopeView, chain_depth, scope_has
+from agp.glob import Glob
+from agp.policy import Policy, TaskInfo
+
+_NOTHING: frozenset[str] = frozenset()
+_UNKNOWN = ("request.unknown",)
+
+
+@dataclass(frozen=True, slots=True)
+class TaskEnvelope:
+    """A task declaration's clauses, as the tests the envelope runs."""
+
+    info: TaskInfo
+    tool_names: frozenset[str] | None  # the exact names of `tools`; None: any tool
+    tool_globs: tuple[Glob, ...]  # the other patterns of `tools`
+    intents: frozenset[str] | None
+    ceiling: frozenset[str] | None  # the classes at or below `data <=`; None: any
+
+    @classmethod
+    def of(cls, info: TaskInfo, below: dict[str, frozenset[str]]) -> TaskEnvelope:
+        tools = info.tools
+        return cls(
+            info,
+            None if tools is None else frozenset(g.pattern for g in tools if g.is_exact),
+            () if tools is None else tuple(g for g in tools if not g.is_exact),
+            info.intents,
+            # An undeclared ceiling holds no class: only a call without data is within it.
+            None if info.ceiling is None else below.get(info.ceiling, _NOTHING))
+
+    def task_codes(self, out: list[str], req: RequestView, now: datetime,
+                   intents: frozenset[str], data: frozenset[str], ended: bool) -> None:
+        """`task.expired` to `scope.data`, appended to `out` in the order of the table."""
+        ttl = self.info.ttl
+        started = req.task.started_at if req.task is not None else None
+        if ttl is not None and started is not None and now - started >= ttl:
+            out.append("task.expired")
+        if ended:
+            out.append("task.ended")
+        names, tool = self.tool_names, req.tool
+        if names is not None and tool not in names and not any(
+                g.match(tool) for g in self.tool_globs):
+            out.append("scope.tool")
+        if self.intents is not None and not intents <= self.intents:
+            out.append("scope.intent")
+        if self.ceiling is not None and not data <= self.ceiling:
+            out.append("scope.data")
+
+    def refuses(self, chain: Sequence[HopView]) -> bool:
+        """`delegation.to`: a hop after the first one that is not human is not a delegate."""
+        info = self.info
+        first = next((i for i, h in enumerate(chain) if h.kind != "human"), len(chain))
+        if first + 1 >= len(chain):
+            return False
+        if not info.delegate:
+            return True
+        to = info.delegate_to
+        return to is not None and not all(
+            any(g.match(h.principal) for g in to) for h in chain[first + 1 :])
+
+
+class Envelope:
+    """The envelope of one policy set: the codes of the checks a call fails."""
+
+    __slots__ = ("classes", "intents", "tasks")
+
+    def __init__(self, policy: Policy):
+        self.classes = policy.lattice.below  # every declared class -> the classes at or below it
+        self.intents = policy.intents
+        self.tasks = {kind: TaskEnvelope.of(info, self.classes)
+                      for kind, info in policy.tasks.items()}
+
+    def codes(self, req: RequestView, now: datetime, task: TaskEnvelope | None,
+              intents: frozenset[str], data: frozenset[str], ended: bool) -> Sequence[str]:
+        """The failed checks, in the order of the table. `task` is the envelope of the kind the
+        request names (None: no task, or an undeclared kind)."""
+        chain = req.chain
+        if req.task is None and not chain:
+            # Every other check is about the task or the chain.
+            return self.unknown_labels(req.data, req.intent)
+        out: list[str] = []
+        if self.invalid(req, now, task):
+            out.append("request.invalid")
+        if self.unknown_labels(req.data, req.intent) or self.unknown_in_scopes(chain):
+            out.append("request.unknown")
+        if task is not None:
+            task.task_codes(out, req, now, intents, data, ended)
+        elif req.task is not None:
+            out.append("task.unknown")
+        self.chain_codes(out, req, now, task, intents, data)
+        return out
+
+    def unknown_labels(self, classes: Sequence[str], intents: Sequence[str]) -> Sequence[str]:
+        below, declared = self.classes, self.intents
+        for name in classes:
+            if name not in below:
+                return _UNKNOWN
+        for name in intents:
+            if name not in declared:
+                return _UNKNOWN
+        return ()
+
+    def unknown_in_scopes(self, chain: Sequence[HopView]) -> bool:
+        for h in chain:
+            s = h.scope
+            if s is not None and ((s.data is not None and s.data not in self.classes)
+                                  or self.unknown_labels((), s.intents or ())):
+                return True
+        return False
+
+    @staticmethod
+    def invalid(req: RequestView, now: datetime, task: TaskEnvelope | None) -> bool:
+        """The `request.invalid` checks that need `now` or the task's declaration."""
+        for h in req.chain:
+            at = h.at
+            if at is None:
+                if h.scope is not None and h.scope.ttl is not None:
+                    return True
+            elif at > now:
+                return True
+        rt = req.task
+        if rt is None:
+            return False
+        if rt.started_at is None:
+            return task is not None and task.info.ttl is not None
+        return rt.started_at > now
+
+    def chain_codes(self, out: list[str], req: RequestView, now: datetime,
+                    task: TaskEnvelope | None, intents: frozenset[str],
+                    data: frozenset[str]) -> None:
+        """`delegation.*`, appended to `out` in the order of the table."""
+        chain = req.chain
+        principals = {h.principal for h in chain}
+        if chain and chain[-1].principal != req.agent.id:
+            out.append("delegation.mismatch")
+        if len(principals) != len(chain):
+            out.append("delegation.cycle")
+        if task is not None:
+            depth = task.info.depth
+            if depth is not None and chain_depth(chain) > depth:
+                out.append("delegation.depth")
+            if task.refuses(chain):
+                out.append("delegation.to")
+        outside = expired = False
+        for h in chain:
+            s = h.scope
+            if s is None:
+                continue
+            if not outside and not self.fits(s, req.tool, intents, data):
+                outside = True
+            ttl = s.ttl
+            if ttl is not None and h.at is not None and now - h.at >= ttl:
+                expired = True
+        if outside:
+            out.append("delegation.scope")
+        if expired:
+            out.append("delegation.expired")
+
+    def fits(self, s: ScopeView, tool: str, intents: frozenset[str],
+             data: frozenset[str]) -> bool:
+        """Whether the call is inside a hop's scope."""
+        if s.tools is not None and not any(scope_has(p, tool) for p in s.tools):
+            return False
+        if s.intents is not None and not intents.issubset(s.intents):
+            return False
+        return s.data is None or data <= self.classes.get(s.data, _NOTHING)
