@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import bisect
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cached_property
+from pathlib import Path
+from typing import BinaryIO
 
 
 @dataclass(eq=False)
@@ -66,3 +72,21 @@ class Span:
 
     def __str__(self) -> str:
         return f"{self.source.name}:{self.line}:{self.column}"
+
+
+@contextmanager
+def replaced(path: Path) -> Iterator[BinaryIO]:
+    """Write a new version of a user's file atomically, keeping its permissions.
+
+    What is written to the yielded file replaces `path` only when the block ends without an
+    exception, so an interrupted `agp fmt` or `agp test --update` never leaves half a file.
+    """
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            yield out
+        os.chmod(tmp, path.stat().st_mode & 0o7777)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

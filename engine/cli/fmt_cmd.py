@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import difflib
 import json
-import os
 import sys
-import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import click
 
 from agp.cli.common import EXIT_FAIL, EXIT_OK, EXIT_USAGE, echo, format_option, render_diagnostics
-from agp.source import Source
+from agp.source import Source, replaced
 from agp.syntax.format import FormatError, format_source
 
 
@@ -108,12 +106,5 @@ def _error(path: str, message: str) -> dict[str, object]:
 
 
 def _write(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
-        os.chmod(tmp, path.stat().st_mode & 0o7777)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with replaced(path) as out:
+        out.write(text.encode("utf-8"))

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from agp.model import Decision
 from agp.runtime.events import ExpectSpec
+from agp.source import replaced
 
 _DECODER = json.JSONDecoder()
 _WS = " \t\r\n"
@@ -82,19 +81,11 @@ def with_expect(text: str, value: object) -> str:
 def rewrite_lines(path: str | Path, replacements: dict[int, str]) -> None:
     """Replace whole lines (1-based numbers, text without the newline) of a file, atomically."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as out, open(path, "rb") as src:
-            for number, raw in enumerate(src, 1):
-                new = replacements.get(number)
-                if new is not None:
-                    ending = raw[len(raw.rstrip(b"\r\n")):]
-                    bom = b"\xef\xbb\xbf" if number == 1 and raw.startswith(b"\xef\xbb\xbf") \
-                        else b""
-                    raw = bom + new.encode("utf-8") + ending
-                out.write(raw)
-        os.chmod(tmp, path.stat().st_mode & 0o7777)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with replaced(path) as out, open(path, "rb") as src:
+        for number, raw in enumerate(src, 1):
+            new = replacements.get(number)
+            if new is not None:
+                ending = raw[len(raw.rstrip(b"\r\n")):]
+                bom = b"\xef\xbb\xbf" if number == 1 and raw.startswith(b"\xef\xbb\xbf") else b""
+                raw = bom + new.encode("utf-8") + ending
+            out.write(raw)
