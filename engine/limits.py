@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
 MAX_POLICY_FILE_BYTES = 8 * 1024 * 1024  # one .agp file
+MAX_TOOL_HINTS = 100  # "did you mean" hints on unmatched tool patterns, per check
 MAX_EXPR_DEPTH = 100  # nesting of one condition (parentheses, operators, `not` chains)
 
 MAX_REQUEST_DEPTH = 32  # nesting of objects and lists inside a request

@@ -13,6 +13,7 @@ from agp.check import types as T
 from agp.check.exprs import ConditionScope, check_condition, check_literal
 from agp.diagnostics import Diagnostic, Related, did_you_mean, error, warning
 from agp.glob import Glob, PatternSet, compile_glob
+from agp.limits import MAX_TOOL_HINTS
 from agp.policy import DEFAULT_TTL, Policy, RuleInfo, TaskInfo, ToolInfo
 from agp.stdlib.builtins import BUILTINS
 from agp.syntax import ast
@@ -44,6 +45,7 @@ class _Checker:
     _declared: PatternSet | None = None  # the tool declarations, indexed (built on first use)
     _declared_order: list[ast.ToolDecl] = field(default_factory=list)
     _kinds: dict[str, str] | None = None
+    _tool_hints: int = 0  # "did you mean" hints given so far on unmatched tool patterns
     # What the items that did not parse declare (ParsedFile.unparsed): names whose use is no
     # further error, since the syntax error that hid their declaration is reported.
     unparsed: frozenset[str] = frozenset()
@@ -150,10 +152,14 @@ class _Checker:
     def tool_pattern(self, pattern: ast.Pattern) -> None:
         if not self.related_tools(pattern.text) and \
                 not any(Glob(pattern.text).relates(g) for g in self.unparsed_tools):
+            # A hint compares the pattern with every declaration: past a few, a set with thousands
+            # of unmatched patterns would spend minutes on hints nobody reads.
+            self._tool_hints += 1
+            hint = did_you_mean(pattern.text, self.tools) \
+                if self._tool_hints <= MAX_TOOL_HINTS else None
             self.diagnostics.append(warning(
                 "unknown-tool", pattern.span,
-                f"tool pattern `{pattern.text}` matches no declared tool",
-                did_you_mean(pattern.text, self.tools)))
+                f"tool pattern `{pattern.text}` matches no declared tool", hint))
 
     def schema(self, schema: ast.Schema | None) -> T.Type:
         if schema is None:

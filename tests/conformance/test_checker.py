@@ -732,3 +732,15 @@ def test_many_tools_and_glob_rules_check_without_trying_every_pair(monkeypatch):
     assert len(tried) < 5 * (len(tools) + len(rules))
     (warned,) = diags
     assert warned.code == "unknown-tool" and warned.span.text == "nothing.*"
+
+
+def test_only_the_first_unmatched_tool_patterns_get_a_hint(monkeypatch):
+    # Each hint compares the pattern with every declaration, so thousands of unmatched patterns
+    # against thousands of tools would be N x M: past MAX_TOOL_HINTS the warning stands alone.
+    monkeypatch.setattr(resolve, "MAX_TOOL_HINTS", 3)
+    tools = [f"tool svc.op{i} {{ intent call }}" for i in range(5)]
+    rules = [f"forbid f{j} on svc.opx{j}" for j in range(5)]
+    policy, diags = check_sources([Source("p.agp", "intent call\n" + "\n".join(tools + rules))])
+    assert policy is not None
+    assert [d.code for d in diags] == ["unknown-tool"] * 5
+    assert [d.hint is not None for d in diags] == [True, True, True, False, False]
