@@ -25,6 +25,7 @@ from agp.compile import BundleError, compile_policy, evaluator
 from agp.compile import ir as ir_module
 from agp.compile.bundle import (
     FORMAT_VERSION,
+    decode,
     dumps,
     loads,
     read_bundle,
@@ -343,6 +344,35 @@ def test_the_bundle_codec_round_trips_every_example(path):
     assert dumps(again) == dumps(program)
     assert [str(r.span) for r in again.rules] == [str(r.span) for r in program.rules]
 
+
+
+def test_a_decoded_program_is_built_whole_and_frozen():
+    """Decoding builds the IR's dataclasses without their __init__ (for speed): every field is
+    set, and what it builds stays frozen and hashable like what the parser builds."""
+    program = policy_to_ir(agp.load(SPEC, compiled=False).policy)
+    again = loads(dumps(program))
+    assert repr(again) == repr(program)  # reads every field: an unset slot would raise
+    rule = next(r for r in again.rules if r.when is not None)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        rule.span.start = 0  # type: ignore[misc]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        rule.when.span = rule.span  # type: ignore[misc]
+    assert hash(rule.span) == hash(Span(rule.span.source, rule.span.start, rule.span.end))
+    assert {rule.when: 1}[rule.when] == 1
+
+
+def test_the_bundle_codec_refuses_a_dataclass_whose_init_does_more_than_set_fields():
+    """A class with a __post_init__ (which might validate) is never built around it."""
+
+    @dataclasses.dataclass(frozen=True, slots=True)
+    class Checked:
+        n: int
+
+        def __post_init__(self) -> None:
+            assert self.n >= 0
+
+    with pytest.raises(TypeError, match="__post_init__"):
+        decode(["Checked", 1], Checked, [])
 
 
 def _bundle_with_body(path, body: bytes) -> None:

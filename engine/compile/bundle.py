@@ -107,21 +107,36 @@ def _built(tp: object, cache: dict[object, Any], make: Make) -> Any:
 def _codec(tp: object, cache: dict[object, Any], make: Make) -> Any:
     found = cache.get(tp)
     if type(found) is list:
-        # A form inside itself (a Binary's operands): a codec that calls the one being built,
-        # through the list that receives it.
+        # A record inside itself: a codec that calls the one being built, through the list that
+        # receives it.
         return lambda v, s: found[0](v, s)
     if found is None:
         later: list[Any] = []
         cache[tp] = later
-        if dataclasses.is_dataclass(tp) and tp is not Span:
+        forms = _forms(tp)
+        if forms is not None:
+            # The several forms of an expression, each tagged with its class name. The codec is
+            # cached before its forms are built, so that a form inside itself (a Binary's
+            # operands) calls it directly rather than through `later`: a call less per node.
+            codecs: dict[str, Any] = {}
+            found = cache[tp] = make(("union", len(forms) < len(typing.get_args(tp)), codecs))
+            codecs.update((a.__name__, _codec(a, cache, make)) for a in forms)
+        elif dataclasses.is_dataclass(tp) and tp is not Span:
             hints = typing.get_type_hints(tp)
-            shape: tuple[Any, ...] = ("record", tp, [_codec(hints[f.name], cache, make)
-                                                     for f in dataclasses.fields(tp)])
+            found = cache[tp] = make(("record", tp, [_codec(hints[f.name], cache, make)
+                                                     for f in dataclasses.fields(tp)]))
         else:
-            shape = _shape(tp, cache, make)
-        found = cache[tp] = make(shape)
+            found = cache[tp] = make(_shape(tp, cache, make))
         later.append(found)
     return found
+
+
+def _forms(tp: object) -> list[Any] | None:
+    """The forms of a union of several (null aside), or None when `tp` is not one."""
+    if typing.get_origin(tp) not in (typing.Union, types.UnionType):
+        return None
+    members = [a for a in typing.get_args(tp) if a is not type(None)]
+    return members if len(members) > 1 else None
 
 
 def _shape(tp: object, cache: dict[object, Any], make: Make) -> tuple[Any, ...]:
@@ -135,13 +150,8 @@ def _shape(tp: object, cache: dict[object, Any], make: Make) -> tuple[Any, ...]:
         return ("tuple", _codec(args[0], cache, make))
     if origin is dict and args[0] is str:
         return ("dict", _codec(args[1], cache, make))
-    if origin in (typing.Union, types.UnionType):
-        members = [a for a in args if a is not type(None)]
-        if len(members) == 1:
-            return ("optional", _codec(members[0], cache, make))
-        # Several forms (of an expression): each is tagged with its class name.
-        return ("union", len(members) < len(args),
-                {a.__name__: _codec(a, cache, make) for a in members})
+    if origin in (typing.Union, types.UnionType):  # of one form (several: see `_codec`)
+        return ("optional", _codec(next(a for a in args if a is not type(None)), cache, make))
     raise TypeError(f"no JSON form for {tp!r}")
 
 
@@ -227,16 +237,37 @@ def _scalar(tp: type) -> Decode:
     return decode
 
 
+def _slot_setters(cls: type) -> list[Callable[[object, Any], None]]:
+    """The setters of the fields of `cls`, a frozen slotted dataclass whose `__init__` only sets
+    its fields: decoding builds it with these rather than through its `__init__`, which sets
+    each field with `object.__setattr__` (to pass the frozen check) and was a third of the time
+    of decoding a bundle."""
+    slots = [cls.__dict__.get(f.name) for f in dataclasses.fields(cls)]
+    if hasattr(cls, "__post_init__") or \
+            not all(isinstance(s, types.MemberDescriptorType) for s in slots):
+        raise TypeError(f"no JSON form for {cls!r}: not a slotted dataclass without __post_init__")
+    return [s.__set__ for s in slots if isinstance(s, types.MemberDescriptorType)]
+
+
+_new = object.__new__
+
+
 def _record(cls: type, fields: list[Decode]) -> Decode:
     name, size = cls.__name__, len(fields) + 1
-    positions = list(enumerate(fields, 1))
+    plan = list(zip(range(1, size), _slot_setters(cls), fields, strict=True))
 
     def decode(data: object, sources: list[Source]) -> object:
         if type(data) is not list or len(data) != size or data[0] != name:
             raise _bad(f"a {name}", data)
-        return cls(*[field(data[i], sources) for i, field in positions])
+        made: object = _new(cls)
+        for i, set_field, field in plan:
+            set_field(made, field(data[i], sources))
+        return made
 
     return decode
+
+
+_SET_SOURCE, _SET_START, _SET_END = _slot_setters(Span)
 
 
 def _span(data: object, sources: list[Source]) -> Span:
@@ -245,7 +276,11 @@ def _span(data: object, sources: list[Source]) -> Span:
         i, start, end = data
         if type(i) is int and type(start) is int and type(end) is int \
                 and 0 <= i < len(sources) and 0 <= start <= end <= len(sources[i].text):
-            return Span(sources[i], start, end)
+            span = _new(Span)
+            _SET_SOURCE(span, sources[i])
+            _SET_START(span, start)
+            _SET_END(span, end)
+            return span
     raise _bad("a span", data)
 
 
