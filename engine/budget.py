@@ -7,9 +7,10 @@ itself scan a list (`x in L`) or a long string. So every quantifier that is not 
 gets a budget of MAX_EVAL_STEPS steps for itself and everything evaluated inside it, and the work
 spends steps as it is done (a step is a fifth of a microsecond or so of the reference evaluator):
 
-- a quantifier spends ITEM_STEPS * (1 + the number of nodes of its body) per item of its list,
-  when it starts (whether or not it stops early): the body is evaluated at most once per item,
-  and its cost grows with its size;
+- a quantifier spends ITEM_STEPS * (1 + the number of nodes of its filter and its body) per
+  item of its list, when it starts (whether or not it stops early, or its filter skips items):
+  the filter and the body are evaluated at most once per item, and their cost grows with their
+  size;
 - `in` on a list, `subset` and `intersects` spend one step per list item; `==` and `!=` spend
   CONTAINER_STEPS per list or object they compare, and one step per item or field in it;
 - an operation that reads a long string (`==`, ordering, `in`, `matches`, the string functions)

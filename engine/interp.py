@@ -7,6 +7,7 @@ Steps 1 (resolve) and 3 (rules) are here; step 2 is the rows of agp.envelope, an
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING
@@ -31,10 +32,12 @@ from agp.values import (
     equal,
     has,
     iterable,
+    kind_of,
     matches,
     member,
     negate,
     order,
+    show,
     truth,
 )
 
@@ -250,16 +253,21 @@ class _Value(ExprVisitor):
 _CASES = _Value().cases()
 
 
-def quantify(e: ast.Quant, env: Env, policy: Policy) -> bool:
-    """`any` and `all`. A quantifier that is not inside another one owns an evaluation budget
-    (agp.budget) for everything evaluated inside it; going over it is an error of the condition.
+def quantify(e: ast.Quant, env: Env, policy: Policy) -> object:
+    """`any`, `all`, `count` and `sum`, over the items their filter keeps. A quantifier that is
+    not inside another one owns an evaluation budget (agp.budget) for everything evaluated
+    inside it; going over it is an error of the condition.
     """
 
-    def run() -> bool:
-        test = any if e.kind == "any" else all
-        items = quantified(evaluate(e.seq, env, policy), expr_size(e.body))
-        return test(truth(evaluate(e.body, {**env, e.var.text: x}, policy), "a quantifier body")
-                    for x in items)
+    def run() -> object:
+        items = quantified(evaluate(e.seq, env, policy), quant_size(e))
+        scopes = ({**env, e.var.text: x} for x in items)
+        kept = scopes if e.filter is None else (
+            s for s in scopes if truth(evaluate(e.filter, s, policy), "a quantifier filter"))
+        if e.kind == "sum":
+            return total((evaluate(e.body, s, policy) for s in kept), e.zero)
+        tests = (truth(evaluate(e.body, s, policy), "a quantifier body") for s in kept)
+        return QUANTIFIERS[e.kind](tests)
 
     if budget.active():
         return run()
@@ -272,12 +280,35 @@ def quantify(e: ast.Quant, env: Env, policy: Policy) -> bool:
             "scan); to compare two lists, use subset() or intersects()", e.span) from None
 
 
+# What `any`, `all` and `count` make of the truths of their body (the compiled evaluator uses
+# them too): `any` and `all` stop at the first true and false.
+QUANTIFIERS: dict[str, Callable[[Iterable[bool]], object]] = {
+    "any": any, "all": all, "count": sum}
+
+
+def total(values: Iterable[object], zero: object) -> object:
+    """`sum`: the first value, then each next one added with `+` (so the value bounds apply);
+    `zero` (the checker's, see ast.Quant) when there is none. Starting from the first value
+    rather than from `zero` sums durations whose type the checker could not tell."""
+    result = zero
+    for n, v in enumerate(values):
+        if n == 0 and kind_of(v) not in ("number", "duration"):
+            raise EvalError(f"`sum` adds numbers or durations, got {kind_of(v)} {show(v)}")
+        result = v if n == 0 else arith("+", result, v)
+    return result
+
+
 def quantified(value: object, body_size: int) -> list[object]:
     """The items of a quantifier, paid for when it starts: ITEM_STEPS for each node of the body,
     and one more, per item (agp.budget). The compiled evaluator calls it too."""
     items = iterable(value)
     budget.spend(len(items) * budget.ITEM_STEPS * (1 + body_size))
     return items
+
+
+def quant_size(e: ast.Quant) -> int:
+    """The nodes a quantifier evaluates per item: its filter's and its body's (agp.budget)."""
+    return sum(expr_size(c) for c in (e.filter, e.body) if c is not None)
 
 
 def expr_size(e: ast.Expr) -> int:

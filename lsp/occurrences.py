@@ -198,7 +198,8 @@ class _Uses(ExprVisitor):
 
     def visit_Quant(self, e: ast.Quant, bound: frozenset[str]) -> list[Occurrence]:
         seq: list[Occurrence] = self.visit(e.seq, bound)
-        body: list[Occurrence] = self.visit(e.body, bound | {e.var.text})
+        inner = bound | {e.var.text}
+        body = [o for c in (e.filter, e.body) if c is not None for o in self.visit(c, inner)]
         return seq + body
 
     def _inside(self, e: ast.Expr, bound: frozenset[str]) -> list[Occurrence]:

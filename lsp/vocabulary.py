@@ -53,6 +53,10 @@ KEYWORDS = {
     "matches": "`s matches \"glob\"`: `*` matches any run of characters, `?` one character.",
     "any": "`any(x in LIST: EXPR)`: true when EXPR holds for some element.",
     "all": "`all(x in LIST: EXPR)`: true when EXPR holds for every element.",
+    "count": "`count(x in LIST: EXPR)`: the number of elements for which EXPR holds.",
+    "sum": "`sum(x in LIST: EXPR)`: the sum of EXPR (numbers, or durations) over the elements.",
+    "if": "`any(x in LIST if COND: EXPR)`: a quantifier's filter; only the elements for which "
+          "COND holds are considered (any, all, count and sum).",
     "true": "The boolean true.",
     "false": "The boolean false.",
     "params": "`params { name: type, ... }`: the schema of a task instance's parameters.",

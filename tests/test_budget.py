@@ -151,3 +151,16 @@ def test_a_single_quantifier_over_the_longest_list_fits():
     d = decide('forbid f on t when any(x in args.a: endswith(x, "@evil.io") or x in ["a", "b"])',
                a=words(MAX_LIST_LENGTH))
     assert d.errors == [] and d.rules == ["default.deny"]
+
+
+@pytest.mark.parametrize("cond", ['any(x in args.a if x == "a": true)',
+                                  'all(x in args.a if x == "a": false)',
+                                  'count(x in args.a if x == "a": true) > 5',
+                                  'sum(x in args.a if x == "a": 1) > 5'])
+def test_filters_count_and_sum_are_charged_like_any_and_all(monkeypatch, cond):
+    # Per item, the nodes of the filter (3) and of the body (1), and one more: paid when the
+    # quantifier starts, for the items its filter skips too.
+    steps = budget.ITEM_STEPS * (1 + 3 + 1)
+    monkeypatch.setattr(budget, "MAX_EVAL_STEPS", 5 * steps)
+    assert decide(f"forbid f on t when {cond}", a=words(5)).errors == []
+    assert "evaluation steps" in decide(f"forbid f on t when {cond}", a=words(6)).errors[0]

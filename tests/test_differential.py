@@ -75,9 +75,25 @@ def boolean(depth: int) -> st.SearchStrategy:
         leaves,
         st.builds(lambda a, op, b: f"({a} {op} {b})", sub, st.sampled_from(["and", "or"]), sub),
         st.builds(lambda a: f"not ({a})", sub),
-        st.builds(lambda q, b: f"{q}(x in args.l: {b.replace('args.n', 'x')})",
-                  st.sampled_from(["any", "all"]), sub),
+        st.builds(lambda q, f, b: f"{q}(x in args.l{f}: {b.replace('args.n', 'x')})",
+                  st.sampled_from(["any", "all"]), filters(depth - 1), sub),
+        st.builds(lambda f, b, op, n: f"count(x in args.l{f}: {b.replace('args.n', 'x')}) "
+                                      f"{op} {n}",
+                  filters(depth - 1), sub, st.sampled_from(["==", ">", "<="]),
+                  st.sampled_from(["0", "1", "2", "args.n"])),
+        st.builds(lambda f, b, op, n: f"sum(x in args.l{f}: {b}) {op} {n}",
+                  filters(depth - 1), st.sampled_from(["x", "x + 1", "args.n", "1", "len(x)"]),
+                  st.sampled_from(["==", ">", "<="]), st.sampled_from(["0", "2.5", "args.n"])),
+        st.builds(lambda f, b, op, d: f"sum(x in args.l{f}: {b}) {op} {d}",
+                  filters(depth - 1), st.sampled_from(["1m", "args.d", "task.age", "x"]),
+                  st.sampled_from(["==", ">", "<="]), st.sampled_from(["0s", "2m", "args.d"])),
     )
+
+
+def filters(depth: int) -> st.SearchStrategy:
+    """The optional `if COND` of a quantifier over `args.l` (`args.n` in it becomes the item)."""
+    return st.one_of(st.just(""), boolean(max(depth, 0)).map(
+        lambda c: f" if {c.replace('args.n', 'x')}"))
 
 
 def number(depth: int) -> st.SearchStrategy:
@@ -520,3 +536,14 @@ def test_names_matching_several_globs_agree(text, calls):
         if intent is not None:
             req["intent"] = intent
         assert compiled.decide(req) == reference.decide(req), f"\n{text}\nrequest: {req}"
+
+
+def test_a_bundle_keeps_the_checkers_zero_of_an_empty_sum():
+    """The zero of `sum` over no items comes from the checker (`0s` for a duration body): a
+    bundle, which has no checker, must carry it."""
+    policy, _ = check_text("tool t { args { l: list } }\n"
+                           "permit r on t when sum(x in args.l: 1m) == 0s\n")
+    bundled = agp.Engine(None, evaluator=compile_ir(loads(dumps(policy_to_ir(policy)))))
+    req = {"agent": {"id": "a"}, "tool": "t", "args": {"l": []}, "now": T0}
+    assert bundled.decide(req).decision == "allow"
+    assert bundled.decide(req) == agp.Engine(policy, compiled=False).decide(req)

@@ -156,6 +156,29 @@ def test_long_quantifiers_and_lists_are_broken():
 """
 
 
+def test_count_sum_and_filters_round_trip():
+    text = ("permit q when count( x in args.l   if x>1 : x<5 )>=2 and sum(x in args.l:x)>3 "
+            "or all(y in [1]if true:y==1)\n")
+    out = format_text(text)
+    assert out == """permit q
+  when (count(x in args.l if x > 1: x < 5) >= 2 and sum(x in args.l: x) > 3)
+    or all(y in [1] if true: y == 1)
+"""
+    assert format_text(out) == out
+    assert shape(parse(Source("a", text)).items) == shape(parse(Source("b", out)).items)
+
+
+def test_a_long_filtered_quantifier_keeps_its_filter_on_the_first_line():
+    text = ('permit q when any(b in task.params.bookings if b.kind == "hotel" and b.place != "": '
+            "b.place == args.hotel and b.start == args.start_day and b.end == args.end_day)\n")
+    out = format_text(text)
+    assert out == """permit q
+  when any(b in task.params.bookings if b.kind == "hotel" and b.place != "":
+           b.place == args.hotel and b.start == args.start_day and b.end == args.end_day)
+"""
+    assert format_text(out) == out
+
+
 def test_a_comment_after_a_comment_line_inside_a_rule_is_kept():
     # Found by test_fmt_props: `# note` used to be attached to the line that only carries
     # `# between`, which is not printed.

@@ -121,7 +121,7 @@ class Filtered:
 
 def test_the_fields_that_hold_expressions_are_read_from_the_annotations():
     assert expr_fields(Filtered) == ("seqs", "cond", "body")
-    assert expr_fields(ast.Quant) == ("seq", "body")
+    assert expr_fields(ast.Quant) == ("seq", "filter", "body")
     assert expr_fields(ast.Literal) == ()  # its value is a plain value
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -12,7 +13,7 @@ from agp.diagnostics import Diagnostic, did_you_mean, error, warning
 from agp.limits import MAX_DURATION
 from agp.stdlib.builtins import BUILTINS
 from agp.syntax import ast
-from agp.syntax.visit import ExprVisitor
+from agp.syntax.visit import ExprVisitor, expr_fields
 from agp.values import EvalError, arith, duration_ok, number_ok
 
 LABEL_TYPES = {"class": T.CLASS, "intent": T.INTENT, "agent": T.AGENT_NAME, "task": T.TASK_NAME}
@@ -29,13 +30,38 @@ class ConditionScope:
     # Names declared by items that did not parse: their syntax error is reported, and a use of
     # them is no further error.
     unparsed: frozenset[str] = frozenset()
+    # The `sum`s (by node identity) whose body is a duration: their sum of no items is `0s`.
+    duration_sums: set[int] = field(default_factory=set)
 
 
 def check_condition(expr: ast.Expr, scope: ConditionScope, clause: str) -> None:
     t = infer(expr, scope)
     if t not in (T.BOOL, T.ANY):
         scope.diagnostics.append(error(
-            "type-mismatch", expr.span, f"a `{clause}` condition must be a boolean, not {t}"))
+            "type-mismatch", expr.span,
+            f"{'an' if clause[0] in 'aeiou' else 'a'} `{clause}` condition must be a boolean, "
+            f"not {t}"))
+
+
+def typed_sums(expr: ast.Expr, scope: ConditionScope) -> ast.Expr:
+    """`expr`, checked in `scope`, with the zero of each `sum` of durations set to `0s` (the
+    sum of no items has the type of the body, which only the checker knows)."""
+    if not scope.duration_sums:
+        return expr
+    changes: dict[str, object] = {}
+    for name in expr_fields(type(expr)):
+        old = getattr(expr, name)
+        new: object = old
+        if isinstance(old, tuple):
+            new = tuple(typed_sums(c, scope) for c in old)
+            new = old if all(a is b for a, b in zip(new, old, strict=True)) else new
+        elif old is not None:
+            new = typed_sums(old, scope)
+        if new is not old:
+            changes[name] = new
+    if isinstance(expr, ast.Quant) and id(expr) in scope.duration_sums:
+        changes["zero"] = timedelta(0)
+    return dataclasses.replace(expr, **changes) if changes else expr  # type: ignore[arg-type]
 
 
 def _ok(t: Type, *names: str) -> bool:
@@ -269,9 +295,20 @@ class _Types(ExprVisitor):
                                        f"`{e.kind}` needs a list, not {seq}"))
         elem = seq.elem if seq.name == "list" and seq.elem is not None else T.ANY
         inner = ConditionScope(s.symbols, s.roots, s.diagnostics,
-                               {**s.variables, e.var.text: elem}, s.unparsed)
-        check_condition(e.body, inner, e.kind)
-        return T.BOOL
+                               {**s.variables, e.var.text: elem}, s.unparsed, s.duration_sums)
+        if e.filter is not None:
+            check_condition(e.filter, inner, "if")
+        if e.kind != "sum":
+            check_condition(e.body, inner, e.kind)
+            return T.NUMBER if e.kind == "count" else T.BOOL
+        t = infer(e.body, inner)
+        if not _ok(t, "number", "duration"):
+            s.diagnostics.append(error("type-mismatch", e.body.span,
+                                       f"`sum` adds numbers or durations, not {t}"))
+            return T.ANY
+        if t == T.DURATION:
+            s.duration_sums.add(id(e))
+        return t  # a number, a duration, or any: the body's
 
     def visit_Call(self, e: ast.Call, s: ConditionScope) -> Type:
         fn = BUILTINS.get(e.func.text)

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import TypeAlias
 
 from agp.check import types as T
-from agp.check.exprs import ConditionScope, check_condition, check_literal
+from agp.check.exprs import ConditionScope, check_condition, check_literal, typed_sums
 from agp.diagnostics import Diagnostic, Related, did_you_mean, error, warning
 from agp.glob import Glob, PatternSet, compile_glob
 from agp.limits import MAX_TOOL_HINTS
@@ -284,8 +284,9 @@ class _Checker:
             check_condition(rule.unless, scope, "unless")
         if rule.ttl is not None:
             check_literal(rule.ttl, self.diagnostics)
+        when, unless = (c and typed_sums(c, scope) for c in (rule.when, rule.unless))
         return RuleInfo(rule.name.text, rule.effect, tuple(on_tools), frozenset(on_intents),
-                        rule.on is not None, tasks, agents, rule.when, rule.unless,
+                        rule.on is not None, tasks, agents, when, unless,
                         rule.ttl.value if rule.ttl else None,
                         rule.because.value if rule.because else None, rule)
 

@@ -121,7 +121,7 @@ BASE = {
     "_quantified": interp.quantified, "_metered": budget.metered, "_no_task": _no_task,
     "_chain_depth": chain_depth, "_LabelSet": LabelSet, "_no_target": _no_target, "_path": _path,
     "_has_v": _has_v, "_is_v": _is_v, "_MISSING": _MISSING, "_NUM": (int, float),
-    "_any": any, "_all": all, "timedelta": timedelta, "datetime": datetime,
+    "_total": interp.total, **{f"_{k}": f for k, f in interp.QUANTIFIERS.items()}, "timedelta": timedelta, "datetime": datetime,
     "_environment": interp.environment, "_failed": _failed,
 }
 
@@ -284,9 +284,16 @@ class ExprGen(ExprVisitor):
     def visit_Quant(self, e: ast.Quant, scope: Scope, walrus: bool) -> str:
         var = f"_q{self.tmp()}"
         seq = self.visit(e.seq, scope, False)
-        body = self.boolean(e.body, {**scope, e.var.text: var}, False, "a quantifier body")
-        fn = "_any" if e.kind == "any" else "_all"
-        code = f"{fn}({body} for {var} in _quantified({seq}, {interp.expr_size(e.body)}))"
+        inner = {**scope, e.var.text: var}
+        kept = "" if e.filter is None else \
+            f" if {self.boolean(e.filter, inner, False, 'a quantifier filter')}"
+        items = f"for {var} in _quantified({seq}, {interp.quant_size(e)}){kept}"
+        if e.kind == "sum":
+            code = f"_total(({self.visit(e.body, inner, False)} {items}), " \
+                   f"{self.literal(e.zero)})"
+        else:
+            body = self.boolean(e.body, inner, False, "a quantifier body")
+            code = f"_{e.kind}({body} {items})"
         # One not inside another owns an evaluation budget, as in the reference (agp.budget);
         # `_metered` checks at run time too, like the reference does.
         return code if scope else f"_metered(lambda: {code})"

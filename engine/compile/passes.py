@@ -47,7 +47,10 @@ class IsBoolean(ExprVisitor):
     def _never(self, e: ast.Expr) -> bool:
         return False
 
-    visit_Has = visit_Is = visit_Quant = _always
+    def visit_Quant(self, e: ast.Quant) -> bool:
+        return e.kind in ("any", "all")
+
+    visit_Has = visit_Is = _always
     visit_ListExpr = visit_NameRef = visit_Attr = visit_Call = _never
 
 

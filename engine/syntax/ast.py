@@ -99,11 +99,15 @@ class Is:
 
 @dataclass(frozen=True, slots=True)
 class Quant:
-    kind: str  # "any" | "all"
+    kind: str  # "any" | "all" | "count" | "sum"
     var: Name
     seq: Expr
+    filter: Expr | None  # `if COND`: only the items for which it holds are considered
     body: Expr
     span: Span
+    # The value of a `sum` of no items: `0s` when the checker types its body a duration, else 0
+    # (agp.check.exprs.typed_sums sets it; the parser cannot know).
+    zero: object = 0
 
 
 @dataclass(frozen=True, slots=True)

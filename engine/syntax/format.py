@@ -421,13 +421,21 @@ class _Text(ExprVisitor):
         return f"{expr(e.obj, SUM)} is {e.name.text}"
 
     def visit_Quant(self, e: ast.Quant) -> str:
-        return f"{e.kind}({e.var.text} in {expr(e.seq)}: {expr(e.body)})"
+        return f"{_quant_head(e)}{expr(e.seq)}{_quant_filter(e)}: {expr(e.body)})"
 
     def visit_Call(self, e: ast.Call) -> str:
         return f"{e.func.text}(" + ", ".join(expr(a) for a in e.args) + ")"
 
 
 _expr = _Text().visit
+
+
+def _quant_head(e: ast.Quant) -> str:
+    return f"{e.kind}({e.var.text} in "
+
+
+def _quant_filter(e: ast.Quant) -> str:
+    return "" if e.filter is None else f" if {expr(e.filter)}"
 
 
 def _or_operand(e: ast.Expr, need: int) -> str:
@@ -495,9 +503,8 @@ class _Layout(ExprVisitor):
     def visit_Quant(self, e: ast.Quant, at: _Slot, text: str) -> _Lines:
         if at.force_parens:
             return self.visit_Literal(e, at, text)
-        head = f"{e.kind}({e.var.text} in "
         column = at.indent + len(at.lead) + len(e.kind) + 1
-        return [*_broken(e.seq, OR, at.indent, at.lead + head, ":"),
+        return [*_broken(e.seq, OR, at.indent, at.lead + _quant_head(e), _quant_filter(e) + ":"),
                 *_broken(e.body, OR, column, "", ")" + at.tail, hanging=True)]
 
     def visit_ListExpr(self, e: ast.ListExpr, at: _Slot, text: str) -> _Lines:

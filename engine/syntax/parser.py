@@ -27,7 +27,7 @@ from agp.syntax import ast
 
 RESERVED = frozenset(
     "module import dataclass intent intents agent tool task defaults permit forbid ask on in by "
-    "when unless ttl because and or not is has matches any all true false "
+    "when unless ttl because and or not is has matches any all count sum if true false "
     "params tools data delegate to depth args max_ttl".split()
 )
 # Words that always start a top-level item, and those that do only when a name follows them.
@@ -831,7 +831,8 @@ class _Builder(Transformer[Token, ast.Item]):
         return str(ch[0])
 
     def quant(self, meta: Meta, ch: _Children) -> ast.Quant:
-        return ast.Quant(ch[0], self._name(ch[1]), ch[2], ch[3], self._span(meta))
+        cond = ch[3] if len(ch) == 5 else None  # `if COND` is optional
+        return ast.Quant(ch[0], self._name(ch[1]), ch[2], cond, ch[-1], self._span(meta))
 
     def call(self, meta: Meta, ch: _Children) -> ast.Call:
         return ast.Call(self._name(ch[0]), tuple(ch[1:]), self._span(meta))

@@ -309,6 +309,18 @@ MISMATCHES = [
     ("permit r when public in intent", "public in intent"),
     ("permit r when read <= public", "read <= public"),
     ("permit r when any(x in 5: true)", "any(x in 5: true)"),
+    # count, sum and filters: a non-boolean COND or count body, sum of what is not a number or
+    # a duration, and the types of the results (count: number; sum: its body's)
+    ("permit r when any(x in [1] if 2: true)", "2"),
+    ("permit r when all(x in [1] if x: true)", "x: true"),
+    ("permit r when count(x in [1]: 2) > 0", "2"),
+    ('permit r when sum(x in [1]: "a") > 0', '"a"'),
+    ("permit r when sum(x in [1]: x > 0) > 0", "x > 0"),
+    ('permit r when count(x in [1]: true) > "a"', 'count(x in [1]: true) > "a"'),
+    ("permit r when count(x in [1]: true)", "count(x in [1]: true)"),
+    ("permit r when sum(x in [1]: 1m) > 1", "sum(x in [1]: 1m) > 1"),
+    ("permit r when sum(x in [1]: x) > 1m", "sum(x in [1]: x) > 1m"),
+    ("permit r when count(x in 5: true) > 0", "count(x in 5: true)"),
     ('permit r when -"a" == 1', '-"a" == 1'),
 ]
 
@@ -323,6 +335,19 @@ def test_type_mismatch(check, line, expr):
     hits = [d for d in errors_of(diags) if d["line"] == row]
     assert hits, out
     assert any(start <= d["col"] <= start + len(expr) for d in hits), out
+
+
+def test_count_sum_and_filters_check_clean(check):
+    """Well-typed count, sum and filters; `count`, `sum` and `if` are names after `.` and as
+    schema fields."""
+    text = PRE + """tool calc { args { count: number, sum: number, if?: string, l: list } }
+permit q on calc when count(x in args.l if x > 0: x < 10) >= args.count
+  and sum(x in args.l if x > 0: x) <= args.sum and sum(x in args.l: 1m) < 1h
+  and any(x in args.l if args has if: x == args.if) or all(x in args.l if true: true)
+"""
+    code, out, diags = check({"p.agp": text})
+    assert code == 0, out
+    assert errors_of(diags) == [] and warnings_of(diags) == [], out
 
 
 # --- args fields and the tools' schemas ---

@@ -9,6 +9,11 @@ from __future__ import annotations
 import pytest
 from support import load_text
 
+import agp
+from agp.compile import evaluator
+from agp.loader import check_sources
+from agp.source import Source
+
 PRELUDE = """
 import std.intents
 dataclass public
@@ -279,6 +284,80 @@ QUANTIFIERS = [
 @pytest.mark.parametrize("expr, request_, expected", QUANTIFIERS)
 def test_quantifiers(expr, request_, expected):
     run(expr, request_, expected)
+
+
+# count, sum, and the filter `if COND` of all four, each sentence of §4 on quantifiers; run by
+# the compiled evaluator (which may raise only where the reference reports an error) and by the
+# reference, which must agree.
+L = "args.l"
+COUNT_SUM_FILTER = [
+    # count: the number of items for which EXPR is true
+    case(f"count(x in {L}: x > 1) == 2", True, args={"l": [1, 2, 3]}),
+    case(f"count(x in {L}: x > 5) == 0", True, args={"l": [1, 2, 3]}),
+    case(f"count(x in {L}: true) == 0", True, args={"l": []}),
+    # sum: of numbers, or of durations; bounded like `+`
+    case(f"sum(x in {L}: x) == 6.5", True, args={"l": [1, 2.5, 3]}),
+    case(f"sum(x in {L}: 1m) == 3m", True, args={"l": [1, 2, 3]}),
+    case(f"sum(x in {L}: x) > 0", ERROR, args={"l": [1e308, 1e308]}),
+    case(f"sum(x in {L}: 36500d) > 0s", ERROR, args={"l": [1, 2]}),
+    case(f"sum(x in {L}: x) > 0", ERROR, args={"l": ["a"]}),
+    case(f"sum(x in {L}: x) > 0", ERROR, args={"l": [True]}),
+    case(f"sum(x in {L}: x) > 0", ERROR, args={"l": [1, "a"]}),
+    # the sum of no items: zero of the type the checker infers for EXPR
+    case(f"sum(x in {L}: x) == 0", True, args={"l": []}),
+    case(f"sum(x in {L}: x) == 0s", False, args={"l": []}),
+    case(f"sum(x in {L}: 1m) == 0s", True, args={"l": []}),
+    case(f"sum(x in {L}: task.age) == 0s", True, args={"l": []}),
+    case(f"sum(x in {L} if x > 5: 1m) + 1m == 1m", True, args={"l": [1, 2]}),
+    # the filter: only items for which COND is true; EXPR not evaluated for the others
+    case(f'any(x in {L} if x != "a": x > 1)', True, args={"l": ["a", 2]}),
+    case(f'any(x in {L} if x != "a": x > 5)', False, args={"l": ["a", 2]}),
+    case(f'all(x in {L} if x != "a": x > 1)', True, args={"l": ["a", 2]}),
+    case(f'all(x in {L} if x != "a": x > 5)', False, args={"l": ["a", 2]}),
+    case(f"all(x in {L} if x > 5: false)", True, args={"l": [1, 2]}),
+    case(f'count(x in {L} if x != "a": x > 1) == 1', True, args={"l": ["a", 2, 1]}),
+    case(f'sum(x in {L} if x != "a": x) == 3', True, args={"l": ["a", 1, 2]}),
+    # list order: `any` stops at the first true, `all` at the first false
+    case(f"any(x in {L}: x > 1)", True, args={"l": [2, "a"]}),
+    case(f"all(x in {L}: x > 1)", False, args={"l": [0, "a"]}),
+    case(f"any(x in {L} if x > 1: true)", True, args={"l": [2, "a"]}),
+    case(f"any(x in {L}: x > 1)", ERROR, args={"l": ["a", 2]}),
+    # ... while count and sum evaluate every item considered
+    case(f"count(x in {L}: x > 1) > 0", ERROR, args={"l": [2, "a"]}),
+    case(f"count(x in {L} if x > 1: true) > 0", ERROR, args={"l": [2, "a"]}),
+    case(f"sum(x in {L}: x + 1) > 0", ERROR, args={"l": [2, "a"]}),
+    # an error in COND or EXPR is the whole quantifier's (`not` does not turn it into true)
+    case(f"not any(x in {L} if x > 1: true)", ERROR, args={"l": ["a"]}),
+    case(f"not all(x in {L} if true: x > 1)", ERROR, args={"l": ["a"]}),
+    # so is a COND, or an EXPR of any/all/count, that is not a boolean
+    case(f"any(x in {L} if x: true)", ERROR, args={"l": [1]}),
+    case(f"not all(x in {L} if x: true)", ERROR, args={"l": [1]}),
+    case(f"count(x in {L}: x) == 1", ERROR, args={"l": [1]}),
+    case(f"not all(x in {L}: x)", ERROR, args={"l": [1]}),
+    # nested, with the outer variable in the inner filter
+    case(f"count(x in {L} if any(y in {L} if y > x: true): true) == 2", True,
+         args={"l": [1, 2, 3]}),
+    # reserved words after `.` are names
+    case("args.count + args.sum == 3", True, args={"count": 1, "sum": 2}),
+]
+
+
+def reference_truth(expr: str, **request):
+    policy, diagnostics = check_sources([Source("probe.agp",
+                                                PRELUDE + f"\npermit probe when {expr}\n")])
+    assert policy is not None, diagnostics
+    request.setdefault("agent", {"id": BILLING})
+    request.setdefault("tool", "plain.tool")
+    request.setdefault("now", NOW)
+    d = agp.Engine(policy, compiled=False).decide(request)
+    return ERROR if d.errors else d.decision == "allow"
+
+
+@pytest.mark.parametrize("expr, request_, expected", COUNT_SUM_FILTER)
+def test_count_sum_and_filters(expr, request_, expected, monkeypatch):
+    monkeypatch.setattr(evaluator, "CHECK_FALLBACK", True)
+    run(expr, request_, expected)
+    assert reference_truth(expr, **request_) == expected
 
 
 # --- Standard functions ---
