@@ -30,6 +30,11 @@ from typing import Any, ClassVar, get_args, get_type_hints
 from agp.syntax import ast
 
 
+class MissingCase(TypeError):
+    """A visitor met a form of expression it has no case for: a defect of agp, which
+    `tests/test_visit.py` finds before it ships (never a user's mistake)."""
+
+
 class ExprVisitor:
     """Dispatch on the form of an expression to `visit_<Form>(e, *args)`.
 
@@ -55,7 +60,7 @@ class ExprVisitor:
         return {form: MethodType(case, self) for form, case in self._dispatch.items()}
 
     def generic_visit(self, e: ast.Expr, *args: Any) -> Any:
-        raise NotImplementedError(f"{type(self).__name__} has no case for {type(e).__name__}")
+        raise MissingCase(f"{type(self).__name__} has no case for {type(e).__name__}")
 
 
 def missing_cases(visitor: type[ExprVisitor]) -> list[str]:
