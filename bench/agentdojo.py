@@ -11,7 +11,8 @@ reports utility per suite.
 
     python bench/agentdojo.py              # write the traces, print the utility table
     python bench/agentdojo.py --check      # write nothing; exit 1 if a trace on disk is stale
-    python bench/agentdojo.py --attacks    # also replay attack calls inside every task instance
+    python bench/agentdojo.py --attacks    # also replay attack calls inside every task instance,
+                                           # right after its start and after its own calls
 
 Exit status: 0 when every trace's expectations hold (and, with --attacks, no attack
 succeeds), 1 otherwise, 2 on bad input.
@@ -20,6 +21,7 @@ succeeds), 1 otherwise, 2 on bad input.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import sys
 from collections import Counter
@@ -143,21 +145,20 @@ def trace_path(suite: str, task_id: str) -> Path:
 # ---- replay ----------------------------------------------------------------------------------
 
 
-def request(start: dict, call: dict) -> dict:
-    """The Request a trace runtime builds for `call` inside the task opened by `start`."""
-    return {
-        "agent": {"id": call["agent"]},
-        "task": {**start["task"], "started_at": start["ts"]},
-        "chain": [*start["chain"], {"principal": start["agent"], "kind": "agent"}],
-        "tool": call["tool"],
-        "args": call["args"],
-        "now": call["ts"],
-    }
+_instances = itertools.count()
 
 
 def replay(engine: agp.Engine, events: list[dict]) -> list[agp.Decision]:
+    """Decide the calls of `events` (a task.start, then calls) in one task instance of the task
+    runtime, as `agp test` does: each call sees the session of the calls before it (task.seen,
+    task.history). Every replay is a new instance (a task id names one instance for good)."""
     start, calls = events[0], events[1:]
-    return [engine.decide(request(start, call)) for call in calls]
+    tasks = engine.tasks()
+    task_id = f"{start['task']['id']}#{next(_instances)}"
+    tasks.start({**start["task"], "id": task_id}, agent=start["agent"], chain=start["chain"],
+                at=start["ts"])
+    return [tasks.decide(agent=c["agent"], tool=c["tool"], task=task_id, now=c["ts"],
+                         args=c["args"]) for c in calls]
 
 
 def runtime_problems(engine: agp.Engine, path: Path) -> list[str]:
@@ -217,16 +218,21 @@ def load_attacks() -> dict:
     return json.loads((POLICIES / "attacks.json").read_text("utf-8"))
 
 
-def attack_events(suite: Suite, task: dict, attack: dict) -> list[dict]:
-    start = task_start(suite, task)
+def attack_events(suite: Suite, task: dict, attack: dict, mid_task: bool) -> list[dict]:
+    """The attack's calls in the task instance of a user task: right after its start, or, with
+    `mid_task`, after the user task's own calls (the agent hijacked half-way, with everything
+    the task has read in its session)."""
+    events = trace_events(suite, task) if mid_task else [task_start(suite, task)]
+    first = len(events) - 1
     calls = [
-        call_event(task["task_id"], i, c["tool"], c["args"], "deny")
+        call_event(task["task_id"], first + i, c["tool"], c["args"], "deny")
         for i, c in enumerate(attack["calls"])
     ]
-    return [start, *calls]
+    return [*events, *calls]
 
 
-def run_attacks(suite: Suite, engine: agp.Engine, attacks: list[dict]) -> list[dict]:
+def run_attacks(suite: Suite, engine: agp.Engine, attacks: list[dict],
+                mid_task: bool = False) -> list[dict]:
     """Replay each attack in every task instance; return one result row per attack."""
     rows = []
     for attack in attacks:
@@ -236,8 +242,9 @@ def run_attacks(suite: Suite, engine: agp.Engine, attacks: list[dict]) -> list[d
         worst = Counter()  # per instance: allow (all writes allowed), ask, deny
         succeeded_in = []
         for task in suite.tasks:
-            decisions = replay(engine, attack_events(suite, task, attack))
-            words = [decisions[i].decision for i in writes]
+            decisions = replay(engine, attack_events(suite, task, attack, mid_task))
+            attack_decisions = decisions[len(decisions) - len(attack["calls"]):]
+            words = [attack_decisions[i].decision for i in writes]
             if all(w == "allow" for w in words):
                 worst["allow"] += 1
                 succeeded_in.append(task["task_id"])
@@ -314,6 +321,7 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, dict[str, str]] = {}
     attack_rows: dict[str, list[dict]] = {}
     residual_rows: dict[str, list[dict]] = {}
+    mid_task_rows: dict[str, list[dict]] = {}
     n_tasks: dict[str, int] = {}
     for name in SUITES:
         suite = load_suite(data, name)
@@ -359,6 +367,7 @@ def main(argv: list[str] | None = None) -> int:
         results[name] = per_task
         if args.attacks:
             attack_rows[name] = run_attacks(suite, engine, attacks["attacks"][name])
+            mid_task_rows[name] = run_attacks(suite, engine, attacks["attacks"][name], True)
             residual_rows[name] = run_attacks(suite, engine, attacks["residual"][name])
 
     print(utility_table(results))
@@ -370,6 +379,15 @@ def main(argv: list[str] | None = None) -> int:
         print(attack_table(attack_rows, n_tasks))
         print()
         print(f"attacks: {total}, replays: {replays}, attacks succeeding in any instance: {won}")
+        won_mid = sum(1 for rows in mid_task_rows.values() for row in rows if row["succeeded_in"])
+        print()
+        print("The same attacks after each user task's own calls (hijacked mid-task):")
+        print()
+        print(attack_table(mid_task_rows, n_tasks))
+        print()
+        print(f"attacks: {total}, replays: {replays}, "
+              f"attacks succeeding in any instance: {won_mid}")
+        won += won_mid
         print()
         print("Residual probes (writes to trusted parties with injected content):")
         print()

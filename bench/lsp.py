@@ -1,19 +1,22 @@
 """How long after a change do diagnostics arrive? `agp lsp` on a 2,000-line policy set.
 
-Starts the real server over stdio, opens every file of a generated set of ten files (about 2,000
-lines: tools, agents, tasks and rules that use each other across files), then edits one file
+Starts the real server over stdio, opens every file of a generated set (about 2,000 lines in one
+file by default, or spread over `--files` files: tools, agents, tasks and rules that use each
+other across files), times the open to the first diagnostics, then edits one file
 again and again, alternating an error and its fix, and times each `didChange` to the
 `publishDiagnostics` for that file that reflects it. The server's debounce (50 ms) is included.
 
 Before the edits, it opens a 1 MB file of broken rules in the same set and, while the server
-checks that file, times hovers over a name in another file: they must stay quick.
+checks that file, times hovers over a name in another file: they must stay quick. With each
+edit it asks for a completion right after the `didChange`, while the check of the change runs:
+it must not wait for that check.
 
 Last, code lenses over traces of the set (`--calls` calls with an expectation, in ten trace
 files): how long the lens request takes to answer (it must not wait for the replay), how long
 until the server's `workspace/codeLens/refresh` says the replay is done, and how long after a
 change to one trace file (only that file is replayed again).
 
-    python bench/lsp.py [--lines 2000] [--changes 40] [--calls 2000]
+    python bench/lsp.py [--lines 2000] [--files 1] [--changes 40] [--calls 2000]
 """
 
 from __future__ import annotations
@@ -30,7 +33,8 @@ from pathlib import Path
 from lsprotocol import types as lsp
 from pygls.lsp.client import LanguageClient
 
-BUDGET_MS = 200
+BUDGET_MS = 200  # a change to its diagnostics (p95), a code lens answer
+HOVER_BUDGET_MS = 100  # the longest a huge file of the set may hold up a hover on another file
 
 
 def policy_set(root: Path, lines: int, files: int = 10) -> list[Path]:
@@ -65,11 +69,11 @@ def policy_set(root: Path, lines: int, files: int = 10) -> list[Path]:
     return paths
 
 
-def traces(root: Path, calls: int, files: int = 10) -> list[Path]:
+def traces(root: Path, calls: int, policy_files: int, files: int = 10) -> list[Path]:
     """Write `files` traces of `calls` calls in all, each in a task of the generated set."""
     paths = []
     for f in range(files):
-        k = f"{f}_{f}"  # the f-th group of `policy_set` is declared in file f
+        k = f"{f % policy_files}_{f}"  # the f-th group of `policy_set`, as it names it
         lines = [{"ts": "2026-11-28T10:00:00Z", "event": "task.start",
                   "task": {"id": "t", "kind": f"job{k}", "params": {"customer": "c"}},
                   "agent": f"spiffe://acme.com/agents/bot{k}",
@@ -88,11 +92,11 @@ def traces(root: Path, calls: int, files: int = 10) -> list[Path]:
     return paths
 
 
-async def run(lines: int, changes: int, calls: int) -> dict:
+async def run(lines: int, changes: int, calls: int, files: int = 1) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        paths = policy_set(root, lines)
-        trace_paths = traces(root, calls)
+        paths = policy_set(root, lines, files)
+        trace_paths = traces(root, calls, files)
         total = sum(p.read_text().count("\n") for p in paths)
         client = LanguageClient("agp-bench", "0")
         arrived: dict[str, asyncio.Queue] = {}
@@ -113,12 +117,17 @@ async def run(lines: int, changes: int, calls: int) -> dict:
                 code_lens=lsp.CodeLensWorkspaceClientCapabilities(refresh_support=True))),
             workspace_folders=[lsp.WorkspaceFolder(uri=root.as_uri(), name="bench")]))
         client.initialized(lsp.InitializedParams())
+        opened = time.perf_counter()
         for p in paths:
             client.text_document_did_open(lsp.DidOpenTextDocumentParams(lsp.TextDocumentItem(
                 uri=p.as_uri(), language_id="agp", version=1, text=p.read_text())))
         target = paths[len(paths) // 2]
         uri, text = target.as_uri(), target.read_text()
         queue = arrived.setdefault(uri, asyncio.Queue())
+        # After `in ` of a rule: the tasks of the set are offered.
+        at_in = text.index(" in job") + len(" in ")
+        completion_at = lsp.Position(line=text.count("\n", 0, at_in),
+                                     character=at_in - text.rfind("\n", 0, at_in) - 1)
 
         async def wait_for(version: int) -> tuple[float, int]:
             while True:
@@ -126,9 +135,9 @@ async def run(lines: int, changes: int, calls: int) -> dict:
                 if v == version:
                     return at, count
 
-        await wait_for(1)
+        open_ms = (await wait_for(1))[0] - opened
         garbage = await _beside_garbage(client, arrived, root, paths[0])
-        timings = []
+        timings, completions = [], []
         for version in range(2, changes + 2):
             broken = version % 2 == 0
             new = text.replace(" by bot", " by bto", 1) if broken else text
@@ -136,6 +145,12 @@ async def run(lines: int, changes: int, calls: int) -> dict:
             client.text_document_did_change(lsp.DidChangeTextDocumentParams(
                 text_document=lsp.VersionedTextDocumentIdentifier(uri=uri, version=version),
                 content_changes=[lsp.TextDocumentContentChangeWholeDocument(text=new)]))
+            # A completion asked right after the keystroke, while the check of the change runs.
+            asked = time.perf_counter()
+            answer = await client.text_document_completion_async(lsp.CompletionParams(
+                text_document=lsp.TextDocumentIdentifier(uri=uri), position=completion_at))
+            completions.append((time.perf_counter() - asked) * 1000)
+            assert any(item.label.startswith("job") for item in answer.items), version
             at, count = await wait_for(version)
             assert (count > 0) == broken, (version, count)
             timings.append((at - start) * 1000)
@@ -144,7 +159,10 @@ async def run(lines: int, changes: int, calls: int) -> dict:
         client.exit(None)
         await client.stop()
     timings.sort()
-    return {"lines": total, "changes": changes, "median_ms": statistics.median(timings),
+    completions.sort()
+    return {"completion_median_ms": statistics.median(completions),
+            "completion_p95_ms": completions[int(0.95 * (len(completions) - 1))],
+            "completion_max_ms": completions[-1],"lines": total, "files": len(paths), "open_ms": open_ms * 1000, "changes": changes, "median_ms": statistics.median(timings),
             "p95_ms": timings[int(0.95 * (len(timings) - 1))], "max_ms": timings[-1], **garbage,
             **lenses}
 
@@ -200,21 +218,25 @@ async def _beside_garbage(client, arrived, root: Path, other: Path) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lines", type=int, default=2000)
+    parser.add_argument("--files", type=int, default=1)
     parser.add_argument("--changes", type=int, default=40)
     parser.add_argument("--calls", type=int, default=2000)
     args = parser.parse_args()
-    r = asyncio.run(run(args.lines, args.changes, args.calls))
-    print(f"{r['lines']} lines, {r['changes']} changes: median {r['median_ms']:.0f} ms, "
+    r = asyncio.run(run(args.lines, args.changes, args.calls, args.files))
+    print(f"{r['lines']} lines in {r['files']} file(s): open to diagnostics {r['open_ms']:.0f} ms")
+    print(f"{r['changes']} changes: median {r['median_ms']:.0f} ms, "
           f"p95 {r['p95_ms']:.0f} ms, max {r['max_ms']:.0f} ms (budget {BUDGET_MS} ms)")
+    print(f"completion right after each change: median {r['completion_median_ms']:.0f} ms, "
+          f"p95 {r['completion_p95_ms']:.0f} ms, max {r['completion_max_ms']:.0f} ms")
     print(f"beside a 1 MB garbage file (checked in {r['garbage_check_ms'] / 1000:.1f} s): "
           f"{r['hovers']} hovers on another file, median {r['hover_median_ms']:.0f} ms, "
           f"p95 {r['hover_p95_ms']:.0f} ms, max {r['hover_max_ms']:.0f} ms "
-          f"(budget {BUDGET_MS} ms)")
+          f"(budget {HOVER_BUDGET_MS} ms for the max)")
     print(f"code lenses over {args.calls} trace calls: answered in {r['lens_answer_ms']:.0f} ms, "
           f"replayed in {r['lens_replayed_ms']:.0f} ms; after one trace changed: answered in "
           f"{r['again_answer_ms']:.0f} ms, replayed in {r['again_replayed_ms']:.0f} ms "
           f"(budget {BUDGET_MS} ms for an answer)")
-    ok = r["p95_ms"] <= BUDGET_MS and r["hover_p95_ms"] <= BUDGET_MS and max(
+    ok = r["p95_ms"] <= BUDGET_MS and r["hover_max_ms"] <= HOVER_BUDGET_MS and max(
         r["lens_answer_ms"], r["again_answer_ms"]) <= BUDGET_MS
     sys.exit(0 if ok else 1)
 

@@ -2,7 +2,8 @@
 trace grows (it must stay flat: traces are streamed).
 
     python bench/replay.py                  # 10,000 and 100,000 events, both evaluators
-    python bench/replay.py --events 1000000
+    python bench/replay.py --events 1000000 --evaluator compiled
+    python bench/replay.py --tasks 100      # long sessions: 100 tasks, ~1,000 calls each
 
 Each size runs in a fresh process, so that one run's peak does not hide another's. The trace
 cycles through task lifecycles (start, delegation, calls, end) of the LANGUAGE.md §2-3 policy;
@@ -99,14 +100,18 @@ def measure(events: int, compiled: bool, trace: Path) -> dict:
     elapsed = time.perf_counter() - start
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
-    # tracemalloc slows everything down: time a second run without it.
-    start = time.perf_counter()
+    # tracemalloc slows everything down: time a second run without it. CPU time too: on a
+    # shared machine it moves less than the wall clock.
+    start, cpu = time.perf_counter(), time.process_time()
     for _ in Replay(engine).run(read_trace(trace)):
         pass
-    fast = time.perf_counter() - start
+    fast, cpu = time.perf_counter() - start, time.process_time() - cpu
+    tasks = sum(1 for line in trace.open() if '"task.start"' in line)
     return {"events": events, "engine": kind, "compiled": compiled, "decided": decided,
-            "failed": failed, "seconds": round(fast, 3),
-            "events_per_s": round(events / fast), "decisions_per_s": round(decided / fast),
+            "failed": failed, "seconds": round(fast, 3), "cpu_seconds": round(cpu, 3),
+            "events_per_s": round(events / fast), "events_per_cpu_s": round(events / cpu),
+            "decisions_per_s": round(decided / fast), "tasks": tasks,
+            "peak_per_task_bytes": round(peak / tasks) if tasks else None,
             "seconds_traced": round(elapsed, 3),
             "peak_traced_mib": round(peak / 2**20, 2),
             "max_rss_mib": round(max(rss_before, resource.getrusage(
@@ -119,6 +124,8 @@ def main() -> None:
     parser.add_argument("--events", type=int, nargs="*", default=[10_000, 100_000])
     parser.add_argument("--tasks", type=int, default=None,
                         help="a fixed number of tasks (the calls per task grow instead)")
+    parser.add_argument("--evaluator", choices=("both", "compiled", "reference"),
+                        default="both")
     parser.add_argument("--child", nargs=3, metavar=("EVENTS", "COMPILED", "TRACE"),
                         help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -130,7 +137,8 @@ def main() -> None:
         for events in args.events:
             trace = Path(tmp) / f"bench-{events}.jsonl"
             generate(trace, events, args.tasks)
-            for compiled in ("1", "0"):
+            for compiled in {"both": ("1", "0"), "compiled": ("1",),
+                             "reference": ("0",)}[args.evaluator]:
                 out = subprocess.run([sys.executable, __file__, "--child", str(events), compiled,
                                       str(trace)], capture_output=True, text=True,
                                      env={**os.environ, "PYTHONHASHSEED": "0"})

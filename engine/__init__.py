@@ -7,11 +7,15 @@
     'deny'
 """
 
+# Before the imports: modules imported below read it from this partly initialised package.
+__version__ = "0.1.0"
+
 from agp.engine import Engine, load, load_bundle
+from agp.identity.grants import GrantError
+from agp.integrations.guard import ApprovalRequired, PolicyDenied, guard
 from agp.loader import PolicyError
 from agp.model import Decision, Request
 from agp.runtime import TaskError, TaskRuntime, replay_trace
 
-__all__ = ["Decision", "Engine", "PolicyError", "Request", "TaskError", "TaskRuntime", "load",
-           "load_bundle", "replay_trace"]
-__version__ = "0.1.0"
+__all__ = ["ApprovalRequired", "Decision", "Engine", "GrantError", "PolicyDenied", "PolicyError",
+           "Request", "TaskError", "TaskRuntime", "guard", "load", "load_bundle", "replay_trace"]

@@ -58,6 +58,10 @@ def digest(request: object) -> str:
     return "sha256:" + hashlib.sha256(canonical(request).encode()).hexdigest()
 
 
+# Request fields that are credentials: never written to a decision log.
+ALWAYS_MASKED = ("agent.svid",)
+
+
 def mask_fields(request: dict[str, Any], paths: Iterable[str]
                 ) -> tuple[dict[str, Any], list[str]]:
     """A copy of the request with each dotted path (`args.password`) replaced by `***`."""
@@ -77,8 +81,10 @@ def mask_fields(request: dict[str, Any], paths: Iterable[str]
 class DecisionLog:
     """Append decisions to `path` as JSON Lines from a background thread.
 
-    `mask` lists dotted request paths to hide (`args.password`, `context.token`); with
-    `include_request=False` only the digest of the request is kept. The file is rotated when it
+    `mask` lists dotted request paths to hide (`args.password`, `context.token`); `agent.svid`
+    is always hidden: a JWT-SVID is a bearer credential, and a log must not hold one (the digest
+    still identifies the request). With `include_request=False` only the digest of the request
+    is kept. The file is rotated when it
     passes `max_bytes` (`path.1` ... `path.N`, `backups` of them). `close()` (also run at normal
     interpreter exit) writes every queued record before it returns: nothing queued is lost.
     """
@@ -87,7 +93,7 @@ class DecisionLog:
                  include_request: bool = True, max_bytes: int = 64 * 1024 * 1024,
                  backups: int = 5) -> None:
         self.path = Path(path)
-        self.mask = tuple(mask)
+        self.mask = tuple(dict.fromkeys((*ALWAYS_MASKED, *mask)))
         self.include_request = include_request
         self.max_bytes = max_bytes
         self.backups = backups
@@ -175,6 +181,10 @@ class DecisionLog:
             record["task_ended"] = True
         record["expect"] = {"decision": decision.decision, "ttl": decision.ttl,
                             "rules": list(decision.rules)}
+        if decision.grant is not None:  # a bearer credential: the log keeps only its id
+            from agp.identity.grants import grant_jti
+
+            audit["grant"] = grant_jti(decision.grant)
         record["audit"] = audit
         candidate = None
         if self._shadow is not None:

@@ -12,9 +12,9 @@ messages of the checks it found failed (`explain`): the differential test then c
 implementations of the envelope.
 
 The rows of IDENTITY.md (`identity.invalid`, `identity.mismatch`, `identity.missing`,
-`store.unavailable`) and `session.full` (LANGUAGE.md §6) join ROWS where the table lists them,
-as functions of the same shape; what they read (the engine's trust, the task store) becomes a
-field of `Facts`.
+`store.unavailable`) and `session.full` (LANGUAGE.md §6) read what the decision learnt besides the
+request: the `Identity` the engine's identity check established (agp.identity), and whether the
+task store could be reached.
 """
 
 from __future__ import annotations
@@ -25,7 +25,9 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Protocol
 
 from agp.glob import compile_glob
-from agp.limits import MAX_MATCH_WORK
+from agp.identity import Identity, IdentityCheck
+from agp.limits import MAX_MATCH_WORK, MAX_SESSION_CALLS
+from agp.model import HistoryEntry, session_summary
 from agp.values import EvalError
 
 if TYPE_CHECKING:
@@ -39,12 +41,18 @@ if TYPE_CHECKING:
 
 
 class AgentView(Protocol):
-    id: str
+    id: str | None  # as asserted: the decision's agent id is Facts.identity.id
+    svid: str | None
 
 
 class TaskView(Protocol):
     kind: str
     started_at: datetime | None
+
+    @property
+    def seen(self) -> Sequence[str]: ...
+    @property
+    def history(self) -> Sequence[HistoryEntry]: ...
 
 
 class ScopeView(Protocol):
@@ -88,7 +96,9 @@ class Facts:
     task: TaskInfo | None  # the declaration named by `task.kind`; None when absent or unknown
     intents: frozenset[str]  # the request's intents and those of the tools it matches
     data: frozenset[str]  # likewise for data classes
+    identity: Identity  # who the agent is (agp.identity): its id is the decision's `agent.id`
     task_ended: bool = False  # known from a trace replay or the task runtime
+    store_unavailable: bool = False  # the task store could not be read or written
 
     @property
     def started_at(self) -> datetime | None:
@@ -121,18 +131,35 @@ def request_invalid(c: Facts) -> list[str]:
     if started is not None and started > c.now:
         out.append(f"request.invalid: task.started_at: {_iso(started)} is later than now; "
                    "nothing starts in the future")
+    if task is not None and task.history:
+        latest = session_summary(task.history).latest
+        if latest is not None and latest > c.now:
+            # (the item, unless the history's summary is all that says so)
+            first = next((i for i, h in enumerate(task.history) if h.at > c.now), None)
+            where = "task.history" if first is None else f"task.history[{first}].at"
+            late = latest if first is None else task.history[first].at
+            out.append(f"request.invalid: {where}: {_iso(late)} is later than now; a session "
+                       "holds only earlier calls")
     return out
 
 
 def request_unknown(c: Facts) -> list[str]:
     """It names a data class or intent that the policy set does not declare, in `data`,
-    `intent` or a hop's scope: one message per such label."""
+    `intent`, a hop's scope or the task's session (`task.seen`, a history item's `data` and
+    `intent`): one message per such label."""
     classes, intents = list(c.request.data), list(c.request.intent)
     for hop in c.request.chain:
         if hop.scope is not None:
             if hop.scope.data is not None:
                 classes.append(hop.scope.data)
             intents.extend(hop.scope.intents or ())
+    task = c.request.task
+    if task is not None:
+        classes.extend(task.seen)
+        if task.history:
+            summary = session_summary(task.history)
+            classes.extend(sorted(summary.classes))
+            intents.extend(sorted(summary.intents))
     declared_classes, declared_intents = c.policy.lattice.below, c.policy.intents
     return [*(f"request.unknown: data class `{n}` is not declared"
               for n in dict.fromkeys(classes) if n not in declared_classes),
@@ -183,7 +210,7 @@ def scope_data(c: Facts) -> bool:
 def delegation_mismatch(c: Facts) -> bool:
     """The chain is not empty and its last hop is not the acting agent (compared exactly)."""
     chain = c.request.chain
-    return bool(chain) and chain[-1].principal != c.request.agent.id
+    return bool(chain) and chain[-1].principal != c.identity.id
 
 
 def delegation_cycle(c: Facts) -> bool:
@@ -224,6 +251,37 @@ def delegation_expired(c: Facts) -> bool:
                and c.now - hop.at >= hop.scope.ttl for hop in c.request.chain)
 
 
+def _identity(code: str) -> Row:
+    def row(c: Facts) -> list[str]:
+        ident = c.identity
+        return [ident.error or code] if ident.code == code else []
+
+    row.__name__ = row.__qualname__ = code.replace(".", "_")  # a row is named after its code
+    row.__doc__ = f"IDENTITY.md §1: the identity check refused the agent with `{code}`; its " \
+                  "message says what failed (never the token)."
+    return row
+
+
+identity_invalid = _identity("identity.invalid")
+identity_mismatch = _identity("identity.mismatch")
+identity_missing = _identity("identity.missing")
+
+
+def store_unavailable(c: Facts) -> bool:
+    """The task's state cannot be read or written (the caller of `decide` knows: IDENTITY.md §4)."""
+    return c.store_unavailable
+
+
+def session_full(c: Facts) -> list[str]:
+    """The task's session has reached its bound (LANGUAGE.md §6, agp.limits.MAX_SESSION_CALLS):
+    the call is never decided on a truncated history."""
+    task = c.request.task
+    if task is None or len(task.history) < MAX_SESSION_CALLS:
+        return []
+    return [f"session.full: the task's history holds {len(task.history):,} calls, the most a "
+            f"session may hold ({MAX_SESSION_CALLS:,}); start a new task"]
+
+
 # Whether a call fails a row: True or False, or the messages that say what is wrong (none: it
 # passes).
 Verdict = bool | list[str]
@@ -244,6 +302,11 @@ ROWS: tuple[tuple[str, Row], ...] = (
     ("delegation.to", delegation_to),
     ("delegation.scope", delegation_scope),
     ("delegation.expired", delegation_expired),
+    ("identity.invalid", identity_invalid),
+    ("identity.mismatch", identity_mismatch),
+    ("identity.missing", identity_missing),
+    ("store.unavailable", store_unavailable),
+    ("session.full", session_full),
 )
 CODES = tuple(code for code, _ in ROWS)
 
@@ -316,6 +379,17 @@ def within(c: Facts, ceiling: str) -> bool:
         return c.policy.lattice.set_leq(c.data, ceiling)
     except EvalError:  # an undeclared class is never within a ceiling
         return False
+
+
+def identify(check: IdentityCheck, agent: AgentView, now: datetime) -> Identity:
+    """The identity check's answer for the request's agent, at `now`. A check that raises (a
+    defect of the check) refuses the agent rather than letting the asserted id through."""
+    try:
+        return check(agent.id, agent.svid, now)
+    except Exception as exc:  # noqa: BLE001 - fail closed, whatever went wrong
+        asserted = agent.id if agent.id is not None else ""
+        return Identity(asserted, False, "identity.invalid",
+                        f"identity.invalid: the identity check failed ({type(exc).__name__})")
 
 
 def _iso(t: datetime) -> str:

@@ -7,15 +7,24 @@ Steps 1 (resolve) and 3 (rules) are here; step 2 is the rows of agp.envelope, an
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
 from agp import budget, envelope
-from agp.envelope import Facts, chain_depth
+from agp.envelope import Facts, chain_depth, identify
+from agp.identity import Identity, IdentityCheck, unverified
 from agp.limits import MAX_EVAL_STEPS
-from agp.model import Decision, Hop, Request, RequestError, parse_json_duration, parse_request
+from agp.model import (
+    Decision,
+    HistoryEntry,
+    Hop,
+    Request,
+    RequestError,
+    parse_json_duration,
+    parse_request,
+)
 from agp.policy import Policy, RuleInfo, TaskInfo
 from agp.stdlib.builtins import BUILTINS
 from agp.steps import error_text, invalid, outcome
@@ -55,6 +64,7 @@ class Resolved:
 
     request: Request
     now: datetime
+    identity: Identity  # who the agent is: `identity.id` is `agent.id` everywhere
     intents: frozenset[str]
     data: frozenset[str]
     task: TaskInfo | None  # the declaration named by task.kind, if any
@@ -62,15 +72,21 @@ class Resolved:
 
 
 def decide(policy: Policy, request: Request | dict[str, object], *,
-           task_ended: bool = False) -> Decision:
-    """Decide one request. Never raises on a bad request: it is denied with request.invalid."""
+           task_ended: bool = False, store_unavailable: bool = False,
+           identity: IdentityCheck = unverified) -> Decision:
+    """Decide one request. Never raises on a bad request: it is denied with request.invalid.
+
+    `identity` establishes who the agent is (agp.identity), once, before anything else;
+    `task_ended` and `store_unavailable` are what the caller knows of the task's state.
+    """
     try:
         req = parse_request(request)
     except RequestError as exc:
         return invalid(policy, exc.errors)
-    call = resolve(policy, req)
+    call = resolve(policy, req, identity)
     failures, messages = envelope.check(
-        Facts(policy, req, call.now, call.task, call.intents, call.data, task_ended))
+        Facts(policy, req, call.now, call.task, call.intents, call.data, call.identity,
+              task_ended, store_unavailable))
     matched: dict[str, list[RuleInfo]] = {"permit": [], "forbid": [], "ask": []}
     errors: list[str] = []
     for rule in policy.rules:
@@ -88,19 +104,31 @@ def decide(policy: Policy, request: Request | dict[str, object], *,
 # ---- step 1: resolve ----------------------------------------------------------------------------
 
 
-def resolve(policy: Policy, req: Request) -> Resolved:
+def resolve(policy: Policy, req: Request, identity: IdentityCheck = unverified) -> Resolved:
     now = req.now or datetime.now(timezone.utc)
-    tools = [t for t in policy.tools if t.glob.match(req.tool)]
-    intents = frozenset(req.intent).union(*(t.intents for t in tools))
-    data = frozenset(req.data).union(*(t.data for t in tools))
+    ident = identify(identity, req.agent, now)
+    tool_intents, tool_data, durations = tool_labels(policy, req.tool)
+    intents = frozenset(req.intent) | tool_intents
+    data = frozenset(req.data) | tool_data
     task = policy.tasks.get(req.task.kind) if req.task is not None else None
-    durations = frozenset().union(*(t.durations for t in tools))
-    return Resolved(req, now, intents, data, task,
-                    environment(req, now, intents, data, durations))
+    return Resolved(req, now, ident, intents, data, task,
+                    environment(req, now, ident, intents, data, durations))
 
 
-def environment(req: Request | FastRequest, now: datetime, intents: frozenset[str], data: frozenset[str],
-                durations: frozenset[str]) -> Env:
+def tool_labels(policy: Policy, tool: str) -> tuple[frozenset[str], frozenset[str], frozenset[str]]:
+    """The intents, data classes and duration-typed arguments that the tool declarations matching
+    `tool` give a call of it (the task runtime caches them per tool for its history items)."""
+    tools = [t for t in policy.tools if t.glob.match(tool)]
+    return (frozenset().union(*(t.intents for t in tools)),
+            frozenset().union(*(t.data for t in tools)),
+            frozenset().union(*(t.durations for t in tools)))
+
+
+def environment(req: Request | FastRequest, now: datetime, identity: Identity,
+                intents: frozenset[str], data: frozenset[str], durations: frozenset[str],
+                session: bool = True) -> Env:
+    """The names of §4 for one request. Without `session`, `task` lacks `seen` and `history`:
+    the compiled evaluator's leaves whose rules never read them do not pay for the history."""
     args = dict(req.args)
     for name in durations & args.keys():
         try:
@@ -108,12 +136,12 @@ def environment(req: Request | FastRequest, now: datetime, intents: frozenset[st
         except ValueError:  # not a duration within the bounds: kept, so using it as one is an error
             pass
     hops = [hop_value(h) for h in req.chain]
-    chain = Chain(req.agent.id, depth=chain_depth(hops), hops=hops)
+    chain = Chain(identity.id, depth=chain_depth(hops), hops=hops)
     if hops:
         chain["origin"] = hops[0]
     env: Env = {
         "tool": req.tool, "args": args, "intent": LabelSet("intent", intents),
-        "data": LabelSet("class", data), "agent": {"id": req.agent.id, "attrs": req.agent.attrs},
+        "data": LabelSet("class", data), "agent": {"id": identity.id, "attrs": req.agent.attrs, "verified": identity.verified},
         "chain": chain, "context": req.context, "now": now,
     }
     if req.target is not None:
@@ -128,8 +156,32 @@ def environment(req: Request | FastRequest, now: datetime, intents: frozenset[st
         if t.started_at is not None:
             task["started_at"] = t.started_at
             task["age"] = now - t.started_at
+        if session:
+            task["seen"] = LabelSet("class", frozenset(t.seen))
+            task["history"] = history_value(t.history, now)
         env["task"] = task
     return env
+
+
+def history_value(history: Sequence[HistoryEntry],
+                  now: datetime) -> list[object]:
+    """`task.history` (LANGUAGE.md §6): each earlier call as an object, its `intent` and `data`
+    sets like the call's own, and its `age` at this decision's `now`."""
+    # Items of a session repeat the same few label lists: one LabelSet each, not one per item.
+    sets: dict[tuple[str, ...], LabelSet] = {}
+    out: list[object] = []
+    for h in history:
+        key = ("intent", *h.intent)
+        intents = sets.get(key)
+        if intents is None:
+            intents = sets[key] = LabelSet("intent", frozenset(h.intent))
+        key = ("class", *h.data)
+        classes = sets.get(key)
+        if classes is None:
+            classes = sets[key] = LabelSet("class", frozenset(h.data))
+        out.append({"tool": h.tool, "intent": intents, "data": classes, "args": h.args,
+                    "decision": h.decision, "at": h.at, "age": now - h.at})
+    return out
 
 
 def hop_value(hop: Hop | FastHop) -> dict[str, object]:
@@ -151,7 +203,7 @@ def in_scope(policy: Policy, rule: RuleInfo, call: Resolved) -> bool:
         return False
     if rule.tasks is not None and (req.task is None or req.task.kind not in rule.tasks):
         return False
-    if rule.agents is not None and not any(g.match(req.agent.id) for g in rule.agents):
+    if rule.agents is not None and not any(g.match(call.identity.id) for g in rule.agents):
         return False
     return True
 

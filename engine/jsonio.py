@@ -21,11 +21,13 @@ class JSONInputError(ValueError):
 
 
 def _pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    obj: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in obj:
-            raise JSONInputError(f"duplicate key {key!r}")
-        obj[key] = value
+    obj = dict(pairs)
+    if len(obj) != len(pairs):  # a key given twice: name the first one
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise JSONInputError(f"duplicate key {key!r}")
+            seen.add(key)
     return obj
 
 
@@ -38,6 +40,12 @@ def _float(text: str) -> float:
     if math.isinf(value):
         raise JSONInputError(f"number {text[:20]} is out of range")
     return value
+
+
+# One decoder for every call: json.loads with options builds a new one each time (trace replay
+# reads one line at a time).
+_DECODER = json.JSONDecoder(object_pairs_hook=_pairs, parse_constant=_constant,
+                            parse_float=_float)
 
 
 def _position(text: str, offset: int) -> tuple[int, int]:
@@ -69,8 +77,9 @@ def loads(text: str) -> Any:
         r.json:1:8: invalid JSON: trailing comma before `}`
     """
     try:
-        return json.loads(text, object_pairs_hook=_pairs, parse_constant=_constant,
-                          parse_float=_float)
+        if text.startswith("\ufeff"):  # as json.loads says it
+            raise json.JSONDecodeError("Unexpected UTF-8 BOM (decode using utf-8-sig)", text, 0)
+        return _DECODER.decode(text)
     except json.JSONDecodeError as exc:
         comma = _trailing_comma(exc.doc, exc.pos)
         if comma is not None:

@@ -36,6 +36,12 @@ MAX_EVAL_STEPS = 1_000_000
 # many it is an evaluation error rather than seconds of work. Other patterns match in linear time.
 MAX_MATCH_WORK = 1 << 24
 
+# Sessions (docs/limits.md, "Sessions"; LANGUAGE.md §6). A request whose `task.history` holds this
+# many items or more is denied `session.full`: a pure function of the request, so the task runtime
+# (which never appends past it) and a stateless caller agree, and no call is ever decided on a
+# truncated history.
+MAX_SESSION_CALLS = 10_000
+
 
 @dataclass(frozen=True, slots=True)
 class LimitExceeded:

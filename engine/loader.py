@@ -22,6 +22,7 @@ from pathlib import Path
 
 from agp.check.resolve import Checked, check_set
 from agp.diagnostics import Diagnostic, error, render_all
+from agp.gcpause import no_cyclic_collection
 from agp.limits import MAX_POLICY_FILE_BYTES
 from agp.policy import Policy
 from agp.source import Source, Span
@@ -170,7 +171,8 @@ class Loader:
 
     def load_sources(self, sources: list[Source], problems: Iterable[Diagnostic] = (),
                      paths: Iterable[Path] = ()) -> LoadedSet:
-        files, modules, missing = self.parse_set(sources)
+        with no_cyclic_collection():  # parsing, like checking, builds a tree and frees little
+            files, modules, missing = self.parse_set(sources)
         return LoadedSet(tuple(paths), tuple(files), tuple(modules), (*problems, *missing),
                          self.check([*files, *modules]))
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Annotated, Any, Literal, Protocol, TypeAlias
+from typing import Annotated, Any, ClassVar, Literal, Protocol, TypeAlias, overload
 
 from pydantic import (
     AfterValidator,
@@ -12,7 +14,9 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    SerializerFunctionWrapHandler,
     ValidationError,
+    WrapSerializer,
     model_validator,
 )
 
@@ -132,8 +136,149 @@ class Hop(_Strict):
 
 
 class Agent(_Strict):
-    id: str
+    """The acting agent: an asserted `id`, a JWT-SVID that proves it (`svid`), or both.
+
+    Which id a decision uses, and whether it is verified, is the engine's identity check
+    (agp.identity): a valid SVID's subject, else the asserted id, else the empty string.
+    """
+
+    id: str | None = None
+    svid: str | None = None
     attrs: JSONObject = {}
+
+    @model_validator(mode="after")
+    def _named(self) -> Agent:
+        if self.id is None and self.svid is None:
+            raise ValueError("an agent needs an `id` or an `svid`")
+        return self
+
+
+Decided = Literal["allow", "deny", "ask"]
+
+
+class HistoryItem(_Strict):
+    """One earlier call of the task's session (LANGUAGE.md §6), oldest first in `task.history`."""
+
+    tool: ToolName
+    intent: list[str] = []
+    data: list[str] = []
+    args: JSONObject = {}
+    decision: Decided
+    at: Timestamp
+
+
+class HistoryEntry(Protocol):
+    """An item of `task.history` as evaluators read it: a HistoryItem, or the compiled
+    evaluator's lighter copy of one (agp.compile.request)."""
+
+    @property
+    def tool(self) -> str: ...
+    @property
+    def intent(self) -> Sequence[str]: ...
+    @property
+    def data(self) -> Sequence[str]: ...
+    @property
+    def args(self) -> dict[str, Any]: ...
+    @property
+    def decision(self) -> str: ...
+    @property
+    def at(self) -> datetime: ...
+
+
+@dataclass(frozen=True, slots=True)
+class SessionSummary:
+    """What the envelope checks of a history (LANGUAGE.md §6), in one place: the labels its items
+    name and their latest time.
+
+    The envelope computes it with one pass over `task.history`, unless the history carries it
+    as its `summary` attribute (a `HistoryView`): whoever appends to a session (the task runtime)
+    keeps it up to date with `add`, so that a decision whose rules do not read the session does
+    not pay for the history's length.
+
+    >>> SessionSummary.EMPTY.add(["read"], ["pii"], parse_timestamp("2026-01-01T00:00:00Z")).classes
+    frozenset({'pii'})
+    """
+
+    intents: frozenset[str]
+    classes: frozenset[str]
+    latest: datetime | None
+
+    EMPTY: ClassVar[SessionSummary]
+
+    def add(self, intents: Iterable[str], classes: Iterable[str], at: datetime) -> SessionSummary:
+        """The summary with one more item (the sets are shared while they do not grow)."""
+        more_i = self.intents if self.intents.issuperset(intents) else self.intents.union(intents)
+        more_c = self.classes if self.classes.issuperset(classes) else self.classes.union(classes)
+        latest = at if self.latest is None or at > self.latest else self.latest
+        return SessionSummary(more_i, more_c, latest)
+
+    @classmethod
+    def of(cls, items: Iterable[HistoryEntry]) -> SessionSummary:
+        intents: set[str] = set()
+        classes: set[str] = set()
+        latest: datetime | None = None
+        for h in items:
+            intents.update(h.intent)
+            classes.update(h.data)
+            if latest is None or h.at > latest:
+                latest = h.at
+        return cls(frozenset(intents), frozenset(classes), latest)
+
+
+SessionSummary.EMPTY = SessionSummary(frozenset(), frozenset(), None)
+
+
+class HistoryView(Sequence[HistoryEntry]):
+    """The first `n` items of a session's (append-only) list, with their summary: a Request's
+    `task.history` in O(1) of the history's length. Evaluators only take its length, iterate and
+    index it, and read `summary`.
+
+    >>> view = HistoryView([], 0, SessionSummary.EMPTY)
+    >>> len(view), list(view), view.summary.latest
+    (0, [], None)
+    """
+
+    __slots__ = ("_items", "_n", "summary")
+
+    def __init__(self, items: Sequence[HistoryEntry], n: int, summary: SessionSummary):
+        self._items = items
+        self._n = n
+        self.summary = summary
+
+    def __len__(self) -> int:
+        return self._n
+
+    @overload
+    def __getitem__(self, i: int) -> HistoryEntry: ...
+    @overload
+    def __getitem__(self, i: slice) -> Sequence[HistoryEntry]: ...
+
+    def __getitem__(self, i: int | slice) -> HistoryEntry | Sequence[HistoryEntry]:
+        if isinstance(i, slice):
+            return [self._items[k] for k in range(*i.indices(self._n))]
+        if not -self._n <= i < self._n:
+            raise IndexError("history index out of range")
+        return self._items[i % self._n]
+
+    def __iter__(self) -> Iterator[HistoryEntry]:
+        items = self._items
+        for k in range(self._n):
+            yield items[k]
+
+
+def session_summary(history: Sequence[HistoryEntry]) -> SessionSummary:
+    """The summary a history carries, or one computed from its items."""
+    summary = getattr(history, "summary", None)
+    return summary if isinstance(summary, SessionSummary) else SessionSummary.of(history)
+
+
+def _history_list(value: Sequence[HistoryItem], serialize: SerializerFunctionWrapHandler) -> Any:
+    # The task runtime builds requests with a HistoryView (no copy per call); it serialises (the
+    # decision log, model_dump) as the list it stands for.
+    return serialize(value if isinstance(value, list) else list(value))
+
+
+History = Annotated[list[HistoryItem], WrapSerializer(_history_list)]
 
 
 class Task(_Strict):
@@ -142,10 +287,12 @@ class Task(_Strict):
     params: JSONObject = {}
     objective: str | None = None
     started_at: Timestamp | None = None
+    seen: list[str] = []  # the data classes the task has taken in so far (its session)
+    history: History = []  # its earlier calls, oldest first
 
 
 class Request(_Strict):
-    """One tool call to decide. Only `agent.id` and `tool` are required."""
+    """One tool call to decide. Only `agent.id` (or `agent.svid`) and `tool` are required."""
 
     agent: Agent
     task: Task | None = None
@@ -168,20 +315,143 @@ class Request(_Strict):
         return value
 
 
-class Decision(_Strict):
-    decision: Literal["allow", "deny", "ask"]
+class _DecisionFields(_Strict):
+    """What a Decision built from outside the evaluators (keywords, `model_validate`) must be:
+    pydantic checks it, with its usual messages."""
+
+    decision: Decided
     ttl: int
     rules: list[str]
     reasons: list[str] = []
     errors: list[str] = []
     policy: str = ""
+    grant: str | None = None  # a signed grant (agp.identity.grants) on an allow, with an issuer
+
+
+_DECISION_FIELDS = ("decision", "ttl", "rules", "reasons", "errors", "policy", "grant")
+
+
+class _DecisionSlots:
+    __slots__ = _DECISION_FIELDS
+
+    decision: Decided
+    ttl: int
+    rules: list[str]
+    reasons: list[str]
+    errors: list[str]
+    policy: str
+    grant: str | None
+
+
+class Decision(_DecisionSlots):
+    """The answer to a request (FORMATS.md, Decision JSON): immutable.
+
+    Not a pydantic model: the evaluators build one per decision from values that are valid by
+    construction, and a plain slotted object costs a fraction of a model (docs/performance.md).
+    Built from outside (`Decision(decision=..., ...)`, `Decision.model_validate`), it is checked
+    as strictly as the model it replaces; `model_dump` and `model_copy` keep working.
+
+    >>> Decision(decision="deny", ttl=0, rules=["default.deny"]).to_json()["rules"]
+    ['default.deny']
+    """
+
+    __slots__ = ()
+
+    def __init__(self, *, decision: Decided, ttl: int, rules: list[str],
+                 reasons: list[str] | None = None, errors: list[str] | None = None,
+                 policy: str = "", grant: str | None = None) -> None:
+        fields: dict[str, Any] = {"decision": decision, "ttl": ttl, "rules": rules,
+                                  "policy": policy, "grant": grant}
+        if reasons is not None:
+            fields["reasons"] = reasons
+        if errors is not None:
+            fields["errors"] = errors
+        checked = _DecisionFields.model_validate(fields)
+        for name in _DECISION_FIELDS:
+            object.__setattr__(self, name, getattr(checked, name))
+
+    @classmethod
+    def model_validate(cls, value: object) -> Decision:
+        """A Decision from its JSON object (as `to_json` gives it); raises ValidationError."""
+        checked = _DecisionFields.model_validate(value)
+        return make_decision(*(getattr(checked, n) for n in _DECISION_FIELDS))
 
     @property
     def allowed(self) -> bool:
         return self.decision == "allow"
 
     def to_json(self) -> dict[str, Any]:
-        return self.model_dump()
+        """The Decision JSON of FORMATS.md, with `grant` when one was issued."""
+        out = {"decision": self.decision, "ttl": self.ttl, "rules": list(self.rules),
+               "reasons": list(self.reasons), "errors": list(self.errors), "policy": self.policy}
+        if self.grant is not None:
+            out["grant"] = self.grant
+        return out
+
+    def model_dump(self, *, exclude: Iterable[str] = ()) -> dict[str, Any]:
+        """Every field (`grant` too), as a pydantic model dumps them."""
+        return {name: (list(v) if type(v := getattr(self, name)) is list else v)
+                for name in _DECISION_FIELDS if name not in exclude}
+
+    def model_copy(self, *, update: dict[str, Any] | None = None) -> Decision:
+        """A copy with `update`'s fields replaced (not validated, as in pydantic)."""
+        fields = {name: getattr(self, name) for name in _DECISION_FIELDS}
+        unknown = (update or {}).keys() - fields.keys()
+        if unknown:
+            raise TypeError(f"Decision has no field {sorted(unknown)[0]!r}")
+        fields.update(update or {})
+        return make_decision(*fields.values())
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"a Decision is immutable: cannot set {name!r}")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"a Decision is immutable: cannot delete {name!r}")
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not Decision:
+            return NotImplemented
+        return all(getattr(self, n) == getattr(other, n) for n in _DECISION_FIELDS)
+
+    def __hash__(self) -> int:  # as the frozen model's: lists make it unhashable
+        return hash(tuple(getattr(self, n) for n in _DECISION_FIELDS))
+
+    def __repr__(self) -> str:
+        inner = ", ".join(f"{n}={getattr(self, n)!r}" for n in _DECISION_FIELDS)
+        return f"Decision({inner})"
+
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:  # pickling goes around __setattr__
+        return make_decision, tuple(getattr(self, n) for n in _DECISION_FIELDS)
+
+
+class _Built(_DecisionSlots):
+    """How the evaluators build a Decision: `_Built(...)` returns a Decision whose values are
+    valid by construction, unchecked. Plain assignments to the shared slots, then the object
+    becomes a Decision (same layout): three times cheaper than assigning around Decision's
+    `__setattr__`, on the path of every decision."""
+
+    __slots__ = ()
+
+    def __init__(self, decision: str, ttl: int, rules: list[str], reasons: list[str],
+                 errors: list[str], policy: str, grant: str | None = None) -> None:
+        self.decision = decision  # type: ignore[assignment]  # a Decided, by construction
+        self.ttl = ttl
+        self.rules = rules
+        self.reasons = reasons
+        self.errors = errors
+        self.policy = policy
+        self.grant = grant
+        self.__class__ = Decision  # type: ignore[assignment]
+
+
+class _MakeDecision(Protocol):
+    def __call__(self, decision: str, ttl: int, rules: list[str], reasons: list[str],
+                 errors: list[str], policy: str, grant: str | None = None) -> Decision: ...
+
+
+# A Decision from values that are valid by construction (the evaluators' own), unchecked: the
+# class itself, so that the hot path pays for no extra call.
+make_decision: _MakeDecision = _Built  # type: ignore[assignment]
 
 
 # What deciding takes: a Request, or a dict as in FORMATS.md (validated on the way in; anything
@@ -192,7 +462,8 @@ RequestInput: TypeAlias = "Request | dict[str, Any]"
 class Decide(Protocol):
     """A decide function: `Engine.decide` and each evaluator's `decide`."""
 
-    def __call__(self, request: RequestInput, *, task_ended: bool = False) -> Decision: ...
+    def __call__(self, request: RequestInput, *, task_ended: bool = False,
+                 store_unavailable: bool = False) -> Decision: ...
 
 
 class RequestError(Exception):

@@ -252,8 +252,13 @@ def equal(a: object, b: object) -> bool:
     (True, False, True)
     """
     t = type(a)
-    if t is type(b) and (t is int or t is float):  # the most common case, before kind_of
-        return a == b
+    if t is type(b):  # the most common cases, before kind_of
+        if t is int or t is float:
+            return a == b
+        if t is str:
+            if len(a) == len(b):  # type: ignore[arg-type]  # both are str
+                budget.spend_text(len(a))  # type: ignore[arg-type]
+            return a == b
     if kind_of(a) != kind_of(b):
         return False
     # Same kind: each isinstance test below holds for both or for neither.
@@ -407,6 +412,11 @@ def truth(value: object, what: str) -> bool:
 
 
 def iterable(value: object) -> list[object]:
+    """The items a quantifier takes: a list's in its order; a set's (`data`, `intent`,
+    `task.seen`, a history item's `data`) as labels in name order, so that an item compares
+    through the lattice (`c >= restricted`) and is found in other sets (`c in task.seen`)."""
     if isinstance(value, (list, tuple)):
         return list(value)
+    if isinstance(value, LabelSet):
+        return [Label(value.kind, name) for name in sorted(value.names)]
     raise EvalError(f"a quantifier needs a list, got {kind_of(value)} {show(value)}")

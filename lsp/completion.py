@@ -1,7 +1,8 @@
 """Completion: keywords the LALR parser accepts at the cursor, names of the kind the clause wants,
 request fields after `args.`, `task.`, `task.params.`, `chain.`, `agent.`, and the standard
 functions. It reads the tokens before the cursor, so it works in a document that does not parse;
-the names it offers are those the checker knows in the set.
+the names it offers are those the checker knows in the set, plus those declared since its last
+check (`current.py`: a completion never waits for a check).
 
 Tool names are dotted, and editors cut words at dots: a tool item carries an edit that replaces
 the whole dotted name typed so far (`on payments.re` -> `on payments.refund`), and only the tools
@@ -16,7 +17,8 @@ from lsprotocol import types as lsp
 
 from agp.lsp import cursor
 from agp.lsp.context import AgpServer
-from agp.lsp.fields import FieldInfo, fields_of
+from agp.lsp.current import Current
+from agp.lsp.fields import FieldInfo, fields_of, history_variables
 from agp.lsp.occurrences import Declaration, Occurrences
 from agp.lsp.positions import LineIndex
 from agp.lsp.vocabulary import KEYWORDS, root_doc
@@ -33,14 +35,18 @@ Items = list[lsp.CompletionItem]
 
 
 def completion(ls: AgpServer, params: lsp.CompletionParams) -> lsp.CompletionList | None:
-    at = ls.at(params.text_document.uri, params.position)
-    if at is None:
+    found = ls.current(params.text_document.uri, params.position)
+    if found is None:
         return None
-    text = at.file.source.text
-    ctx = cursor.at(text, at.offset)
-    if params.context and params.context.trigger_character == " " and not _after_space_ok(ctx):
+    trigger = params.context.trigger_character if params.context else None
+    return complete_at(*found, trigger)
+
+
+def complete_at(cur: Current, offset: int, trigger: str | None = None) -> lsp.CompletionList | None:
+    ctx = cursor.at(cur.text, offset, cur.item_start(offset))
+    if trigger == " " and not _after_space_ok(ctx):
         return None
-    return complete(ctx, at.analysis.occurrences, at.lines)
+    return complete(ctx, cur.names, cur.lines)
 
 
 def _after_space_ok(ctx: cursor.Cursor) -> bool:
@@ -161,7 +167,8 @@ def _fields(ctx: cursor.Cursor, names: Occurrences, dot: int) -> Items:
     path = cursor.dotted_before(ctx.item, dot)
     if ctx.clause() not in ("when", "unless"):
         return []
-    return _fields_items(fields_of(path, names, *ctx.rule_scope()))
+    return _fields_items(fields_of(path, names, *ctx.rule_scope(),
+                                   history=history_variables(ctx.item)))
 
 
 def _fields_items(fields: list[FieldInfo]) -> Items:

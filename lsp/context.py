@@ -27,6 +27,7 @@ from pygls.lsp.server import LanguageServer
 from pygls.protocol import LanguageServerProtocol
 
 from agp import __version__
+from agp.lsp.current import Current, current
 from agp.lsp.positions import LineIndex, line_index
 from agp.lsp.project import Analysis, Project, uri_to_path
 from agp.lsp.traces import TraceRuns
@@ -40,6 +41,9 @@ logger = logging.getLogger("agp.lsp")
 # that another thread is doing, say) rather than compute, so there are enough of them that an
 # editor's burst of requests about a huge file never leaves a request about another file queued.
 WORKERS = 16
+
+Published = dict[str, list[lsp.Diagnostic]]  # uri -> the diagnostics published for it
+SetCheck = tuple[Analysis | None, Published]  # a check of a set (None: no set left to check)
 
 _ANSWERED = object()  # a message already dealt with while it was being decoded
 
@@ -101,8 +105,11 @@ class AgpServer(LanguageServer):
         self.debounce = 0.05  # seconds; `initializationOptions.debounce` overrides it
         self.workers = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="agp-lsp")
         self.pending: dict[object, asyncio.Task[None]] = {}  # set -> its scheduled check
-        self.checking: dict[object, asyncio.Future[dict[str, list[lsp.Diagnostic]]]] = {}
+        self.checking: dict[object, asyncio.Future[SetCheck]] = {}  # set -> its check under way
         self.published: dict[str, object] = {}  # uri -> the set that gave it diagnostics
+        # set -> its last check and the diagnostics it published (diagnostics.unchanged)
+        self.last_check: dict[object, tuple[Analysis, Published]] = {}
+        self.must_check: set[object] = set()  # sets with a change that is not only typing
         self.traces = TraceRuns()
         self.trace_runs: dict[Path, asyncio.Future[None]] = {}  # set root -> its replay under way
 
@@ -139,6 +146,22 @@ class AgpServer(LanguageServer):
         lines = self.lines(file.source.text)
         offset = lines.offset(position) if position is not None else 0
         return At(analysis, file, offset, lines)
+
+    def current(self, uri: str, position: lsp.Position) -> tuple[Current, int] | None:
+        """The document for completion and hover, and the cursor's offset in its current text:
+        read against the set's last finished analysis, never waiting for a check (see
+        `current.py`). Only before the set's first analysis is one made here."""
+        docs = self.open_docs()
+        analysis = self.project.latest(uri, docs)
+        file = analysis.file(uri) if analysis is not None else None
+        if analysis is None or file is None:
+            analysis = self.analysis(uri)
+            file = analysis.file(uri)
+            if file is None:
+                return None
+        text = docs.get(uri, file.source.text)
+        cur = current(analysis, file, text, self.lines(text))
+        return cur, cur.lines.offset(position)
 
     def work(self, fn: Callable[..., R], *args: Any) -> asyncio.Future[R]:
         """`fn(*args)` on a worker thread, awaited on the loop."""

@@ -33,6 +33,19 @@ def tokens(text: str) -> tuple[Token, ...]:
     return tuple(tokenize(Source("", text), [])[0])
 
 
+def tokens_between(text: str, start: int, offset: int) -> Sequence[Token]:
+    """The tokens of `text` from `start`, an item start, to the end of the line of `offset`, at
+    their offsets in the whole text; the same as those of `tokens(text)` there, since a token
+    never runs on to the next line (a list of literals over several lines comes as its parts
+    in either case). Their lines are not counted."""
+    if start == 0:
+        return tokens(text)
+    end = text.find("\n", offset)
+    # Blanks in place of the text before `start` keep every offset; the lexer skips them in
+    # one match.
+    return tokenize(Source("", " " * start + text[start : len(text) if end < 0 else end]), [])[0]
+
+
 @lru_cache(maxsize=8)
 def comments(text: str) -> tuple[Comment, ...]:
     return tuple(tokenize(Source("", text), [])[1])
@@ -94,33 +107,38 @@ class Cursor:
     def clause(self) -> str | None:
         """The innermost clause word the cursor is in (`on`, `when`, `tools`, `to`, ...)."""
         words = RULE_CLAUSES if self.head in ("permit", "forbid", "ask") else BLOCK_CLAUSES
+        # A clause word counts only outside brackets: inside them, `in` is the one of
+        # `count(h in task.history ...)`, not the rule's `in TASKS`.
         depth = 0
-        for tok in reversed(self.item[1:]):
+        found = None
+        for tok in self.item[1:]:
             if tok.value in (")", "]") and tok.type != "STRING":
-                depth += 1
-            elif tok.value in ("(", "[") and tok.type != "STRING":
                 depth -= 1
+            elif tok.value in ("(", "[") and tok.type != "STRING":
+                depth += 1
             elif depth <= 0 and tok.type not in ("NAME", "STRING") and tok.value in words:
-                return str(tok.value)
-        return None
+                found = str(tok.value)
+        return found
 
     def rule_scope(self) -> tuple[list[str], list[str]]:
         return rule_scope(self.item)
 
 
-def at(text: str, offset: int) -> Cursor:
-    toks = tokens(text)
-    before = [t for t in toks if end_of(t) <= offset]
+def at(text: str, offset: int, item_start: int = 0) -> Cursor:
+    """The cursor at `offset`; `item_start` is a place before it where an item starts
+    (LANGUAGE.md §1): the text is lexed from there, instead of from the start of the file."""
+    before = [t for t in tokens_between(text, item_start, offset) if end_of(t) <= offset]
     prefix, start = "", offset
-    m = re.search(r"[A-Za-z_][A-Za-z0-9_]*$", text[:offset])
+    line_start = text.rfind("\n", 0, offset) + 1
+    m = re.search(r"[A-Za-z_][A-Za-z0-9_]*$", text[line_start:offset])  # a word is on one line
     if m:
-        prefix, start = m.group(), m.start()
+        prefix, start = m.group(), line_start + m.start()
         if before and end_of(before[-1]) == offset and is_word(before[-1]):
             before.pop()  # the word being typed says nothing about what may come
     chunks = split_items(before)
     # The dotted name being typed, read on its line (a tool name never spans lines), so that a
     # completion can replace all of it: `on payments.re` becomes `on payments.refund`.
-    line = text[max(text.rfind("\n", 0, offset) + 1, offset - 1024) : offset]
+    line = text[max(line_start, offset - 1024) : offset]
     tail = DOTTED_TAIL.search(line)  # it matches everywhere, if only the empty string
     name = tail.group() if tail else ""
     return Cursor(chunks[-1] if chunks else [], prefix, start, offset - len(name), offset)

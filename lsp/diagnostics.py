@@ -19,7 +19,9 @@ import logging
 from lsprotocol import types as lsp
 
 from agp.diagnostics import Diagnostic, Severity
-from agp.lsp.context import AgpServer
+from agp.lsp import analysis as hints
+from agp.lsp.context import AgpServer, Published, SetCheck
+from agp.lsp.current import inside_a_comment
 from agp.lsp.project import Analysis
 
 logger = logging.getLogger("agp.lsp")
@@ -57,12 +59,29 @@ def _bounded(ls: AgpServer, analysis: Analysis, found: list[Diagnostic]) -> list
     return out
 
 
-def check_set(ls: AgpServer, uri: str, docs: dict[str, str]) -> dict[str, list[lsp.Diagnostic]]:
+def check_set(ls: AgpServer, uri: str, docs: dict[str, str]) -> SetCheck:
     """On a worker thread: check the set of `uri` and convert its diagnostics, per file."""
     if uri not in docs and ls.project.root_of(uri, docs) is None:
-        return {}  # a file that was a set by itself and is closed (or gone): nothing is left
+        return None, {}  # a file that was a set by itself and is closed (or gone): nothing is left
     analysis = ls.project.analyze(uri, docs, wait=True)
-    return {u: _bounded(ls, analysis, found) for u, found in analysis.by_uri().items()}
+    return analysis, {u: _bounded(ls, analysis, found) for u, found in analysis.by_uri().items()}
+
+
+def unchanged(ls: AgpServer, key: object, docs: dict[str, str]) -> Published | None:
+    """The diagnostics of the set's last check when checking `docs` would give exactly those
+    again, else None. So it is when, since that check, the documents were only edited inside
+    comments (`current.inside_a_comment`), every file of the set is an open document (a file
+    on disk may have changed unseen), and no file was opened, closed, saved or reported changed
+    on disk (`AgpServer.must_check`)."""
+    last = ls.last_check.get(key)
+    if last is None or key in ls.must_check:
+        return None
+    analysis, by_uri = last
+    if not all(u in docs for u in analysis.uris.values()):
+        return None
+    if not all(inside_a_comment(f, docs[u]) for u, f in analysis.files.items()):
+        return None
+    return by_uri
 
 
 def publish(ls: AgpServer, key: object, by_uri: dict[str, list[lsp.Diagnostic]],
@@ -85,8 +104,12 @@ def clear(ls: AgpServer, uri: str) -> None:
     ls.published.pop(uri, None)
 
 
-def schedule(ls: AgpServer, uri: str) -> None:
+def schedule(ls: AgpServer, uri: str, typed: bool = False) -> None:
+    """Check the set of `uri` soon; `typed` when only the text of an open document changed."""
     key = ls.project.key(uri, ls.open_docs())
+    if not typed:
+        ls.must_check.add(key)
+    hints.cancel(ls, key)  # the analysis of the set's previous text is out of date
     task = ls.pending.pop(key, None)
     if task is not None:
         task.cancel()
@@ -97,17 +120,29 @@ def schedule(ls: AgpServer, uri: str) -> None:
             await asyncio.wait([running])  # one check of a set at a time
         ls.pending.pop(key, None)  # from here on, a newer change waits for this check
         docs, versions = ls.open_docs(), ls.versions()  # the texts and versions checked
+        same = unchanged(ls, key, docs)
+        if same is not None:  # only comments were edited: the same list, for the new versions
+            publish(ls, key, dict(same), versions)
+            hints.start(ls, key, uri, docs, same, versions)
+            return
+        ls.must_check.discard(key)
         job = ls.work(check_set, ls, uri, docs)
         ls.checking[key] = job
         try:
-            by_uri = await job
+            analysis, by_uri = await job
         except Exception:  # a defect of the checker: keep serving, say where it broke
             logger.exception("checking %s failed", uri)
+            ls.must_check.add(key)
             return
         finally:
             if ls.checking.get(key) is job:
                 del ls.checking[key]
+        if analysis is None:
+            ls.last_check.pop(key, None)
+        else:
+            ls.last_check[key] = (analysis, dict(by_uri))
         publish(ls, key, by_uri, versions)
+        hints.start(ls, key, uri, docs, by_uri, versions)  # off the typing path, after it
 
     ls.pending[key] = asyncio.ensure_future(later())
 
@@ -117,7 +152,7 @@ def did_open(ls: AgpServer, params: lsp.DidOpenTextDocumentParams) -> None:
 
 
 def did_change(ls: AgpServer, params: lsp.DidChangeTextDocumentParams) -> None:
-    schedule(ls, params.text_document.uri)
+    schedule(ls, params.text_document.uri, typed=True)
 
 
 def did_save(ls: AgpServer, params: lsp.DidSaveTextDocumentParams) -> None:

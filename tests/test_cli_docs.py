@@ -14,7 +14,7 @@ from support import ROOT
 from agp.cli import main
 
 DOC = ROOT / "docs" / "cli.md"
-BLOCK = re.compile(r"(<!-- help: (?P<cmd>[\w ]*) -->\n```text\n)(?P<body>.*?)(```)", re.S)
+BLOCK = re.compile(r"(<!-- help: (?P<cmd>[\w -]*) -->\n```text\n)(?P<body>.*?)(```)", re.S)
 
 
 def help_text(command: str) -> str:

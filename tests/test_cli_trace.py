@@ -162,6 +162,29 @@ def test_json_format(here):
     assert doc["results"][1]["decision"]["ttl"] == 240
 
 
+@pytest.mark.parametrize(("options", "kept"), [
+    ((), 0), (("--verbose",), 0), (("--jobs", "2"), 0),
+    (("--format", "json"), 8), (("--junit", "out.xml"), 8), (("--jobs", "2", "--junit", "o"), 8)])
+def test_outcomes_are_kept_only_for_junit_and_json(here, monkeypatch, options, kept):
+    """An outcome holds its request, with the task's session: a run that prints text keeps
+    none, so that testing a long trace costs the trace's tasks, not every case tested."""
+    from agp.cli import test_cmd
+
+    runs: list[test_cmd.Run] = []
+
+    class Recorded(test_cmd.Run):
+        def __init__(self, *args, **kwargs) -> None:
+            super().__init__(*args, **kwargs)
+            runs.append(self)
+
+    monkeypatch.setattr(test_cmd, "Run", Recorded)
+    shutil.copy(here / "support.trace.jsonl", here / "again.trace.jsonl")
+    r = run("test", "-p", "spec", "support.trace.jsonl", "again.trace.jsonl", *options)
+    assert r.exit_code == 0, r.output
+    assert "8 passed, 0 failed" in r.output or '"passed": 8' in r.output
+    assert sum(len(cases) for cases in runs[0].cases.values()) == kept
+
+
 # ---- agp replay ---------------------------------------------------------------------------------
 
 

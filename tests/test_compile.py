@@ -456,7 +456,7 @@ def test_emit_python_prints_every_leaf_with_its_policy_positions():
     assert result.exit_code == 0, result.output
     out = result.stdout
     compile(out, "<emitted>", "exec")  # it is Python
-    functions = re.findall(r"^def (leaf_\d+)\(R, I, D, NOW, failed\):$", out, re.M)
+    functions = re.findall(r"^def (leaf_\d+)\(R, ID, I, D, NOW, failed\):$", out, re.M)
     assert functions and len(functions) == len(set(functions))  # each shared function once
     engine = agp.load(SPEC)
     for name in engine.evaluator.leaves:
@@ -497,7 +497,10 @@ def test_a_defect_of_generated_code_is_traced_to_the_policy_line(write_policy, m
     file and line (carets under the condition), then the generated line."""
     path = write_policy(BROKEN)
     engine, reference = agp.load(path), agp.load(path, compiled=False)
-    engine.evaluator.ctx.namespace["_order"] = _broken_order  # before any leaf is generated
+    for leaf in engine.evaluator.leaves.values():  # every leaf is generated at load
+        for fn in (leaf.fn_none, *leaf.fns.values()):
+            if fn is not None:
+                fn.__globals__["_order"] = _broken_order
     request = {"agent": {"id": "a"}, "tool": "t", "args": {"n": 2, "m": 1}}
     with caplog.at_level("WARNING", logger="agp.compile"):
         assert engine.decide(request) == reference.decide(request)
@@ -555,3 +558,46 @@ def test_a_line_profile_of_generated_code_maps_to_policy_lines(write_policy):
     assert {(s.line, s.text.split()[0]) for s in located} >= {(5, "permit"), (6, "args.n"),
                                                              (7, "forbid")}
     assert all(linecache.getline(f, line).strip() for f, line in hits)
+
+
+SHARED_FORMS = """
+dataclass public
+dataclass internal > public
+intent call
+""" + "".join(
+    f"tool t{i} {{ intent call  data public  args {{ amount: number }} }}\n"
+    f"permit p{i} on t{i} when args.amount <= {100 + i} and agent.attrs.role in [\"r{i}\"] "
+    f"and data <= {'internal' if i % 2 else 'public'}\n"
+    for i in range(40))
+
+
+def test_load_generates_every_leaf_so_no_decision_pays_for_code(write_policy, monkeypatch):
+    """Issue 15, item 1: after `agp.load` returns, deciding a tool for the first time (one the
+    policy names, or one that matches none of its globs) generates and compiles nothing."""
+    engine = agp.load(write_policy(SHARED_FORMS))
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("code generated during a decision")
+
+    monkeypatch.setattr(evaluator, "generate_leaf", refuse)
+    monkeypatch.setattr(evaluator, "compile_leaf", refuse)
+    for tool in [*(f"t{i}" for i in range(40)), "never.named"]:
+        d = engine.decide({"agent": {"id": "a", "attrs": {"role": "r3"}}, "tool": tool,
+                           "args": {"amount": 50}, "data": ["public"]})
+        assert d.decision == ("allow" if tool == "t3" else "deny")
+
+
+def test_rules_that_differ_only_in_constants_share_compiled_code(write_policy):
+    """One `compile()` for the 40 leaves whose rules have the same form, each function bound to
+    its own constants: the decisions are those of the reference evaluator."""
+    path = write_policy(SHARED_FORMS)
+    engine, reference = agp.load(path), agp.load(path, compiled=False)
+    ctx = engine.evaluator.ctx
+    assert len(ctx.codes) == 2  # the 40 tools' leaf, and the leaf of every other name
+    assert len(ctx.line_maps) == 41  # but a function each, with its own filename and lines
+    for i in (0, 1, 7, 39):
+        for amount in (100 + i, 101 + i):
+            for data in (["public"], ["internal"]):
+                request = {"agent": {"id": "a", "attrs": {"role": f"r{i}"}}, "tool": f"t{i}",
+                           "args": {"amount": amount}, "data": data}
+                assert engine.decide(request) == reference.decide(request)

@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from agp.compile.request import fast_request
-from agp.model import RequestError, parse_request
+from agp.model import RequestError, SessionSummary, parse_request
 
 # The bounds of docs/limits.md, "Values", on both sides of each edge.
 EDGE_NUMBERS = [math.nan, math.inf, -math.inf, -0.0, 1.7976931348623157e308, 10**400,
@@ -91,11 +91,24 @@ def hop(draw):
 
 
 @st.composite
+def history_item(draw):
+    valid = {"tool": draw(st.sampled_from(["crm.lookup", "", "a b"])),
+             "decision": draw(st.sampled_from(["allow", "deny", "ask", "Allow", ""])),
+             "at": draw(timestamps)}
+    for key, strat in (("intent", strings), ("data", strings), ("args", free_object)):
+        if draw(st.booleans()):
+            valid[key] = draw(strat)
+    return draw(_near(valid, json_value))
+
+
+@st.composite
 def task(draw):
     valid = {"kind": draw(st.sampled_from(["support_ticket", "x"]))}
     for key, strat in (("id", st.one_of(st.none(), st.just("t-1"))),
                        ("params", free_object), ("objective", st.one_of(st.none(), st.just("o"))),
-                       ("started_at", st.one_of(st.none(), timestamps))):
+                       ("started_at", st.one_of(st.none(), timestamps)),
+                       ("seen", st.one_of(st.none(), strings)),
+                       ("history", st.one_of(st.none(), st.lists(history_item(), max_size=3)))):
         if draw(st.booleans()):
             valid[key] = draw(strat)
     return draw(_near(valid, json_value))
@@ -104,6 +117,10 @@ def task(draw):
 @st.composite
 def requests(draw):
     agent = {"id": draw(st.sampled_from(["spiffe://x/bot", ""]))}
+    if draw(st.booleans()):
+        agent["svid"] = draw(st.sampled_from(["eyJ.a.b", ""]))
+        if draw(st.booleans()):
+            del agent["id"]
     if draw(st.booleans()):
         agent["attrs"] = draw(free_object)
     valid = {"agent": draw(_near(agent, json_value)),
@@ -144,14 +161,21 @@ def same(fast, model) -> bool:
             model.tool, model.intent, model.args, model.data, model.target, model.context,
             model.now):
         return False
-    if (fast.agent.id, fast.agent.attrs) != (model.agent.id, model.agent.attrs):
+    if (fast.agent.id, fast.agent.svid, fast.agent.attrs) != (
+            model.agent.id, model.agent.svid, model.agent.attrs):
         return False
     if (fast.task is None) != (model.task is None):
         return False
     if fast.task is not None:
         a, b = fast.task, model.task
-        if (a.kind, a.id, a.params, a.objective, a.started_at) != (
-                b.kind, b.id, b.params, b.objective, b.started_at):
+        if (a.kind, a.id, a.params, a.objective, a.started_at, a.seen) != (
+                b.kind, b.id, b.params, b.objective, b.started_at, b.seen):
+            return False
+        fields = ("tool", "intent", "data", "args", "decision", "at")
+        if [[getattr(h, f) for f in fields] for h in a.history] != \
+                [[getattr(h, f) for f in fields] for h in b.history]:
+            return False
+        if a.history.summary != SessionSummary.of(b.history):
             return False
     return len(fast.chain) == len(model.chain) and all(
         hop_eq(a, b) for a, b in zip(fast.chain, model.chain, strict=True))

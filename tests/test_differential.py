@@ -19,9 +19,11 @@ from support import ROOT, SPEC
 
 import agp
 from agp import budget, envelope, interp
-from agp.compile import compile_ir, compile_policy, evaluator
+from agp.compile import compile_ir, evaluator
 from agp.compile.bundle import dumps, loads
 from agp.compile.ir import policy_to_ir
+from agp.engine import make_evaluator
+from agp.identity import Identity
 from agp.loader import check_sources
 from agp.source import Source
 
@@ -58,7 +60,21 @@ def boolean(depth: int) -> st.SearchStrategy:
                          'canonical_host(target.host) == "169.254.169.254"',
                          'host_within(target.host, "EXAMPLE.")', "is_private_ip(target.host)",
                          'ip_in_cidr(target.host, "10.0.0.0/8")', "args.s matches task.params.p",
-                         "any(y in args.l: y == args.n)", "all(y in args.l: args.s in args.l)"]),
+                         "any(y in args.l: y == args.n)", "all(y in args.l: args.s in args.l)",
+                         # issue 12: the session (LANGUAGE.md §6) and the verified identity
+                         "task.seen >= c2", "c1 in task.seen", "task.seen <= c1",
+                         "len(task.seen) > 1", "task has seen", "agent.verified",
+                         "any(h in task.history: i0 in h.intent)",
+                         "any(h in task.history if h.tool matches \"t1*\": h.data >= c1)",
+                         'count(h in task.history if h.decision == "allow": h.age < 1h) >= 2',
+                         "sum(h in task.history: h.args.m) > 2",
+                         "sum(h in task.history if h.args has m: h.age) < 2h",
+                         "all(h in task.history: h.args has m and h.at < now)",
+                         # quantifiers over sets take the names in order, as labels
+                         "count(c in data: c >= c1) >= 2", "any(i in intent: i == i1)",
+                         "all(c in task.seen: c <= c2 and c in data)",
+                         "any(h in task.history: any(c in h.data if c != c0: c in task.seen))",
+                         "len(task.history) == 2"]),
         st.builds(lambda op, c, flip: f"{c} {op} data" if flip else f"data {op} {c}",
                   st.sampled_from(["<=", "<", ">=", ">"]), st.sampled_from(CLASSES),
                   st.booleans()),
@@ -191,10 +207,49 @@ def policy_sets(draw) -> str:
 T0 = "2026-11-28T10:00:00Z"
 
 
+def fake_identity(agent_id: str | None, svid: str | None, now) -> Identity:
+    """An identity check for both evaluators: `good:ID` proves ID, `bad` proves nothing, and an
+    id starting with `strict:` must bring a token."""
+    asserted = agent_id if agent_id is not None else ""
+    if svid is None:
+        code = "identity.missing" if asserted.startswith("strict:") else None
+        return Identity(asserted, False, code, code and f"{code}: no agent.svid")
+    if not svid.startswith("good:"):
+        return Identity(asserted, False, "identity.invalid", "identity.invalid: bad signature")
+    subject = svid.removeprefix("good:")
+    if agent_id is not None and agent_id != subject:
+        return Identity(asserted, False, "identity.mismatch", "identity.mismatch: not the subject")
+    return Identity(subject, True)
+
+
+AGENTS = [{"id": "spiffe://x/a0"}, {"id": "spiffe://x/b/eu"}, {"id": "other"},
+          {"svid": "good:spiffe://x/a0"}, {"svid": "good:spiffe://x/b/eu"},
+          {"id": "spiffe://x/a0", "svid": "bad"}, {"id": "other", "svid": "good:spiffe://x/a0"},
+          {"id": "strict:x"}]
+
+
+@st.composite
+def history_items(draw) -> dict:
+    """Items of `task.history`: tools, labels declared or not, times before, at and after `now`
+    (T0 is the earliest `now`), and args with and without the `m` the rules sum."""
+    item = {"tool": draw(st.sampled_from(["t0", "t1.x", "t2"])),
+            "decision": draw(st.sampled_from(["allow", "allow", "deny", "ask"])),
+            "at": draw(st.sampled_from(["2026-11-28T09:30:00Z", "2026-11-28T09:59:00Z", T0,
+                                        "2026-11-28T08:00:00Z", "2026-11-28T10:50:00Z"]))}
+    if draw(st.booleans()):
+        item["intent"] = draw(st.lists(st.sampled_from(INTENTS + ["qq"]), max_size=2,
+                                       unique=True))
+    if draw(st.booleans()):
+        item["data"] = draw(st.lists(st.sampled_from(CLASSES + ["zz"]), max_size=2, unique=True))
+    if draw(st.booleans()):
+        item["args"] = {"m": draw(st.sampled_from([1, 2.5, "x"]))}
+    return item
+
+
 @st.composite
 def request_values(draw) -> dict:
     maybe = draw
-    req = {"agent": {"id": draw(st.sampled_from(["spiffe://x/a0", "spiffe://x/b/eu", "other"])),
+    req = {"agent": {**draw(st.sampled_from(AGENTS)),
                      "attrs": draw(st.sampled_from([{}, {"role": "admin"}, {"role": 3}]))},
            "tool": draw(st.sampled_from(["t0", "t1.x", "t1.y.z", "t2", "t3"])),
            "now": draw(st.sampled_from([T0, "2026-11-28T10:45:00Z", "2026-11-29T03:00:00Z"]))}
@@ -223,10 +278,16 @@ def request_values(draw) -> dict:
             task["params"] = {"p": draw(st.sampled_from(["a", "ab", 2, "a*", "?b*", "*a?b*"]))}
         if maybe(st.integers(0, 3)) > 0:
             task["started_at"] = draw(st.sampled_from(STARTS))
+        if maybe(st.booleans()):
+            task["seen"] = draw(st.lists(st.sampled_from(CLASSES + ["zz"]), max_size=3,
+                                         unique=True))
+        if maybe(st.booleans()):
+            task["history"] = draw(st.lists(history_items(), max_size=4))
         req["task"] = task
     # The envelope's checks of the chain apply with or without a task.
     if maybe(st.integers(0, 2)) > 0:
-        req["chain"] = draw(chains(req["agent"]["id"]))
+        agent = req["agent"]
+        req["chain"] = draw(chains(agent.get("id") or agent["svid"].removeprefix("good:")))
     return req
 
 
@@ -266,16 +327,18 @@ def check_text(text: str):
 
 
 def both(policy):
-    return agp.Engine(policy, compiled=False), agp.Engine(policy, evaluator=compile_policy(policy))
+    return (agp.Engine(policy, evaluator=make_evaluator(policy, False, identity=fake_identity)),
+            agp.Engine(policy, evaluator=make_evaluator(policy, True, identity=fake_identity)))
 
 
 @SETTINGS
-@given(policy_sets(), st.lists(request_values(), min_size=1, max_size=6), st.booleans())
-def test_compiled_agrees_with_reference_on_generated_policies(text, requests, ended):
-    assert_agree(text, requests, ended)
+@given(policy_sets(), st.lists(request_values(), min_size=1, max_size=6), st.booleans(),
+       st.booleans())
+def test_compiled_agrees_with_reference_on_generated_policies(text, requests, ended, store):
+    assert_agree(text, requests, ended, store)
 
 
-@settings(SETTINGS, max_examples=100)
+@settings(SETTINGS, max_examples=40)  # a bundle runs the compiled code: the test above covers it
 @given(policy_sets(), st.lists(request_values(), min_size=1, max_size=4))
 def test_a_bundle_agrees_with_reference_on_generated_policies(text, requests):
     """Loaded from a bundle, the compiled evaluator has no checked Policy: it decides from the IR
@@ -300,17 +363,22 @@ def test_compiled_envelope_agrees_with_the_reference(text, requests, ended):
     assert_agree(text, requests, ended)
 
 
-def assert_agree(text: str, requests: list, ended: bool) -> None:
+def assert_agree(text: str, requests: list, ended: bool, store: bool = False) -> None:
     policy, diagnostics = check_text(text)
     assume(policy is not None)
     reference, compiled = both(policy)
     for req in requests:
-        want = reference.decide(req, task_ended=ended)
-        got = compiled.decide(req, task_ended=ended)
+        want = reference.decide(req, task_ended=ended, store_unavailable=store)
+        got = compiled.decide(req, task_ended=ended, store_unavailable=store)
         assert got == want, f"\n{text}\nrequest: {json.dumps(req)}"
         # A validated Request takes the other entry of the compiled evaluator.
-        if "request.invalid" not in want.rules:
-            assert compiled.decide(agp.Request.model_validate(req), task_ended=ended) == want
+        if "request.invalid" not in want.rules or any(
+                "task.history[" in e for e in want.errors):
+            validated = agp.Request.model_validate(req)
+            assert compiled.decide(validated, task_ended=ended,
+                                   store_unavailable=store) == want
+            assert reference.decide(validated, task_ended=ended,
+                                    store_unavailable=store) == want
 
 
 @contextlib.contextmanager
@@ -338,7 +406,7 @@ def quantified_policies(draw) -> str:
     return "\n".join(parts) + "\n"
 
 
-@SETTINGS
+@settings(SETTINGS, max_examples=100)
 @given(quantified_policies(),
        st.lists(request_values().map(lambda r: {**r, "tool": "t0",
                                                 "args": {"l": list(range(12)), **r["args"]}}),
@@ -442,13 +510,26 @@ EU, HUMAN = "spiffe://x/b/eu", {"principal": "user:alice", "kind": "human"}
 K0 = {"kind": "k0", "started_at": T0}
 
 
-def _call(task=None, chain=(), ended=False, **extra):
+def _call(task=None, chain=(), ended=False, store=False, **extra):
     req = {"agent": {"id": EU}, "tool": "t0", "now": T0, **extra}
     if task is not None:
         req["task"] = task
     if chain:
         req["chain"] = [HUMAN, *chain]
-    return req, ended
+    return req, {"task_ended": ended, "store_unavailable": store}
+
+
+def _full_session():
+    """A call whose task's history is at the bound, as the task runtime would build it."""
+    from agp.limits import MAX_SESSION_CALLS
+    from agp.model import HistoryItem, HistoryView, SessionSummary
+
+    req = agp.Request.model_validate({"agent": {"id": EU}, "tool": "t0", "now": T0,
+                                      "task": K0})
+    item = HistoryItem(tool="t0", decision="allow", at=T0)
+    history = HistoryView([item] * MAX_SESSION_CALLS, MAX_SESSION_CALLS, SessionSummary.of([item]))
+    task = req.task.model_copy(update={"history": history})
+    return req.model_copy(update={"task": task}), {}
 
 
 def _agent(principal=EU, **extra):
@@ -472,6 +553,11 @@ FAILING = {
                            agent={"id": "other"}),
     "delegation.scope": _call(chain=[_agent(scope={"tools": ["t2"]})]),
     "delegation.expired": _call(chain=[_agent(at="2026-11-28T09:55:00Z", scope={"ttl": "5m"})]),
+    "identity.invalid": _call(agent={"id": EU, "svid": "bad"}),
+    "identity.mismatch": _call(agent={"id": "other", "svid": f"good:{EU}"}),
+    "identity.missing": _call(agent={"id": "strict:x"}),
+    "store.unavailable": _call(store=True),
+    "session.full": _full_session(),
 }
 
 
@@ -482,13 +568,13 @@ def test_an_envelope_bug_shows_as_a_disagreement(code, monkeypatch):
     fails makes the evaluators disagree on a call that fails it."""
     policy, _ = check_text(ENVELOPE_POLICY)
     reference, compiled = both(policy)
-    req, ended = FAILING[code]
-    assert code in reference.decide(req, task_ended=ended).rules
-    assert compiled.decide(req, task_ended=ended) == reference.decide(req, task_ended=ended)
+    req, known = FAILING[code]
+    assert code in reference.decide(req, **known).rules
+    assert compiled.decide(req, **known) == reference.decide(req, **known)
     monkeypatch.setattr(envelope, "ROWS", tuple(
         (c, (lambda facts: False) if c == code else row) for c, row in envelope.ROWS))
-    assert code not in reference.decide(req, task_ended=ended).rules
-    assert code in compiled.decide(req, task_ended=ended).rules
+    assert code not in reference.decide(req, **known).rules
+    assert code in compiled.decide(req, **known).rules
 
 
 # ---- tool names matching several globs (issue 16, items 10 and 13) -------------------------------

@@ -7,14 +7,17 @@ LITERAL_LIST); any other list is lexed token by token. Both must read a list the
 
 from __future__ import annotations
 
+import dataclasses
+from pathlib import Path
+
 import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
-from lark import Token
-from lark.exceptions import UnexpectedCharacters
+from lark import Token, Tree
+from lark.exceptions import UnexpectedCharacters, UnexpectedToken
 
 import agp
-from agp.source import Source
+from agp.source import Source, Span
 from agp.syntax import parse, parser
 from agp.syntax.format import shape
 from agp.syntax.parser import MAX_LEX_ERRORS, lark_parser, tokenize
@@ -87,11 +90,11 @@ def test_a_mistake_in_a_list_is_reported_where_it_is():
 
 def relex_from_the_start(source: Source, diagnostics: list) -> list[Token] | None:
     """`parser._recovering_lex` as it was before issue 17, the slow reference: after each bad
-    character, the whole changed text is lexed again."""
+    character, the whole changed text is lexed again, by lark's own lexer."""
     text = source.text
     for _ in range(MAX_LEX_ERRORS):
         try:
-            return list(lark_parser().lex(text, dont_ignore=True))
+            return [t for t in lark_parser().lex(text, dont_ignore=True) if t.type != "WS"]
         except UnexpectedCharacters as exc:
             text = parser._blank_out(source, text, exc.pos_in_stream, diagnostics)
     return None
@@ -115,7 +118,8 @@ piece = st.sampled_from([
 
 @settings(max_examples=400, deadline=None)
 @given(st.lists(piece, max_size=60).map("".join))
-@example("@ " * 60)  # more bad characters than MAX_LEX_ERRORS: no tokens at all
+@example("@ " * 60)
+@example('x\n  [1,\n 2, "a"]\n  @ y')  # lines and columns after a list over several lines  # more bad characters than MAX_LEX_ERRORS: no tokens at all
 @example("[1, 2, @ 3]")  # once `@` is blanked, the list is one LITERAL_LIST token
 @example("[1, 2, 'a]\n")
 def test_lexing_resumes_with_the_tokens_and_errors_of_lexing_again(text):
@@ -148,15 +152,14 @@ def test_each_bad_character_costs_a_few_tokens_not_a_new_lexing_of_the_file(monk
     for i in range(0, 400, 20):
         lines[i] = lines[i].replace(" and ", " @ and ")
     lexed = []
-    real = parser.lark_parser()
+    real = parser._scan
 
-    class Counting:
-        def lex(self, text, dont_ignore):
-            for tok in real.lex(text, dont_ignore=dont_ignore):
-                lexed.append(tok)
-                yield tok
+    def counting(text, start):
+        tokens, bad = real(text, start)
+        lexed.extend(tokens)
+        return tokens, bad
 
-    monkeypatch.setattr(parser, "lark_parser", Counting)
+    monkeypatch.setattr(parser, "_scan", counting)
     diagnostics: list = []
     tokens = parser._recovering_lex(Source("a.agp", "\n".join(lines)), diagnostics)
     assert len(diagnostics) == 20
@@ -204,3 +207,135 @@ def test_extreme_literals_load_or_raise_policy_error(tmp_path_factory, text):
             "agent": {"id": "a"}, "tool": "t.x", "args": {"n": 1}, "now": "2026-01-01T00:00:00Z",
             "task": {"kind": "job", "id": "j", "started_at": "2026-01-01T00:00:00Z"}})
         assert decision.decision in ("allow", "deny", "ask")
+
+
+# ---- the LALR driver: lark's own parser, with our AST built as it reduces ----------------------
+
+REPO = Path(__file__).resolve().parent.parent
+CORPUS = sorted([*REPO.glob("examples/**/*.agp"), *REPO.glob("stdlib/*.agp"),
+                 *REPO.glob("tests/**/*.agp")])
+
+
+def lark_reference(chunk: list[Token]) -> tuple[Tree | None, int]:
+    """lark's tree of an item and the index of the token it fails at (len for the end)."""
+    interactive = lark_parser().parse_interactive()
+    for i, tok in enumerate(chunk):
+        try:
+            interactive.feed_token(tok)
+        except UnexpectedToken:
+            return None, i
+    try:
+        return interactive.feed_eof(chunk[-1]), len(chunk)
+    except UnexpectedToken:
+        return None, len(chunk)
+
+
+def tree_height(tree: Tree) -> int:
+    return 1 + max((tree_height(c) for c in tree.children if isinstance(c, Tree)), default=0)
+
+
+def lark_spans(tree: Tree) -> set[tuple[int, int]]:
+    """Every (start, end) a node or token of lark's tree covers, and the parts of its lists of
+    literals."""
+    spans = {(tree.meta.start_pos, tree.meta.end_pos)}
+    for c in tree.children:
+        if isinstance(c, Tree):
+            spans |= lark_spans(c)
+        elif c.type == "LITERAL_LIST":
+            spans |= {(start, end) for _, _, start, end in parser._list_parts(c)}
+        else:
+            spans.add((c.start_pos, c.end_pos))
+    return spans
+
+
+def ast_spans(node: object) -> set[tuple[int, int]]:
+    found: set[tuple[int, int]] = set()
+    if isinstance(node, tuple):
+        for x in node:
+            found |= ast_spans(x)
+    elif dataclasses.is_dataclass(node):
+        for f in dataclasses.fields(node):
+            value = getattr(node, f.name)
+            if isinstance(value, Span):
+                found.add((value.start, value.end))
+            else:
+                found |= ast_spans(value)
+    return found
+
+
+def assert_drives_as_lark(text: str) -> int:
+    """Each item of `text` fails where lark fails or is built with the height and the spans of
+    lark's tree; returns how many items were built."""
+    source = Source("a.agp", text)
+    tokens, _ = parser._lex(source, [])
+    built_items = 0
+    for chunk in parser.split_items(tokens):
+        if any(t.type.startswith("BAD_") for t in chunk):
+            continue  # repaired before parsing, as the examples above test
+        built, at = parser._drive(source, chunk)
+        tree, lark_at = lark_reference(chunk)
+        assert at == lark_at, str(chunk)
+        assert (built is None) == (tree is None)
+        if built is not None and tree is not None:
+            built_items += 1
+            assert built.height == tree_height(tree)
+            assert (built.item.span.start, built.item.span.end) == (tree.meta.start_pos,
+                                                                    tree.meta.end_pos)
+            assert ast_spans(built.item) <= lark_spans(tree)
+    return built_items
+
+
+@pytest.mark.parametrize("path", CORPUS, ids=lambda p: str(p.relative_to(REPO)))
+def test_every_item_of_the_examples_is_built_as_lark_parses_it(path):
+    text = path.read_text(encoding="utf-8")
+    assert assert_drives_as_lark(text) or not text.strip()
+
+
+expression = st.deferred(lambda: st.one_of(
+    st.sampled_from(["args.x", "1", "2.5", '"s"', "30m", "true", "[1, 2]", "[args.x, 1]", "[]",
+                     "task.params.customer", "lower(args.note)", "f()", "data", "tool"]),
+    st.tuples(expression, st.sampled_from([" and ", " or ", " == ", " < ", " in ", " + ",
+                                           " - ", " matches "]), expression).map("".join),
+    expression.map(lambda e: f"not {e}"), expression.map(lambda e: f"({e})"),
+    expression.map(lambda e: f"-{e}"), expression.map(lambda e: f"{e}.y"),
+    expression.map(lambda e: f"{e} has z"), expression.map(lambda e: f"{e} is pii"),
+    st.tuples(st.sampled_from(["any", "all", "count", "sum"]), expression, expression).map(
+        lambda t: f"{t[0]}(h in {t[1]}: {t[2]})"),
+    st.tuples(expression, expression).map(lambda t: f"count(h in {t[0]} if {t[1]}: h)"),
+))
+items = st.one_of(
+    expression.map(lambda e: f"permit p on t.x, intent read when {e} unless {e} ttl 5m"),
+    st.tuples(expression, st.lists(piece, max_size=4).map("".join)).map(
+        lambda t: f"forbid f when {t[0]} {t[1]}"),
+    st.sampled_from(["tool a.* { intent read data pii args { a: string, b?: any } }",
+                     'tool "x y" { }', "task j { params { c: string } tools a.*, b.c intents r "
+                     "data <= pii ttl 1h delegate { to a, b depth <= 2 } }",
+                     "defaults { ttl 1m max_ttl 1h }", "dataclass a > b, c", "intent a, b",
+                     'agent x "spiffe://a/b"', "module a.b", "import std.intents",
+                     "task j { tools a.* ", "tool t { args { a: }"]),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(items, min_size=1, max_size=4).map("\n".join))
+def test_generated_items_are_built_as_lark_parses_them(text):
+    assert_drives_as_lark(text)
+
+
+def test_an_expression_too_deep_is_reported_at_the_node_lark_finds():
+    deep = "permit p when " + "not " * 120 + "true"
+    diagnostics = parse(Source("a.agp", deep)).diagnostics
+    assert [(d.code, d.span.start) for d in diagnostics] == [("limit", len("permit p when ") +
+                                                              4 * 99)]
+
+
+def test_an_invalid_escape_inside_a_deep_item_reports_the_depth_only():
+    deep = 'permit p when "\\q" == "x" and ' + "not " * 120 + "true"
+    assert [d.code for d in parse(Source("a.agp", deep)).diagnostics] == ["limit"]
+
+
+@pytest.mark.parametrize("path", CORPUS, ids=lambda p: str(p.relative_to(REPO)))
+def test_every_example_is_lexed_as_lark_lexes_it(path):
+    source = Source(str(path), path.read_text(encoding="utf-8"))
+    assert token_facts(parser._recovering_lex(source, [])) == token_facts(
+        relex_from_the_start(source, []))

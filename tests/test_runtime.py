@@ -11,6 +11,7 @@ from support import SPEC
 
 import agp
 from agp.runtime import TaskError, TaskRuntime, read_trace
+from agp.store.memory import MemoryStore
 
 EXAMPLE = SPEC / "support.trace.jsonl"  # FORMATS.md's example, as written
 BOT = "spiffe://acme.com/agents/support-bot"
@@ -169,7 +170,7 @@ def test_reader_streams(tmp_path):
 
 
 def test_runtime_api_lifecycle(spec):
-    tasks = TaskRuntime(spec)
+    tasks = TaskRuntime(spec, MemoryStore())  # the module's engine is shared
     tasks.start({"id": "t-1", "kind": "support_ticket", "params": {"customer": "c-42"}},
                 agent=BOT, chain=[{"principal": "user:alice", "kind": "human"}],
                 at="2026-11-28T10:00:00Z")
@@ -184,14 +185,18 @@ def test_runtime_api_lifecycle(spec):
                      now="2026-11-28T10:03:01Z")
     assert d.decision == "deny" and "task.ended" in d.rules
     assert tasks.active() == []
-    # An ended task's id may start again; the new instance is not ended.
-    tasks.start({"id": "t-1", "kind": "support_ticket", "params": {"customer": "c-42"}},
-                agent=BOT, at="2026-11-28T10:04:00Z")
-    assert tasks.active() == ["t-1"]
+    # A task id names one instance for good: an ended task's id cannot start again.
+    with pytest.raises(TaskError, match="'t-1' is already ended: a task id names one task"):
+        tasks.start({"id": "t-1", "kind": "support_ticket", "params": {"customer": "c-42"}},
+                    agent=BOT, at="2026-11-28T10:04:00Z")
+    assert tasks.active() == []
+    d = tasks.decide(EU1, "payments.refund", task="t-1", args={"amount": 40, "customer": "c-42"},
+                     now="2026-11-28T10:04:01Z")
+    assert "task.ended" in d.rules
 
 
 def test_runtime_api_errors(spec):
-    tasks = TaskRuntime(spec)
+    tasks = TaskRuntime(spec, MemoryStore())  # the module's engine is shared
     with pytest.raises(TaskError, match="never started"):
         tasks.decide(BOT, "crm.lookup", task="nope")
     with pytest.raises(TaskError, match="never started"):
@@ -204,7 +209,7 @@ def test_runtime_api_errors(spec):
 
 
 def test_runtime_is_thread_safe(spec):
-    tasks = TaskRuntime(spec)
+    tasks = TaskRuntime(spec, MemoryStore())  # the module's engine is shared
     errors = []
 
     def worker(n: int):
@@ -244,7 +249,7 @@ def test_engine_tasks_if_available(spec):
 
 
 def test_runtime_api_errors_name_the_arguments_as_given(spec):
-    tasks = TaskRuntime(spec)
+    tasks = TaskRuntime(spec, MemoryStore())  # the module's engine is shared
     ticket = {"id": "t-1", "kind": "support_ticket", "params": {"customer": "c-42"}}
     with pytest.raises(TaskError) as info:
         tasks.start(ticket, agent=BOT, at="yesterday")
@@ -266,7 +271,7 @@ def test_runtime_api_errors_name_the_arguments_as_given(spec):
 
 
 def test_starting_a_task_of_an_undeclared_kind_raises(spec):
-    tasks = TaskRuntime(spec)
+    tasks = TaskRuntime(spec, MemoryStore())  # the module's engine is shared
     with pytest.raises(TaskError) as info:
         tasks.start({"id": "t-1", "kind": "support_tiket"}, agent=BOT)
     assert str(info.value) == ("task kind 'support_tiket' is not declared in the policy set; "

@@ -1,5 +1,6 @@
 """Property: replaying a generated trace decides every call exactly as building its Request by
-hand (FORMATS.md's table of events) and calling `Engine.decide` does."""
+hand (FORMATS.md's table of events, sessions included: LANGUAGE.md §6) and calling
+`Engine.decide` does."""
 
 from __future__ import annotations
 
@@ -17,6 +18,10 @@ AGENTS = ["spiffe://acme.com/agents/support-bot", "spiffe://acme.com/agents/bill
           "spiffe://acme.com/agents/billing/eu-2", "spiffe://acme.com/agents/other"]
 TOOLS = ["crm.lookup", "payments.refund", "http.get", "http.post", "crm.notes"]
 TASKS = ["t-1", "t-2"]
+# What each tool's declarations add to a call (tests/data/spec/declarations.agp), as a history
+# item records them: sorted, declared names only.
+LABELS = {"crm.lookup": (["read"], ["pii"]), "payments.refund": (["payment", "write"], ["pii"]),
+          "http.get": (["egress"], []), "http.post": (["egress"], []), "crm.notes": ([], [])}
 T0 = datetime(2026, 11, 28, 10, 0, tzinfo=timezone.utc)
 
 scopes = st.one_of(st.none(), st.fixed_dictionaries({}, optional={
@@ -56,13 +61,14 @@ def test_replay_agrees_with_hand_built_requests(tmp_path, plan, waits):
             lines.append({"ts": ts(now), "event": kind,
                           "task": {"id": tid, "kind": task_kind, "params": {"customer": customer}},
                           "agent": agent, "chain": [{"principal": "user:alice", "kind": "human"}]})
-            if tid not in tasks or tasks[tid]["ended"]:
+            if tid not in tasks:  # a known id, even ended, is a problem: one id, one instance
                 root = [{"principal": "user:alice", "kind": "human"},
                         {"principal": agent, "kind": "agent"}]
                 tasks[tid] = {"task": {"id": tid, "kind": task_kind,
                                        "params": {"customer": customer},
                                        "started_at": ts(now)},
-                              "root": root, "chains": {agent: root}, "ended": False}
+                              "root": root, "chains": {agent: root}, "ended": False,
+                              "seen": [], "history": []}
         elif kind == "delegate":
             _, tid, src, dst, scope = step
             event = {"ts": ts(now), "event": kind, "task": tid, "from": src, "to": dst}
@@ -92,10 +98,19 @@ def test_replay_agrees_with_hand_built_requests(tmp_path, plan, waits):
             ended = False
             if tid is not None:
                 state = tasks[tid]
-                request["task"] = state["task"]
+                request["task"] = {**state["task"], "seen": list(state["seen"]),
+                                   "history": list(state["history"])}
                 request["chain"] = state["chains"].get(agent, state["root"])
                 ended = state["ended"]
-            expected[number] = ENGINE.decide(json.loads(json.dumps(request)), task_ended=ended)
+            decision = expected[number] = ENGINE.decide(json.loads(json.dumps(request)),
+                                                        task_ended=ended)
+            if tid is not None and not ended and "request.invalid" not in decision.rules:
+                intents, classes = LABELS[tool]
+                state["history"].append({"tool": tool, "intent": intents, "data": classes,
+                                         "args": event["args"], "decision": decision.decision,
+                                         "at": ts(now)})
+                if decision.decision != "deny":
+                    state["seen"] += [c for c in classes if c not in state["seen"]]
         else:
             _, tid = step
             lines.append({"ts": ts(now), "event": kind, "task": tid})

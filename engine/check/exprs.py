@@ -64,6 +64,9 @@ def typed_sums(expr: ast.Expr, scope: ConditionScope) -> ast.Expr:
     return dataclasses.replace(expr, **changes) if changes else expr  # type: ignore[arg-type]
 
 
+_SET_ITEMS = {T.CLASS_SET.name: T.CLASS, T.INTENT_SET.name: T.INTENT}
+
+
 def _ok(t: Type, *names: str) -> bool:
     return t.name == "any" or t.name in names
 
@@ -290,10 +293,12 @@ class _Types(ExprVisitor):
 
     def visit_Quant(self, e: ast.Quant, s: ConditionScope) -> Type:
         seq = infer(e.seq, s)
-        if not _ok(seq, "list"):
+        if not _ok(seq, "list", T.CLASS_SET.name, T.INTENT_SET.name):
             s.diagnostics.append(error("type-mismatch", e.seq.span,
-                                       f"`{e.kind}` needs a list, not {seq}"))
-        elem = seq.elem if seq.name == "list" and seq.elem is not None else T.ANY
+                                       f"`{e.kind}` needs a list or a set, not {seq}"))
+        # A set's items are its names, as labels: data classes or intents (agp.values.iterable).
+        elem = seq.elem if seq.name == "list" and seq.elem is not None else \
+            _SET_ITEMS.get(seq.name, T.ANY)
         inner = ConditionScope(s.symbols, s.roots, s.diagnostics,
                                {**s.variables, e.var.text: elem}, s.unparsed, s.duration_sums)
         if e.filter is not None:

@@ -12,6 +12,7 @@ from typing import TypeAlias
 from agp.check import types as T
 from agp.check.exprs import ConditionScope, check_condition, check_literal, typed_sums
 from agp.diagnostics import Diagnostic, Related, did_you_mean, error, warning
+from agp.gcpause import no_cyclic_collection
 from agp.glob import Glob, PatternSet, compile_glob
 from agp.limits import MAX_TOOL_HINTS
 from agp.policy import DEFAULT_TTL, Policy, RuleInfo, TaskInfo, ToolInfo
@@ -370,6 +371,11 @@ def check(files: list[ParsedFile]) -> tuple[Policy | None, list[Diagnostic]]:
 
 def check_set(files: list[ParsedFile]) -> Checked:
     """`check`, with the names the checker resolved, also when the set has errors."""
+    with no_cyclic_collection():
+        return _check_set(files)
+
+
+def _check_set(files: list[ParsedFile]) -> Checked:
     c = _Checker(list(files))
     for f in files:
         c.diagnostics.extend(f.diagnostics)

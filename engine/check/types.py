@@ -46,12 +46,16 @@ def list_of(elem: Type) -> Type:
 
 HOP = obj(principal=STRING, kind=STRING, at=TIMESTAMP, scope=OBJECT)
 CHAIN = Type("chain", fields=(("depth", NUMBER), ("hops", list_of(HOP)), ("origin", HOP)))
-AGENT = obj(id=STRING, attrs=OBJECT)
+AGENT = obj(id=STRING, attrs=OBJECT, verified=BOOL)
+# An item of `task.history` (LANGUAGE.md §6). Its `args` is an open object: a history spans every
+# tool, so no schema types it.
+HISTORY_ITEM = obj(tool=STRING, intent=INTENT_SET, data=CLASS_SET, args=OBJECT, decision=STRING,
+                   at=TIMESTAMP, age=DURATION)
 
 
 def task_type(params: Type) -> Type:
     return obj(kind=STRING, id=STRING, params=params, objective=STRING, age=DURATION,
-               started_at=TIMESTAMP)
+               started_at=TIMESTAMP, seen=CLASS_SET, history=list_of(HISTORY_ITEM))
 
 
 def root_types(args: Type = OBJECT, params: Type = OBJECT) -> dict[str, Type]:

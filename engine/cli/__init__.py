@@ -19,17 +19,22 @@ def main() -> None:
 
 
 from agp.cli import (  # noqa: E402 - the commands register on `main`, defined above
+    analyze_cmd,
     check_cmd,
     compile_cmd,
     diff_cmd,
     eval_cmd,
     fmt_cmd,
+    import_cmd,
     init_cmd,
+    keys_cmd,
     lsp_cmd,
+    mcp_cmd,
     replay_cmd,
+    serve_cmd,
     test_cmd,
 )
 
 for _module in (init_cmd, check_cmd, eval_cmd, test_cmd, replay_cmd, diff_cmd, compile_cmd,
-                fmt_cmd, lsp_cmd):
+                fmt_cmd, analyze_cmd, keys_cmd, serve_cmd, mcp_cmd, import_cmd, lsp_cmd):
     main.add_command(_module.command)

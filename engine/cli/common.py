@@ -10,7 +10,7 @@ import os
 import re
 import sys
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
@@ -19,7 +19,9 @@ import click
 
 from agp.diagnostics import Diagnostic, render
 from agp.engine import Engine, file_state
+from agp.identity.svid import identity_check
 from agp.loader import check_paths
+from agp.policy import Policy
 
 if TYPE_CHECKING:
     from rich.progress import Progress as Bar
@@ -135,7 +137,49 @@ def load_engine(paths: Iterable[str], *, policy_errors: int = EXIT_FAIL,
         echo(render_diagnostics(errors, err=True), err=True)
         fail(f"the policy set at {', '.join(paths)} does not load ({len(errors)} error(s))",
              exit_status(errors, policy_errors=policy_errors))
-    return Engine(policy, compiled=compiled)
+    try:
+        return command_engine(policy, identity_values(), compiled=compiled)
+    except ValueError as exc:  # a trust bundle or a key that cannot be used, a missing option
+        fail(str(exc))
+
+
+def command_engine(policy: Policy, options: Mapping[str, str], *,
+                   compiled: bool = True) -> Engine:
+    """The Engine of a command, given the values of its identity_options (`identity_values()`;
+    empty when it has none). Raises ValueError for values that cannot be used. Separate from
+    load_engine so that `agp test --jobs` workers build the same engine outside click."""
+    return Engine(policy, compiled=compiled,
+                  identity=identity_check(options.get("trust"), options.get("audience"), None),
+                  issuer_key=options.get("issuer_key"), issuer=options.get("issuer"))
+
+
+_IDENTITY = "agp.identity"  # where identity_options leave their values, in click's context
+
+
+def identity_values() -> dict[str, str]:
+    """The --trust/--audience/--issuer-key/--issuer given to the current command, by name."""
+    return dict(click.get_current_context().meta.get(_IDENTITY, {}))
+
+
+def _remember(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+    if value is not None and param.name is not None:
+        ctx.meta.setdefault(_IDENTITY, {})[param.name] = value
+
+
+def identity_options(f: F) -> F:
+    """--trust/--audience (verify JWT-SVIDs) and --issuer-key/--issuer (sign grants), read by
+    load_engine: a command only adds this decorator (docs/identity.md)."""
+    for option in reversed((
+            click.option("--trust", type=click.Path(dir_okay=False), expose_value=False,
+                         callback=_remember, help="Trust bundle: {trust domain: JWKS} (JSON)."),
+            click.option("--audience", expose_value=False, callback=_remember,
+                         help="The audience JWT-SVIDs must name (with --trust)."),
+            click.option("--issuer-key", type=click.Path(dir_okay=False), expose_value=False,
+                         callback=_remember, help="Private JWK that signs a grant on every allow."),
+            click.option("--issuer", expose_value=False, callback=_remember,
+                         help="The `iss` of grants (with --issuer-key)."))):
+        f = option(f)
+    return f
 
 
 def make_policy_option(required: bool, help: str = "A policy file or directory (repeatable)."

@@ -18,6 +18,7 @@ from agp.cli.common import (
     fail,
     file_size,
     format_option,
+    identity_options,
     load_engine,
     make_policy_option,
     progress,
@@ -62,6 +63,7 @@ def changed(old: Decision, new: Decision) -> bool:
 
 
 @click.command("diff")
+@identity_options
 @make_policy_option(True, "Give it twice: the OLD policy set, then the NEW one (file or "
                           "directory).")
 @click.argument("traces", nargs=-1, required=True, type=click.Path())

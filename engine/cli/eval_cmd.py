@@ -13,6 +13,7 @@ from agp.cli.common import (
     echo,
     fail,
     format_option,
+    identity_options,
     load_engine,
     policy_option,
 )
@@ -20,6 +21,7 @@ from agp.jsonio import JSONInputError, loads
 
 
 @click.command("eval")
+@identity_options
 @policy_option
 @click.argument("request", required=False, type=click.Path(allow_dash=True))
 @format_option("json", "text")

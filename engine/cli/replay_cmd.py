@@ -14,6 +14,7 @@ from agp.cli.common import (
     echo,
     file_size,
     format_option,
+    identity_options,
     load_engine,
     policy_option,
     progress,
@@ -23,6 +24,7 @@ from agp.runtime import Outcome, Replay, TraceError, read_trace, trace_files
 
 
 @click.command("replay")
+@identity_options
 @policy_option
 @click.argument("traces", nargs=-1, required=True, type=click.Path())
 @format_option("json", "table")

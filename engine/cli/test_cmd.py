@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import fnmatch
 import json
+import multiprocessing
+import os
 import sys
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
+from multiprocessing.context import BaseContext
 from pathlib import Path
 from typing import Any
 
@@ -18,10 +23,13 @@ from agp.cli.common import (
     EXIT_OK,
     EXIT_USAGE,
     Progress,
+    command_engine,
     echo,
     fail,
     file_size,
     format_option,
+    identity_options,
+    identity_values,
     load_engine,
     policy_option,
     progress,
@@ -30,7 +38,7 @@ from agp.cli.common import (
 )
 from agp.engine import Engine
 from agp.envelope import CODES as ENVELOPE_CODES
-from agp.loader import policy_files
+from agp.loader import check_paths, policy_files
 from agp.model import Decision
 from agp.runtime import Outcome, Replay, TraceError, read_trace, trace_files
 from agp.runtime.events import Expect, ExpectSpec, expected_ttl
@@ -38,6 +46,7 @@ from agp.runtime.golden import expect_value, rewrite_lines, with_expect
 
 
 @click.command("test")
+@identity_options
 @policy_option
 @click.argument("traces", nargs=-1, type=click.Path())
 @click.option("-k", "pattern", metavar="PATTERN",
@@ -55,11 +64,14 @@ from agp.runtime.golden import expect_value, rewrite_lines, with_expect
 @click.option("--allow-empty", is_flag=True,
               help="Pass (exit 0) even when no expectation was checked.")
 @click.option("-v", "--verbose", is_flag=True, help="Also list the cases that pass.")
+@click.option("-j", "--jobs", type=click.IntRange(min=0), default=1, show_default=True,
+              metavar="N", help="Replay the trace files in N processes (0: one per CPU); the "
+                                "output is the same as with 1.")
 @watch_option("a policy file or a trace")
 @format_option("text", "json")
 def command(policies: tuple[str, ...], traces: tuple[str, ...], pattern: str | None,
             junit: str | None, update: bool, coverage: bool, min_coverage: float | None,
-            allow_empty: bool, verbose: bool, watch: bool, fmt: str) -> None:
+            allow_empty: bool, verbose: bool, jobs: int, watch: bool, fmt: str) -> None:
     """Replay TRACES (files, or directories of *.jsonl) and check every `expect`.
 
     Prints each failure with its file:line, the expected and the actual decision and the rules
@@ -72,9 +84,18 @@ def command(policies: tuple[str, ...], traces: tuple[str, ...], pattern: str | N
     (a missing path, a policy set that does not load, an unreadable trace, a malformed line).
     """
 
+    if jobs != 1:
+        # --update rewrites trace files as it goes and --watch runs forever: neither fits
+        # work spread over processes. Refused whatever the number of CPUs, so that a command
+        # line that works on one machine works on every other.
+        for given, name in ((update, "--update"), (watch, "--watch")):
+            if given:
+                fail(f"--jobs cannot be combined with {name}; run it with --jobs 1")
+        jobs = jobs or _cpus()
+
     def run() -> None:
         _run(policies, traces, pattern, junit, update, coverage, min_coverage, allow_empty,
-             verbose, fmt)
+             verbose, fmt, jobs)
 
     def watched() -> list[Path]:
         return [*policy_files(policies)[0], *trace_files(traces, empty_ok=True)[0]]
@@ -84,17 +105,21 @@ def command(policies: tuple[str, ...], traces: tuple[str, ...], pattern: str | N
 
 def _run(policies: tuple[str, ...], traces: tuple[str, ...], pattern: str | None,
          junit: str | None, update: bool, coverage: bool, min_coverage: float | None,
-         allow_empty: bool, verbose: bool, fmt: str) -> None:
+         allow_empty: bool, verbose: bool, fmt: str, jobs: int = 1) -> None:
     engine = load_engine(policies, policy_errors=EXIT_USAGE)
     files, missing = trace_files(traces, empty_ok=True)
     run = Run(engine, pattern, text=fmt == "text", verbose=verbose,
-              coverage=set() if coverage or min_coverage is not None else None)
+              coverage=set() if coverage or min_coverage is not None else None,
+              keep=bool(junit) or fmt == "json")
     for problem in missing:
         run.bad_input(problem)
     total = sum(file_size(f) for f in files)
     with progress(total, "replaying") as bar:
-        for f in files:
-            run.file(f, bar, update)
+        if jobs > 1 and len(files) > 1:
+            _in_processes(run, policies, files, min(jobs, len(files)), bar)
+        else:
+            for f in files:
+                run.file(f, bar, update)
     if junit:
         try:
             write_junit(junit, run)
@@ -134,6 +159,111 @@ def _nothing_checked(traces: tuple[str, ...], files: list[Path], run: Run,
            "current decisions with --update)"
 
 
+# ---- --jobs: trace files spread over processes ------------------------------------------------
+#
+# Each trace file is a world of its own (its tasks live in a store of its own), so files can be
+# replayed in any process. A worker builds the same engine as the parent (the same sources and
+# identity options; the policy hash is compared), tests one file at a time with its output
+# recorded, and the parent takes the files' results back in the order of `files` (merge): the
+# output, the summary, --junit and --format json are those of one process.
+
+
+@dataclass(frozen=True)
+class FilePart:
+    """What testing one file in a worker gave: Run's counters, cases and printed lines."""
+
+    name: str
+    lines: list[tuple[str, bool, str | None]]  # (text, err, style), as Run.out was called
+    passed: int
+    failed: int
+    bad: bool
+    cases_seen: int
+    cases: list[Outcome]
+    coverage: set[str]
+
+
+@dataclass(frozen=True)
+class _Job:
+    """What a worker needs to test files as the parent would (picklable)."""
+
+    policies: tuple[str, ...]
+    identity: dict[str, str]  # identity_values() of the parent
+    policy_hash: str
+    pattern: str | None
+    text: bool
+    verbose: bool
+    coverage: bool
+    keep: bool = False  # Run.keep
+
+
+class _WorkerError(Exception):
+    """The worker could not build the parent's engine (its files changed under the run)."""
+
+
+_job: _Job | None = None  # this worker's job (set by _start)
+_engine: Engine | None = None  # built on the worker's first file
+
+
+def _cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))  # the CPUs this process may run on (Linux)
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+def _in_processes(run: Run, policies: tuple[str, ...], files: list[Path], jobs: int,
+                  bar: Progress) -> None:
+    job = _Job(policies, identity_values(), run.engine.policy_hash, run.pattern, run.text,
+               run.verbose, run.coverage is not None, run.keep)
+    try:
+        with ProcessPoolExecutor(jobs, mp_context=_processes(), initializer=_start,
+                                 initargs=(job,)) as pool:
+            # `map` yields in the order of `files`, whichever worker finishes first.
+            for f, part in zip(files, pool.map(_test_file, map(str, files)), strict=True):
+                run.merge(part)
+                bar.advance(file_size(f))
+    except _WorkerError as exc:
+        fail(str(exc))
+    except BrokenProcessPool as exc:
+        fail(f"a --jobs worker process died ({exc}); run with --jobs 1")
+
+
+def _processes() -> BaseContext:
+    # Not `fork`: a process forked while another thread holds a lock (a progress bar's, a
+    # logging handler's) can hang. A fork server starts clean; elsewhere, spawn.
+    methods = multiprocessing.get_all_start_methods()
+    return multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
+
+
+def _start(job: _Job) -> None:
+    global _job
+    _job = job
+
+
+def _test_file(name: str) -> FilePart:
+    global _engine
+    job = _job
+    assert job is not None, "_start runs first in every worker"
+    if _engine is None:
+        policy, _ = check_paths(list(job.policies))
+        if policy is None or policy.hash != job.policy_hash:
+            raise _WorkerError("the policy set changed while the tests ran; run them again")
+        try:
+            _engine = command_engine(policy, job.identity)
+        except ValueError as exc:  # a key or trust bundle that changed since the parent read it
+            raise _WorkerError(str(exc)) from None
+    lines: list[tuple[str, bool, str | None]] = []
+
+    def record(text: str = "", *, err: bool = False, style: str | None = None) -> None:
+        lines.append((text, err, style))
+
+    part = Run(_engine, job.pattern, job.text, job.verbose,
+               coverage=set() if job.coverage else None, keep=job.keep, out=record)
+    part.file(Path(name), Progress(0, ""), update=False)
+    return FilePart(name, lines, part.passed, part.failed, part.bad, part.cases_seen,
+                    part.cases.get(name, []), part.coverage or set())
+
+
 @dataclass
 class Run:
     engine: Engine
@@ -145,13 +275,33 @@ class Run:
     failed: int = 0
     bad: bool = False
     cases_seen: int = 0  # the cases found, before -k chooses among them
+    # Whether `cases` keeps every checked case's outcome: only --junit and --format json read
+    # them, and an outcome holds its request (with the task's session), so a long trace tested
+    # for text keeps none.
+    keep: bool = False
     cases: dict[str, list[Outcome]] = field(default_factory=dict)  # per file, for JUnit/JSON
     coverage_json: dict[str, object] | None = None  # set by report_coverage
+    # Where the run prints: `echo`, or in a --jobs worker a recorder whose lines the parent
+    # process echoes in file order (merge), so that the output is that of one process.
+    out: Callable[..., None] = echo
 
     def bad_input(self, message: str) -> None:
         self.bad = True
         self.failed += 1
-        echo(f"{message}", err=not self.text, style="error")
+        self.out(f"{message}", err=not self.text, style="error")
+
+    def merge(self, part: FilePart) -> None:
+        """Take in the result of one file tested in a --jobs worker, as `file` would have."""
+        for text, err, style in part.lines:
+            self.out(text, err=err, style=style)
+        self.passed += part.passed
+        self.failed += part.failed
+        self.bad = self.bad or part.bad
+        self.cases_seen += part.cases_seen
+        if self.keep:
+            self.cases.setdefault(part.name, []).extend(part.cases)
+        if self.coverage is not None:
+            self.coverage.update(part.coverage)
 
     def selected(self, outcome: Outcome) -> bool:
         if self.pattern is None or outcome.problem is not None:
@@ -164,7 +314,8 @@ class Run:
 
     def file(self, path: Path, bar: Progress, update: bool) -> None:
         name = str(path)
-        cases = self.cases.setdefault(name, [])
+        keep: Callable[[Outcome], object] = \
+            self.cases.setdefault(name, []).append if self.keep else _drop
         updates: dict[int, str] = {}
         try:
             for line_outcome in self._replay(path, bar):
@@ -179,8 +330,8 @@ class Run:
                 if o.problem is not None or d is None:  # a line that is not a decided event
                     self.bad = True
                     self.failed += 1
-                    cases.append(o)
-                    echo(f"{o.where}: {o.problem}", err=not self.text, style="error")
+                    keep(o)
+                    self.out(f"{o.where}: {o.problem}", err=not self.text, style="error")
                     continue
                 if update and not (o.expect is not None and o.passed):
                     # A failing or missing `expect` gets the actual decision; one that holds
@@ -190,15 +341,15 @@ class Run:
                     if text is not None and text != o.text:
                         updates[o.line] = text
                     self.passed += 1
-                    cases.append(_updated(o, new))
+                    keep(_updated(o, new))
                     continue
                 if o.expect is None and not update:
                     continue
-                cases.append(o)
+                keep(o)
                 if o.passed:
                     self.passed += 1
                     if self.verbose and self.text:
-                        echo(f"{o.where}: PASS {_describe(o)}", style="ok")
+                        self.out(f"{o.where}: PASS {_describe(o)}", style="ok")
                 else:
                     self.failed += 1
                     if self.text:
@@ -212,7 +363,7 @@ class Run:
             except OSError as exc:
                 self.bad_input(f"{name}: cannot update: {exc.strerror or exc}")
                 return
-            echo(f"{name}: updated {len(updates)} expectation(s)", err=True)
+            self.out(f"{name}: updated {len(updates)} expectation(s)", err=True)
 
     def _replay(self, path: Path, bar: Progress) -> Iterator[Outcome]:
         replay = Replay(self.engine)
@@ -223,15 +374,15 @@ class Run:
                 yield outcome
 
     def report_failure(self, o: Outcome, d: Decision) -> None:
-        echo(f"{o.where}: FAIL {_describe(o)}", style="error")
-        echo(f"    expected: {expect_text(o.expect)}")
-        echo(f"    actual:   {d.decision}, ttl {d.ttl}, rules [{', '.join(d.rules)}]")
+        self.out(f"{o.where}: FAIL {_describe(o)}", style="error")
+        self.out(f"    expected: {expect_text(o.expect)}")
+        self.out(f"    actual:   {d.decision}, ttl {d.ttl}, rules [{', '.join(d.rules)}]")
         for reason in d.reasons:
-            echo(f"    because:  {reason}")
+            self.out(f"    because:  {reason}")
         for error in d.errors:
-            echo(f"    error:    {error}", style="warning")
+            self.out(f"    error:    {error}", style="warning")
         for m in o.mismatches:
-            echo(f"    - {m}", style="dim")
+            self.out(f"    - {m}", style="dim")
 
     def report_coverage(self, minimum: float | None) -> bool:
         """Print the coverage report; True when it is below `minimum`."""
@@ -268,6 +419,10 @@ class Run:
         if self.coverage_json is not None:
             doc["coverage"] = self.coverage_json
         return doc
+
+
+def _drop(outcome: Outcome) -> None:
+    """Where the outcomes of a run that does not keep them go."""
 
 
 def _with_expect(line: str, expect: str | dict[str, Any]) -> str | None:

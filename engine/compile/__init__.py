@@ -15,9 +15,6 @@ code at the policy.
 
 from __future__ import annotations
 
-import gc
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 from agp.compile.bundle import BundleError, read_bundle, write_bundle
@@ -25,42 +22,36 @@ from agp.compile.evaluator import CompiledEvaluator, Context, RuleRecord
 from agp.compile.ir import Program, check_program, policy_to_ir, runtime_policy
 from agp.compile.passes import optimise
 from agp.compile.tree import Index, explain
+from agp.gcpause import no_cyclic_collection
+from agp.identity import IdentityCheck, unverified
 from agp.policy import Policy
+from agp.steps import rule_seconds
 
 __all__ = ["BundleError", "CompiledEvaluator", "compile_ir", "compile_policy", "explain_policy",
            "load_bundle_evaluator", "write_bundle"]
 
-@contextmanager
-def _no_cyclic_collection() -> Iterator[None]:
-    # Building the tree (or reading a bundle) allocates many small objects and frees none: a
-    # cyclic collection here would only rescan the IR again and again (half the time at 10,000
-    # rules).
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
-
 
 def compile_ir(program: Program, policy: Policy | None = None,
-               full_policy: Policy | None = None) -> CompiledEvaluator:
-    """The evaluator of a Program (from a Policy, or read from a bundle)."""
-    with _no_cyclic_collection():
+               full_policy: Policy | None = None,
+               identity: IdentityCheck = unverified) -> CompiledEvaluator:
+    """The evaluator of a Program (from a Policy, or read from a bundle); `identity`
+    establishes each request's agent (agp.identity)."""
+    with no_cyclic_collection():
         policy = policy if policy is not None else runtime_policy(program)
-        records = [RuleRecord(r.index, r.name, r.effect, r.ttl, r.because)
-                   for r in program.rules]
+        records = [RuleRecord(r.index, r.name, r.effect, r.ttl, r.because,
+                              rule_seconds(policy, r.ttl)) for r in program.rules]
         ctx = Context(program, policy, records, policy.labels, policy.lattice)
         index = Index(optimise(program), ctx)
-        return CompiledEvaluator(index, policy, ctx, full_policy)
+        return CompiledEvaluator(index, policy, ctx, full_policy, identity)
 
 
-def compile_policy(policy: Policy, *, eager: bool = False) -> CompiledEvaluator:
-    """Compile a checked Policy. Leaves are generated on first use unless `eager`."""
-    ev = compile_ir(policy_to_ir(policy), policy, policy)
+def compile_policy(policy: Policy, *, eager: bool = True,
+                   identity: IdentityCheck = unverified) -> CompiledEvaluator:
+    """Compile a checked Policy, every leaf included: no decision after this pays for code
+    generation (unless `eager` is false: then leaves are generated on first use)."""
+    ev = compile_ir(policy_to_ir(policy), policy, policy, identity)
     if eager:
-        with _no_cyclic_collection():
+        with no_cyclic_collection():
             ev.warm()
     return ev
 
@@ -69,10 +60,15 @@ def explain_policy(ev: CompiledEvaluator) -> str:
     return explain(ev.index, ev.ctx.ir)
 
 
-def load_bundle_evaluator(path: str | Path) -> CompiledEvaluator:
-    with _no_cyclic_collection():  # as in compile_ir: the JSON body is many small objects
+def load_bundle_evaluator(path: str | Path, identity: IdentityCheck = unverified, *,
+                          eager: bool = True) -> CompiledEvaluator:
+    """The evaluator of a bundle, every leaf generated (unless `eager` is false)."""
+    with no_cyclic_collection():  # as in compile_ir: the JSON body is many small objects
         program = read_bundle(path)
         try:
-            return compile_ir(check_program(program))
+            ev = compile_ir(check_program(program), identity=identity)
         except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
             raise BundleError(f"{path}: malformed bundle ({type(exc).__name__}: {exc})") from None
+        if eager:
+            ev.warm()
+        return ev

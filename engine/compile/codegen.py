@@ -1,6 +1,7 @@
 """Code generation: one Python function per decision-tree leaf, compiled with `compile()`.
 
-Each leaf (a tool name, refined by a task kind) becomes a function `(R, I, D, NOW, failed)` that
+Each leaf (a tool name, refined by a task kind) becomes a function `(R, ID, I, D, NOW, failed)`
+(ID: the agent's agp.identity.Identity) that
 returns the matching forbids, asks and permits, and the rules whose compiled condition raised or
 that the generator left to the reference evaluator (`{index: exception or None}`, or None). Those
 rules are then decided by the reference evaluator, which owns error messages and spans (the
@@ -15,21 +16,32 @@ The generator walks conditions (the AST, see agp.compile.ir) with the one expres
 can raise, `agp.compile.passes.IsBoolean` whether it is always a bool. Each has a case for every
 form of expression, which `tests/test_compile.py` holds them to.
 
-Every function gets its own namespace (a copy of the policy set's), a unique pseudo-filename
-registered in `linecache`, and a line map from generated lines back to policy spans: in the
-namespace (`agp.compile.debug`, so that a traceback through generated code shows the policy
-line) and in `Context.line_maps` (`CompiledEvaluator.locate`, for profiles). The linecache entry
-and the line map are dropped when the function is freed, so their number follows the number of
-live functions, which the decision tree bounds.
+Code is generated per rule, once (`rule_code`: a `RuleCode`), and assembled into the function
+of each leaf that runs the rule. A rule's constants (numbers, strings, lists, sets, labels, its
+own record) are not written into the text: they are names, `_c<slot>_<k>`, bound in the
+function's namespace. So leaves whose rules differ only in constants have the same text, which
+is compiled once (`Context.code`); each leaf's function is that code under its own name and
+pseudo-filename, over its own namespace. That is what makes generating every leaf at load cheap.
+
+Every function gets its own namespace (a copy of the policy set's, with its constants), a unique
+pseudo-filename registered in `linecache` (with comments naming each rule and its position),
+and a line map from generated lines back to policy spans: in the namespace
+(`agp.compile.debug`, so that a traceback through generated code shows the policy line) and in
+`Context.line_maps` (`CompiledEvaluator.locate`, for profiles). The linecache entry and the line
+map are dropped when the function is freed, so their number follows the number of live
+functions, which the decision tree bounds.
 """
 
 from __future__ import annotations
 
 import itertools
 import linecache
+import re
 import weakref
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from types import CodeType, FunctionType
 from typing import TYPE_CHECKING, Any, TypeGuard
 
 from agp import budget, interp
@@ -67,7 +79,7 @@ _ORDER = frozenset(_FLIP)
 _TARGETS = {"forbid": "F", "ask": "A", "permit": "P"}  # the list a matching rule joins
 _MISSING = object()
 
-# The function of a leaf: (request, intents, data classes, now, envelope failures) ->
+# The function of a leaf: (request, identity, intents, data classes, now, envelope failures) ->
 # (forbids, asks, permits, {rule index: exception or None} or None).
 LeafFunction = Callable[..., tuple[list[Any], list[Any], list[Any], dict[int, Any] | None]]
 Scope = dict[str, str]  # a quantifier's variable -> its Python name
@@ -122,7 +134,7 @@ BASE = {
     "_chain_depth": chain_depth, "_LabelSet": LabelSet, "_no_target": _no_target, "_path": _path,
     "_has_v": _has_v, "_is_v": _is_v, "_MISSING": _MISSING, "_NUM": (int, float),
     "_total": interp.total, **{f"_{k}": f for k, f in interp.QUANTIFIERS.items()}, "timedelta": timedelta, "datetime": datetime,
-    "_environment": interp.environment, "_failed": _failed,
+    "_environment": interp.environment, "_failed": _failed, "_history": interp.history_value,
 }
 
 _counter = itertools.count()
@@ -150,7 +162,7 @@ class MayFail(ExprVisitor):
         return e.name in ("target", "task")
 
     def visit_Attr(self, e: ast.Attr) -> bool:
-        return not (_root(e.obj, ("agent",)) and e.name.text in ("id", "attrs"))
+        return not (_root(e.obj, ("agent",)) and e.name.text in ("id", "attrs", "verified"))
 
     def visit_ListExpr(self, e: ast.ListExpr) -> bool:
         return any(self.visit(i) for i in e.items)
@@ -179,23 +191,23 @@ class ExprGen(ExprVisitor):
     says whether the code may bind temporaries with `:=` (not inside a quantifier's generator).
     """
 
-    def __init__(self, ns: dict[str, Any], labels: dict[str, Label], lattice: Lattice,
-                 prefix: str):
-        self.ns = ns
+    def __init__(self, labels: dict[str, Label], lattice: Lattice):
         self.labels = labels
         self.lattice = lattice
-        self.prefix = prefix
         self.n = 0
         self.uses: set[str] = set()  # roots the leaf's preamble must bind
+        self.values: list[object] = []  # the constants, in the order of their names
         self._consts: dict[object, str] = {}
 
     def const(self, value: object, key: object = None) -> str:
+        """The name of a constant of the rule: `_c<slot>_<k>`, the slot written SLOT until the
+        rule takes its place in a function."""
         key = key if key is not None else (type(value), value)
         name = self._consts.get(key)
         if name is None:
-            name = f"_{self.prefix}_{len(self._consts)}"
+            name = f"_c{SLOT}_{len(self.values)}"
             self._consts[key] = name
-            self.ns[name] = value
+            self.values.append(value)
         return name
 
     def tmp(self) -> str:
@@ -206,6 +218,9 @@ class ExprGen(ExprVisitor):
         code: str = self.visit(e, scope, walrus)
         if is_boolean(e):
             return code
+        if walrus:  # the common case inline: a call costs more than the test
+            t = self.tmp()
+            return f"({t} if type({t} := {code}) is bool else _truth({t}, {what!r}))"
         return f"_truth({code}, {what!r})"
 
     # -- one case per form ----------------------------------------------------------------------
@@ -224,14 +239,28 @@ class ExprGen(ExprVisitor):
     def visit_Attr(self, e: ast.Attr, scope: Scope, walrus: bool) -> str:
         obj, name = e.obj, e.name.text
         root = obj.name if isinstance(obj, ast.NameRef) and obj.name not in scope else None
-        if root == "agent" and name in ("id", "attrs"):
+        if root == "agent" and name in ("id", "verified"):
+            return f"ID.{name}"  # the identity check's, not the request's
+        if root == "agent" and name == "attrs":
             self.uses.add("agent")
-            return f"AG.{name}"
+            return "AG.attrs"
         if root == "chain" and name == "depth":
             return "_chain_depth(R.chain)"
         if root == "task" and name in ("params", "kind"):
             return f"(R.task.{name} if R.task is not None else _no_task())"
-        o, k = self.visit(obj, scope, walrus), repr(name)
+        # The session is read straight from the request: a leaf that does not read it never
+        # converts the history (agp.interp.environment's `session`).
+        if root == "task" and name == "seen":
+            return "(_LabelSet('class', frozenset(R.task.seen)) if R.task is not None " \
+                   "else _no_task())"
+        if root == "task" and name == "history":
+            return "(_history(R.task.history, NOW) if R.task is not None else _no_task())"
+        if root == "task":  # another field of the task: the environment without the session
+            self.uses.add("task")
+            o = "E['task']"
+        else:
+            o = self.visit(obj, scope, walrus)
+        k = repr(name)
         if walrus:
             t = self.tmp()
             return f"({t}[{k}] if type({t} := {o}) is dict and {k} in {t} else " \
@@ -273,9 +302,8 @@ class ExprGen(ExprVisitor):
         obj = e.obj
         if isinstance(obj, ast.NameRef) and obj.name not in scope:
             if obj.name == "agent" and label.kind == "agent":
-                self.uses.add("agent")
                 assert label.glob is not None
-                return f"{self.const(label.glob, key=('glob', label.glob.pattern))}.match(AG.id)"
+                return f"{self.const(label.glob, key=('glob', label.glob.pattern))}.match(ID.id)"
             if obj.name == "task" and label.kind == "task":
                 self.uses.add("task_kind")
                 return f"(K == {label.name!r})"
@@ -313,7 +341,9 @@ class ExprGen(ExprVisitor):
         return self.const(tuple(_values(e)), key=("list", id(e)))
 
     def literal(self, v: object) -> str:
-        if isinstance(v, bool) or v is None or type(v) is str or type(v) is int:
+        # Numbers and strings too are constants, not text: rules that differ only in them then
+        # share their code (RuleCode).
+        if isinstance(v, bool) or v is None:
             return repr(v)
         return self.const(v)
 
@@ -322,10 +352,12 @@ class ExprGen(ExprVisitor):
             return scope[n]
         if n in ROOTS:
             self.uses.add(n)
+            if n == "task":  # the whole task object, its session included
+                self.uses.add("session")
             return {
                 "tool": "R.tool", "args": "ARGS", "intent": '_LabelSet("intent", I)',
                 "data": '_LabelSet("class", D)', "target": "(T if T is not None else _no_target())",
-                "agent": '{"id": AG.id, "attrs": AG.attrs}',
+                "agent": '{"id": ID.id, "attrs": AG.attrs, "verified": ID.verified}',
                 "task": "E['task']", "chain": "E['chain']", "context": "R.context", "now": "NOW",
             }[n]
         label = self.labels.get(n)
@@ -348,6 +380,8 @@ class ExprGen(ExprVisitor):
             root = "(T if T is not None else _MISSING)"
         elif e.name == "task":
             self.uses.add("task")
+            if not names or names[-1] in ("seen", "history"):  # `task has seen`, `task.seen ...`
+                self.uses.add("session")
             root = "E.get('task', _MISSING)"
         else:
             root = self.name(e.name, scope)
@@ -362,7 +396,8 @@ class ExprGen(ExprVisitor):
             g = self.const(glob, key=("glob", pattern))
             t = self.tmp()
             s = self.visit(left, scope, walrus)
-            return f"({g}.match({t}) if type({t} := {s}) is str else _matches({t}, {pattern!r}))"
+            return f"({g}.match({t}) if type({t} := {s}) is str else " \
+                   f"_matches({t}, {self.literal(pattern)}))"
         return f"_matches({self.visit(left, scope, walrus)}, {self.visit(right, scope, walrus)})"
 
     def equality(self, left: ast.Expr, right: ast.Expr, scope: Scope, walrus: bool) -> str:
@@ -471,7 +506,7 @@ class ExprGen(ExprVisitor):
         if names is None:
             return None
         self.uses.add(root)
-        return f"({names!r} in {'I' if want == 'intent' else 'D'})"
+        return f"({self.literal(names)} in {'I' if want == 'intent' else 'D'})"
 
 
 def _values(e: ast.ListExpr) -> list[object]:
@@ -489,7 +524,29 @@ def _agents_test(gen: ExprGen, patterns: Sequence[str]) -> str:
     return " or ".join(tests) if tests else "False"
 
 
-Line = tuple[str, Span]  # a line of the function's body, and the policy span it comes from
+# The slot of a rule in its function, in the text of the rule's code until the function is
+# assembled. A NUL never appears in what repr() writes, nor in anything else the generator writes.
+SLOT = "\x00"
+
+# A line of a rule's code: as compiled (comments name no rule, so that rules that differ only in
+# constants share the text), as shown (linecache, tracebacks, `agp compile --emit python`), and
+# the policy span it comes from.
+Line = tuple[str, str, Span]
+
+
+@dataclass(frozen=True, slots=True)
+class RuleCode:
+    """One rule's code, generated once and assembled into every function that runs the rule.
+
+    Its constants are named `_c<slot>_<k>` (the slot written SLOT): the text depends only on the
+    rule's form, so the functions of leaves whose rules differ only in constants are the same
+    text, compiled once (`Context.code`), each bound to its own constants.
+    """
+
+    lines: tuple[Line, ...]
+    values: tuple[object, ...]  # constant k's value
+    uses: frozenset[str]  # the request's parts the rule reads (agp.compile.codegen._preamble)
+    form: str  # the lines as compiled, joined: what leaves share (a str keeps its hash)
 
 
 def _conditions(gen: ExprGen, rule: IRRule) -> list[tuple[str, ast.Expr]] | None:
@@ -507,15 +564,17 @@ def _conditions(gen: ExprGen, rule: IRRule) -> list[tuple[str, ast.Expr]] | None
     return conds
 
 
-def _rule_lines(gen: ExprGen, rule: IRRule, dyn: frozenset[str] | None, record: object) -> \
-        list[Line]:
+def rule_code(rule: IRRule, dyn: frozenset[str] | None, record: object,
+              labels: dict[str, Label], lattice: Lattice) -> RuleCode:
     """The code of one rule: its guards (the request's intents, its agent), then its test."""
-    span, idx = rule.span, rule.index
-    lines = [(f"# {rule.effect} {rule.name!r} at {str(span)!r}", span)]
+    gen = ExprGen(labels, lattice)
+    span = rule.span
+    idx = gen.const(rule.index, key=("index",))
+    lines: list[Line] = [("# rule", f"# {rule.effect} {rule.name!r} at {str(span)!r}", span)]
     guards = []
     if dyn is not None:
         gen.uses.add("intent")
-        guards.append(f"not {gen.const(dyn, key=('oi', tuple(sorted(dyn))))}.isdisjoint(I)")
+        guards.append(f"not {gen.const(dyn, key=('oi',))}.isdisjoint(I)")
     if rule.agents is not None:
         gen.uses.add("aid")
         guards.append(f"({_agents_test(gen, rule.agents)})")
@@ -526,40 +585,49 @@ def _rule_lines(gen: ExprGen, rule: IRRule, dyn: frozenset[str] | None, record: 
         guards.insert(0, "not (failed or F)")
     pad = ""
     if guards:
-        lines.append((f"if {' and '.join(guards)}:", span))
+        text = f"if {' and '.join(guards)}:"
+        lines.append((text, text, span))
         pad = "    "
-    match = f"{_TARGETS[rule.effect]}.append({gen.const(record, key=('rule', idx))})"
+    match = f"{_TARGETS[rule.effect]}.append({gen.const(record, key=('rule',))})"
+
+    def line(text: str, where: Span = span, comment: str = "") -> None:
+        lines.append((pad + text, pad + text + comment, where))
+
     if conds is None:
-        lines.append((f"{pad}X = _failed(X, {idx}, None)", span))
+        line(f"X = _failed(X, {idx}, None)")
     elif not conds:
-        lines.append((pad + match, span))
+        line(match)
     else:
         test, where = " and ".join(f"({c})" for c, _ in conds), conds[0][1].span
-        lines += [(f"{pad}try:", span),
-                  (f"{pad}    if {test}:  # at {str(where)!r}", where),
-                  (f"{pad}        {match}", span),
-                  (f"{pad}except Exception as _e:", span),
-                  (f"{pad}    X = _failed(X, {idx}, _e)", span)]
-    return lines
+        line("try:")
+        line(f"    if {test}:", where, f"  # at {str(where)!r}")
+        line(f"        {match}")
+        line("except Exception as _e:")
+        line(f"    X = _failed(X, {idx}, _e)")
+    return RuleCode(tuple(lines), tuple(gen.values), frozenset(gen.uses),
+                    "\n".join(text for text, _, _ in lines))
 
 
-def _preamble(gen: ExprGen, durations: frozenset[str]) -> list[str]:
+def _preamble(uses: frozenset[str], durations: frozenset[str]) -> list[str]:
     """The request's parts the leaf's rules read, bound once at the top of the function."""
     pre = ["F = []", "A = []", "P = []", "X = None"]
-    uses = gen.uses
-    if "agent" in uses or "aid" in uses:
+    if "agent" in uses:
         pre.append("AG = R.agent")
     if "aid" in uses:
-        pre.append("AID = AG.id")
+        pre.append("AID = ID.id")
     if "task_kind" in uses:
         pre.append("K = R.task.kind if R.task is not None else None")
     if "target" in uses:
         pre.append("T = R.target")
     if uses & {"task", "chain"} or ("args" in uses and durations):
-        pre.append(f"E = _environment(R, NOW, I, D, {gen.const(durations, key=('durations',))})")
+        pre.append(f"E = _environment(R, NOW, ID, I, D, _DURATIONS, {'session' in uses})")
     if "args" in uses:
         pre.append("ARGS = E['args']" if durations else "ARGS = R.args")
     return pre
+
+
+_HEAD = "def leaf(R, ID, I, D, NOW, failed):"
+_NOW = re.compile(r"\bNOW\b")
 
 
 def generate_leaf(rules: Sequence[tuple[IRRule, frozenset[str] | None]],
@@ -573,37 +641,65 @@ def generate_leaf(rules: Sequence[tuple[IRRule, frozenset[str] | None]],
     The code depends on nothing else (no tool name, no task kind), so leaves share it.
     """
     n = next(_counter)
+    ordered = sorted(rules, key=lambda c: EFFECTS.index(c[0].effect))  # stable: policy order
+    codes = [ctx.rule_code(rule, dyn) for rule, dyn in ordered]
+    pre = ["    " + p for p in _preamble(frozenset().union(*(c.uses for c in codes)), durations)]
     # A namespace per function, not one per policy set: when the function is dropped (a leaf
     # memo evicts it, a reload replaces the evaluator) its constants go with it.
     ns = dict(ctx.namespace)
-    gen = ExprGen(ns, ctx.labels, ctx.lattice, f"L{n}")
-    ordered = sorted(rules, key=lambda c: EFFECTS.index(c[0].effect))  # stable: policy order
-    bodies = [_rule_lines(gen, rule, dyn, ctx.records[rule.index]) for rule, dyn in ordered]
-    head = [f"def leaf_{n}(R, I, D, NOW, failed):", *("    " + p for p in _preamble(gen, durations))]
+    ns["_DURATIONS"] = durations
+    compiled, shown = [_HEAD, *pre], [f"def leaf_{n}(R, ID, I, D, NOW, failed):", *pre]
     spans: dict[int, Span] = {}
-    starts, names, lines = [], [], head
-    for (rule, _), body in zip(ordered, bodies, strict=True):
-        starts.append(len(lines) + 1)
+    starts, names = [], []
+    for slot, ((rule, _), rc) in enumerate(zip(ordered, codes, strict=True)):
+        s = str(slot)
+        for k, value in enumerate(rc.values):
+            ns[f"_c{s}_{k}"] = value
+        starts.append(len(compiled) + 1)
         names.append(f"{rule.effect} {rule.name}")
-        for text, span in body:
-            lines.append("    " + text)
-            spans[len(lines)] = span
-    lines.append("    return F, A, P, X")
+        for text, comment, span in rc.lines:
+            compiled.append("    " + text.replace(SLOT, s))
+            shown.append("    " + comment.replace(SLOT, s))
+            spans[len(compiled)] = span
+    compiled.append("    return F, A, P, X")
+    shown.append("    return F, A, P, X")
     ns[LINE_MAP] = LineMap(spans, tuple(starts), tuple(names))
-    return _register(f"leaf_{n}", "\n".join(lines) + "\n", f"<agp {ctx.hash[7:19]} leaf {n}>",
-                     ns, ctx.line_maps)
-
-
-def _register(name: str, source: str, filename: str, ns: dict[str, Any],
-              line_maps: dict[str, dict[int, Span]]) -> LeafFunction:
-    """Compile `source`, defining function `name` in `ns`, and register its source and lines."""
-    # Our own source: the IR's strings enter it only through repr().
-    exec(compile(source, filename, "exec"), ns)  # noqa: S102
-    fn: LeafFunction = ns.pop(name)  # the namespace must not hold the function: no cycle
-    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
-    line_maps[filename] = ns[LINE_MAP].spans
-    weakref.finalize(fn, _forget, filename, line_maps).atexit = False  # nothing to tidy then
+    filename = f"<agp {ctx.hash[7:19]} leaf {n}>"
+    # The text is a function of the preamble and the rules' forms: they key the compiled code.
+    form = (tuple(pre), *(c.form for c in codes))
+    code = _renamed(ctx.code(form, compiled), filename, f"leaf_{n}")
+    fn = FunctionType(code, ns, f"leaf_{n}")
+    # The text is ours (constants are names, never text): a NOW in it is the argument.
+    fn.reads_now = any(_NOW.search(line) for line in compiled[1:])  # type: ignore[attr-defined]
+    linecache.cache[filename] = (0, None, [line + "\n" for line in shown], filename)
+    ctx.line_maps[filename] = spans
+    weakref.finalize(fn, _forget, filename, ctx.line_maps).atexit = False  # nothing to tidy then
     return fn
+
+
+def reads_now(fn: LeafFunction) -> bool:
+    """Whether a leaf function reads its NOW argument (when nothing else needs the time, the
+    evaluator then does not take it for a request without `now`)."""
+    return getattr(fn, "reads_now", True)
+
+
+def compile_leaf(lines: list[str]) -> CodeType:
+    """The code of the function that `lines` (a leaf's text as compiled) define."""
+    # Our own source: the IR's strings enter it only as constants, never as text.
+    module = compile("\n".join(lines) + "\n", "<agp leaf>", "exec")
+    return next(c for c in module.co_consts if isinstance(c, CodeType))
+
+
+def _renamed(code: CodeType, filename: str, name: str | None = None) -> CodeType:
+    """A copy of shared code under the function's own pseudo-filename (and name), nested code
+    (quantifiers' generators and lambdas) included. Each function also gets its own copy of the
+    bytecode, so the interpreter's specialisation of one never fights another's namespace."""
+    consts = code.co_consts
+    if any(isinstance(c, CodeType) for c in consts):
+        consts = tuple(_renamed(c, filename) if isinstance(c, CodeType) else c for c in consts)
+    if name is None:
+        return code.replace(co_filename=filename, co_consts=consts)
+    return code.replace(co_filename=filename, co_consts=consts, co_name=name, co_qualname=name)
 
 
 def _forget(filename: str, line_maps: dict[str, dict[int, Span]]) -> None:

@@ -20,8 +20,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from agp.envelope import HopView, RequestView, ScopeView, chain_depth, scope_has
+from agp.envelope import HopView, RequestView, ScopeView, TaskView, chain_depth, scope_has
 from agp.glob import Glob
+from agp.identity import Identity
+from agp.limits import MAX_SESSION_CALLS
+from agp.model import session_summary
 from agp.policy import Policy, TaskInfo
 
 _NOTHING: frozenset[str] = frozenset()
@@ -83,43 +86,74 @@ class TaskEnvelope:
 class Envelope:
     """The envelope of one policy set: the codes of the checks a call fails."""
 
-    __slots__ = ("classes", "intents", "tasks")
+    __slots__ = ("classes", "class_names", "intents", "tasks")
 
     def __init__(self, policy: Policy):
         self.classes = policy.lattice.below  # every declared class -> the classes at or below it
-        self.intents = policy.intents
+        self.class_names = frozenset(self.classes)
+        self.intents = frozenset(policy.intents)
         self.tasks = {kind: TaskEnvelope.of(info, self.classes)
                       for kind, info in policy.tasks.items()}
 
     def codes(self, req: RequestView, now: datetime, task: TaskEnvelope | None,
-              intents: frozenset[str], data: frozenset[str], ended: bool) -> Sequence[str]:
+              intents: frozenset[str], data: frozenset[str], ident: Identity, ended: bool,
+              store_unavailable: bool) -> Sequence[str]:
         """The failed checks, in the order of the table. `task` is the envelope of the kind the
         request names (None: no task, or an undeclared kind)."""
         chain = req.chain
-        if req.task is None and not chain:
-            # Every other check is about the task or the chain.
-            return self.unknown_labels(req.data, req.intent)
-        out: list[str] = []
+        rt = req.task
+        if rt is None and not chain:
+            return self.plain_codes(req, ident, store_unavailable)
+        out = []
         if self.invalid(req, now, task):
             out.append("request.invalid")
-        if self.unknown_labels(req.data, req.intent) or self.unknown_in_scopes(chain):
+        if self.unknown_labels(req.data, req.intent) or self.unknown_in_scopes(chain) or (
+                rt is not None and self.unknown_in_session(rt)):
             out.append("request.unknown")
         if task is not None:
             task.task_codes(out, req, now, intents, data, ended)
-        elif req.task is not None:
+        elif rt is not None:
             out.append("task.unknown")
-        self.chain_codes(out, req, now, task, intents, data)
+        self.chain_codes(out, req, now, task, intents, data, ident.id)
+        if ident.code is not None:
+            out.append(ident.code)
+        if store_unavailable:
+            out.append("store.unavailable")
+        if rt is not None and len(rt.history) >= MAX_SESSION_CALLS:
+            out.append("session.full")
         return out
 
-    def unknown_labels(self, classes: Sequence[str], intents: Sequence[str]) -> Sequence[str]:
-        below, declared = self.classes, self.intents
-        for name in classes:
+    def plain_codes(self, req: RequestView, ident: Identity,
+                    store_unavailable: bool) -> Sequence[str]:
+        """`codes` of a request without a task and a chain (the commonest): every other check
+        is about the task or the chain, so none reads the time."""
+        unknown: Sequence[str] = () if self.class_names.issuperset(req.data) and \
+            self.intents.issuperset(req.intent) else _UNKNOWN  # unknown_labels, inline
+        if ident.code is None and not store_unavailable:
+            return unknown
+        out = list(unknown)
+        if ident.code is not None:
+            out.append(ident.code)
+        if store_unavailable:
+            out.append("store.unavailable")
+        return out
+
+    def unknown_in_session(self, task: TaskView) -> bool:
+        """An undeclared class in `task.seen` or in the history's items, or intent in them (the
+        history's labels from its summary: one pass, or none when its builder kept it)."""
+        below = self.classes
+        for name in task.seen:
             if name not in below:
-                return _UNKNOWN
-        for name in intents:
-            if name not in declared:
-                return _UNKNOWN
-        return ()
+                return True
+        if not task.history:
+            return False
+        summary = session_summary(task.history)
+        return not summary.classes <= below.keys() or not summary.intents <= self.intents
+
+    def unknown_labels(self, classes: Sequence[str], intents: Sequence[str]) -> Sequence[str]:
+        if self.class_names.issuperset(classes) and self.intents.issuperset(intents):
+            return ()
+        return _UNKNOWN
 
     def unknown_in_scopes(self, chain: Sequence[HopView]) -> bool:
         for h in chain:
@@ -142,17 +176,21 @@ class Envelope:
         rt = req.task
         if rt is None:
             return False
+        if rt.history:
+            latest = session_summary(rt.history).latest
+            if latest is not None and latest > now:
+                return True
         if rt.started_at is None:
             return task is not None and task.info.ttl is not None
         return rt.started_at > now
 
     def chain_codes(self, out: list[str], req: RequestView, now: datetime,
                     task: TaskEnvelope | None, intents: frozenset[str],
-                    data: frozenset[str]) -> None:
+                    data: frozenset[str], agent_id: str) -> None:
         """`delegation.*`, appended to `out` in the order of the table."""
         chain = req.chain
         principals = {h.principal for h in chain}
-        if chain and chain[-1].principal != req.agent.id:
+        if chain and chain[-1].principal != agent_id:
             out.append("delegation.mismatch")
         if len(principals) != len(chain):
             out.append("delegation.cycle")

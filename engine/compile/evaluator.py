@@ -6,19 +6,21 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 from datetime import datetime, timedelta, timezone
+from types import CodeType
 from typing import TYPE_CHECKING
 
 from agp import interp
-from agp.compile.codegen import BASE, LeafFunction, generate_leaf
+from agp.compile.codegen import BASE, LeafFunction, RuleCode, compile_leaf, generate_leaf, rule_code
 from agp.compile.debug import policy_traceback, report_defect
 from agp.compile.envelope import Envelope
-from agp.compile.ir import Program, rule_info
+from agp.compile.ir import IRRule, Program, rule_info
 from agp.compile.request import FastRequest, fast_request
-from agp.envelope import Facts, explain
+from agp.envelope import Facts, explain, identify
+from agp.identity import Identity, IdentityCheck, unverified
 from agp.model import Decision, Request, RequestError, parse_request
 from agp.policy import Policy, RuleInfo
 from agp.source import Span
-from agp.steps import error_text, invalid, outcome
+from agp.steps import error_text, invalid, outcome, rule_seconds
 from agp.values import Label, Lattice
 
 if TYPE_CHECKING:
@@ -31,15 +33,16 @@ CHECK_FALLBACK = False
 class RuleRecord:
     """What a decision needs from a matching rule (the RuleInfo fields `outcome` reads)."""
 
-    __slots__ = ("index", "name", "effect", "ttl", "because")
+    __slots__ = ("index", "name", "effect", "ttl", "because", "seconds")
 
     def __init__(self, index: int, name: str, effect: str, ttl: timedelta | None,
-                 because: str | None):
+                 because: str | None, seconds: int):
         self.index = index
         self.name = name
         self.effect = effect
         self.ttl = ttl
         self.because = because
+        self.seconds = seconds  # its own bound on the TTL (agp.steps.rule_seconds)
 
     def __repr__(self) -> str:
         return f"RuleRecord({self.index}, {self.name!r}, {self.effect!r})"
@@ -66,7 +69,32 @@ class Context:
         self.line_maps: dict[str, dict[int, Span]] = {}
         self.functions: dict[tuple[frozenset[str], tuple[tuple[int, frozenset[str] | None], ...]],
                              LeafFunction] = {}
+        # Each rule's code, generated once for every function that runs it (at most two per
+        # rule: with and without its `on intent` guard), and the compiled text of functions,
+        # shared by those that differ only in constants (bounded like the functions).
+        self.rule_codes: dict[tuple[int, frozenset[str] | None], RuleCode] = {}
+        self.codes: dict[tuple[object, ...], CodeType] = {}
         self._lock = threading.Lock()
+
+    def rule_code(self, rule: IRRule, dyn: frozenset[str] | None) -> RuleCode:
+        key = (rule.index, dyn)
+        code = self.rule_codes.get(key)
+        if code is None:
+            code = rule_code(rule, dyn, self.records[rule.index], self.labels, self.lattice)
+            self.rule_codes[key] = code
+        return code
+
+    def code(self, form: tuple[object, ...], lines: list[str]) -> CodeType:
+        """The compiled function of a leaf's text `lines` (`agp.compile.codegen.compile_leaf`),
+        compiled once for every leaf of the same `form` (what the text is made of)."""
+        code = self.codes.get(form)
+        if code is None:
+            code = compile_leaf(lines)
+            with self._lock:
+                if len(self.codes) >= self.FUNCTIONS:
+                    del self.codes[next(iter(self.codes))]
+                self.codes[form] = code
+        return code
 
     def function(self, durations: frozenset[str], rules: list[Candidate]) -> LeafFunction:
         """The compiled function deciding `rules` (a leaf's candidates for one task kind): the
@@ -86,16 +114,23 @@ class CompiledEvaluator:
     """Decides requests with the decision tree; agrees exactly with agp.interp.decide."""
 
     def __init__(self, index: Index, policy: Policy, ctx: Context,
-                 full_policy: Policy | None = None):
+                 full_policy: Policy | None = None, identity: IdentityCheck = unverified):
         self.index = index
+        self.identity = identity  # establishes each request's agent (agp.identity)
         self.leaves = index.leaves
         self.policy = policy  # for the shared steps: lattice, intents, tasks, TTL defaults, hash
         self.envelope = Envelope(policy)
         self.ctx = ctx
         self._full = full_policy  # the checked Policy, when compiled from one (not from a bundle)
         self._rule_infos: dict[int, RuleInfo] = {}
+        # Without trust, an agent's identity is a function of its asserted id alone: one Identity
+        # per id, kept (bounded) rather than built on every decision.
+        self._asserted: dict[str | None, Identity] | None = {} if identity is unverified else None
+        # The TTL of an ask without permits, for a request without a task and a chain.
+        self._default_seconds = rule_seconds(policy, None)
 
-    def decide(self, request: object, *, task_ended: bool = False) -> Decision:
+    def decide(self, request: object, *, task_ended: bool = False,
+               store_unavailable: bool = False) -> Decision:
         req: Request | FastRequest | None = None
         if type(request) is dict:
             req = fast_request(request)
@@ -109,40 +144,87 @@ class CompiledEvaluator:
         leaf = self.leaves.get(req.tool)
         if leaf is None:
             leaf = self.index.leaf(req.tool)
-        now = req.now or datetime.now(timezone.utc)
-        intents = frozenset(req.intent).union(*leaf.tool_intents) if req.intent else leaf.intents0
-        data = frozenset(req.data).union(*leaf.tool_data) if req.data else leaf.data0
+        now = req.now
+        agent = req.agent
+        asserted = self._asserted
         rt = req.task
         if rt is None:
             task = None
             fn = leaf.fn_none or leaf.fn_for(None)
+            plain = not req.chain
+            # Without a task and a chain, only the rules and the identity check may read the
+            # time: the clock is read only for them (it costs as much as a rule).
+            if now is None and (not plain or leaf.now_none or asserted is None or
+                                agent.svid is not None):
+                now = _clock(_UTC)
         else:
             task = self.envelope.tasks.get(rt.kind)
             fn = leaf.fns.get(rt.kind) or leaf.fn_for(rt.kind)
-        failures = self.envelope.codes(req, now, task, intents, data, task_ended)
+            plain = False
+            if now is None:
+                now = _clock(_UTC)
+        if asserted is not None and agent.svid is None:
+            known = asserted.get(agent.id)
+            ident = known if known is not None else self.asserted(agent.id)
+        else:
+            assert now is not None  # taken above for this case
+            ident = identify(self.identity, agent, now)
+        # The request's labels and those of the tool's declarations (intents0, data0).
+        intents = leaf.intents0.union(req.intent) if req.intent else leaf.intents0
+        data = leaf.data0.union(req.data) if req.data else leaf.data0
+        if plain:
+            failures = self.envelope.plain_codes(req, ident, store_unavailable)
+        else:
+            assert now is not None
+            failures = self.envelope.codes(req, now, task, intents, data, ident, task_ended,
+                                           store_unavailable)
         try:
-            forbids, asks, permits, failed = fn(req, intents, data, now, failures)
+            forbids, asks, permits, failed = fn(req, ident, intents, data, now, failures)
         except Exception as exc:  # a defect (conditions' errors are caught rule by rule)
             policy_traceback(exc)  # its traceback then shows the policy lines it went through
             raise
         errors: list[str] = []
         if failed is not None:
+            now = now or _clock(_UTC)
             forbids, asks, permits, errors = self.reference(
-                req, now, intents, data, leaf, failed, forbids, asks, permits)
-        info = None if task is None else task.info
+                req, now, ident, intents, data, leaf, failed, forbids, asks, permits)
         if failures:  # what the codes alone do not say, written by the envelope's rows
-            facts = Facts(self.policy, req, now, info, intents, data, task_ended)
+            now = now or _clock(_UTC)
+            info = None if task is None else task.info
+            facts = Facts(self.policy, req, now, info, intents, data, ident, task_ended,
+                          store_unavailable)
             errors = [*explain(facts, failures), *errors]
-        return outcome(self.policy, req, now, info, failures, forbids, asks, permits, errors)
+            return outcome(self.policy, req, now, info, failures, forbids, asks, permits, errors)
+        if plain:  # the TTL is the permits' least, precomputed (none on a deny)
+            ttl = self._default_seconds
+            if permits and not forbids:  # a loop: cheaper than min() for a few permits
+                ttl = permits[0].seconds
+                for r in permits:
+                    if r.seconds < ttl:
+                        ttl = r.seconds
+            return outcome(self.policy, req, now, None, (), forbids, asks, permits, errors, ttl)
+        return outcome(self.policy, req, now, None if task is None else task.info, (), forbids,
+                       asks, permits, errors)
 
-    def reference(self, req: Request | FastRequest, now: datetime, intents: frozenset[str],
-                  data: frozenset[str], leaf: Leaf, failed: dict[int, BaseException | None],
+    def asserted(self, agent_id: str | None) -> Identity:
+        """The identity of an asserted id without trust (`unverified`), kept for the next
+        decision; the memo is bounded like the generated functions."""
+        ident = unverified(agent_id, None, _EPOCH)  # which does not read the time
+        memo = self._asserted
+        assert memo is not None
+        if len(memo) >= Context.FUNCTIONS:
+            memo.clear()
+        memo[agent_id] = ident
+        return ident
+
+    def reference(self, req: Request | FastRequest, now: datetime, ident: Identity,
+                  intents: frozenset[str], data: frozenset[str], leaf: Leaf, failed: dict[int, BaseException | None],
                   forbids: Sequence[RuleRecord], asks: Sequence[RuleRecord],
                   permits: Sequence[RuleRecord],
                   ) -> tuple[list[RuleRecord], list[RuleRecord], list[RuleRecord], list[str]]:
         """Rules whose compiled condition raised, or that were not compiled, are decided by the
         reference evaluator, which also writes their error messages."""
-        env = interp.environment(req, now, intents, data, leaf.durations)
+        env = interp.environment(req, now, ident, intents, data, leaf.durations)
         lists = {"forbid": list(forbids), "ask": list(asks), "permit": list(permits)}
         errors: list[str] = []
         for idx in sorted(failed):
@@ -183,11 +265,18 @@ class CompiledEvaluator:
         return self._full
 
     def warm(self) -> None:
-        """Generate and compile every leaf now rather than on first use."""
-        for leaf in self.leaves.values():
+        """Generate and compile every leaf now rather than on first use: every name the policy
+        mentions, and names that match none of its globs. (A name that matches some glob gets
+        its signature's leaf on first use, from rule code already generated.)"""
+        for leaf in (*self.leaves.values(), self.index.leaf_of((), frozenset())):
             leaf.fn_for(None)
             for k in leaf.kinds:
                 leaf.fn_for(k)
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_UTC = timezone.utc
+_clock = datetime.now
 
 
 def _by_index(record: RuleRecord) -> int:

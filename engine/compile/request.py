@@ -17,36 +17,67 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any, TypeGuard, get_args
 
-from agp.model import HopKind, is_tool_name, parse_json_duration, parse_timestamp
+from agp.limits import MAX_LIST_LENGTH, MAX_REQUEST_NODES
+from agp.model import (
+    HistoryView,
+    HopKind,
+    SessionSummary,
+    is_tool_name,
+    parse_json_duration,
+    parse_timestamp,
+)
 from agp.values import INT_BOUND
 
 _REQUEST_KEYS = frozenset(("agent", "task", "chain", "tool", "intent", "args", "data", "target",
                            "context", "now"))
-_AGENT_KEYS = frozenset(("id", "attrs"))
-_TASK_KEYS = frozenset(("kind", "id", "params", "objective", "started_at"))
+_AGENT_KEYS = frozenset(("id", "svid", "attrs"))
+_TASK_KEYS = frozenset(("kind", "id", "params", "objective", "started_at", "seen", "history"))
+_ITEM_KEYS = frozenset(("tool", "intent", "data", "args", "decision", "at"))
+_DECIDED = frozenset(("allow", "deny", "ask"))
 _HOP_KEYS = frozenset(("principal", "kind", "at", "scope"))
 _SCOPE_KEYS = frozenset(("tools", "intents", "data", "ttl"))
 _HOP_KINDS = frozenset(get_args(HopKind))
 
 
 class FastAgent:
-    __slots__ = ("id", "attrs")
+    __slots__ = ("id", "svid", "attrs")
 
-    def __init__(self, id: str, attrs: dict[str, Any]):  # noqa: A002 - the field's name
+    def __init__(self, id: str | None, svid: str | None,  # noqa: A002 - the field's name
+                 attrs: dict[str, Any]):
         self.id = id
+        self.svid = svid
         self.attrs = attrs
 
 
+class FastHistoryItem:
+    __slots__ = ("tool", "intent", "data", "args", "decision", "at")
+
+    def __init__(self, tool: str, intent: list[str], data: list[str], args: dict[str, Any],
+                 decision: str, at: datetime):
+        self.tool = tool
+        self.intent = intent
+        self.data = data
+        self.args = args
+        self.decision = decision
+        self.at = at
+
+
+_NO_HISTORY = HistoryView((), 0, SessionSummary.EMPTY)
+
+
 class FastTask:
-    __slots__ = ("kind", "id", "params", "objective", "started_at")
+    __slots__ = ("kind", "id", "params", "objective", "started_at", "seen", "history")
 
     def __init__(self, kind: str, id: str | None, params: dict[str, Any],  # noqa: A002
-                 objective: str | None, started_at: datetime | None):
+                 objective: str | None, started_at: datetime | None, seen: list[str],
+                 history: HistoryView):
         self.kind = kind
         self.id = id
         self.params = params
         self.objective = objective
         self.started_at = started_at
+        self.seen = seen
+        self.history = history
 
 
 class FastScope:
@@ -113,26 +144,29 @@ def _str(value: object) -> TypeGuard[str]:
     return type(value) is str and len(value) <= SMALL_STRING
 
 
-def _flat(value: object) -> bool:
-    """A free-form JSON object (args, context, ...) small and flat enough to vouch for, whose
+def _flat(*values: object) -> bool:
+    """Free-form JSON objects (args, context, ...) small and flat enough to vouch for, whose
     numbers are within the bounds (agp.values.number_ok: finite, and not too large a float)."""
-    if type(value) is not dict or len(value) > SMALL_LIST:
-        return False
-    for k, v in value.items():
-        if not _str(k):
+    # Several objects in one call, and the checks of `_str` written out: on the path of every
+    # request, a call costs more than the tests it makes.
+    for value in values:
+        if type(value) is not dict or len(value) > SMALL_LIST:
             return False
-        t = type(v)
-        if t is str:
-            if len(v) > SMALL_STRING:
+        for k, v in value.items():
+            if type(k) is not str or len(k) > SMALL_STRING:
                 return False
-        elif t is float:
-            if v - v != 0.0:  # NaN and the infinities
+            t = type(v)
+            if t is str:
+                if len(v) > SMALL_STRING:
+                    return False
+            elif t is int:
+                if not -INT_BOUND < v < INT_BOUND:
+                    return False
+            elif t is float:
+                if v - v != 0.0:  # NaN and the infinities
+                    return False
+            elif not (t is bool or v is None):
                 return False
-        elif t is int:
-            if not -INT_BOUND < v < INT_BOUND:
-                return False
-        elif not (t is bool or v is None):
-            return False
     return True
 
 
@@ -150,12 +184,14 @@ def _object(value: object) -> bool:
     return True
 
 
-def _strings(value: object) -> bool:
-    if type(value) is not list or len(value) > SMALL_LIST:
-        return False
-    for item in value:
-        if not _str(item):
+def _strings(*values: object) -> bool:
+    """Lists of strings (each list, and each string, small enough to vouch for)."""
+    for value in values:
+        if type(value) is not list or len(value) > SMALL_LIST:
             return False
+        for item in value:
+            if type(item) is not str or len(item) > SMALL_STRING:
+                return False
     return True
 
 
@@ -222,14 +258,50 @@ def _chain(value: object) -> list[FastHop] | None:
     return hops
 
 
-def _agent(value: Any) -> FastAgent | None:
-    if type(value) is not dict or not value.keys() <= _AGENT_KEYS:
+# A history is vouched for up to this many values (agp.limits counts every value of a request):
+# with the rest of a fast-path request far below MAX_REQUEST_NODES - HISTORY_NODES, the whole
+# request stays within the limit without walking it.
+HISTORY_NODES = MAX_REQUEST_NODES // 2
+
+
+def _history(value: object) -> HistoryView | None:
+    """A task's `history`, checked item by item in one pass that also sums up what the envelope
+    reads of it (agp.model.SessionSummary). Its items become light objects, not values: the
+    rules that read `task.history` convert them (agp.interp.history_value)."""
+    if type(value) is not list or len(value) > MAX_LIST_LENGTH:
         return None
-    ident = value.get("id")
-    attrs = value.get("attrs", _EMPTY)
-    if not _str(ident) or not _flat(attrs):
-        return None
-    return FastAgent(ident, attrs if attrs is not _EMPTY else {})
+    items = []
+    nodes = 1
+    intents: set[str] = set()
+    classes: set[str] = set()
+    latest: datetime | None = None
+    for item in value:
+        if type(item) is not dict or not item.keys() <= _ITEM_KEYS:
+            return None
+        tool, decision = item.get("tool"), item.get("decision")
+        intent, data = item.get("intent", _NO_LIST), item.get("data", _NO_LIST)
+        args, at = item.get("args", _EMPTY), item.get("at")
+        if not _tool(tool) or type(decision) is not str or decision not in _DECIDED or \
+                at is None or not _flat(args):
+            return None
+        if (intent is not _NO_LIST and not _strings(intent)) or (
+                data is not _NO_LIST and not _strings(data)):
+            return None
+        at = _time(at)
+        if at is None:
+            return None
+        nodes += 1 + len(item) + len(intent) + len(data) + len(args)
+        if nodes > HISTORY_NODES:
+            return None
+        intents.update(intent)
+        classes.update(data)
+        if latest is None or at > latest:
+            latest = at
+        items.append(FastHistoryItem(tool, [] if intent is _NO_LIST else intent,
+                                     [] if data is _NO_LIST else data,
+                                     args if args is not _EMPTY else {}, decision, at))
+    return HistoryView(items, len(items),
+                       SessionSummary(frozenset(intents), frozenset(classes), latest))
 
 
 def _task(value: Any) -> FastTask | None:
@@ -248,26 +320,49 @@ def _task(value: Any) -> FastTask | None:
         started = _time(started)
         if started is None:
             return None
-    return FastTask(kind, ident, params if params is not _EMPTY else {}, objective, started)
+    seen = value.get("seen", _NO_LIST)
+    if seen is not _NO_LIST and not _strings(seen):
+        return None
+    history = value.get("history")
+    if history is None:
+        history = _NO_HISTORY if "history" not in value else None
+    else:
+        history = _history(history)
+    if history is None:
+        return None
+    return FastTask(kind, ident, params if params is not _EMPTY else {}, objective, started,
+                    [] if seen is _NO_LIST else seen, history)
 
 
 def fast_request(value: dict[str, Any]) -> FastRequest | None:
     """A validated request, or None when pydantic must decide (and explain) instead."""
+    # Written out in one function, with absent fields taking no call: most requests carry a
+    # few fields, and on this path a call costs as much as the checks it would make.
     if not value.keys() <= _REQUEST_KEYS:
         return None
-    agent = _agent(value.get("agent"))
+    agent = value.get("agent")
     tool = value.get("tool")
-    if agent is None or not _tool(tool):
+    if type(agent) is not dict or not agent.keys() <= _AGENT_KEYS or type(tool) is not str or \
+            len(tool) > SMALL_STRING or not is_tool_name(tool):
         return None
-    intent = value.get("intent", _NO_LIST)
-    data = value.get("data", _NO_LIST)
-    if (intent is not _NO_LIST and not _strings(intent)) or (
-            data is not _NO_LIST and not _strings(data)):
+    ident = agent.get("id")
+    svid = agent.get("svid")
+    if ident is None:
+        if svid is None:
+            return None
+    elif type(ident) is not str or len(ident) > SMALL_STRING:
         return None
+    if svid is not None and not _str(svid):
+        return None
+    attrs = agent.get("attrs", _EMPTY)
     args = value.get("args", _EMPTY)
     context = value.get("context", _EMPTY)
     target = value.get("target")
-    if not _flat(args) or not _flat(context) or (target is not None and not _flat(target)):
+    if not _flat(attrs, args, context, _EMPTY if target is None else target):
+        return None
+    intent = value.get("intent", _NO_LIST)
+    data = value.get("data", _NO_LIST)
+    if (intent is not _NO_LIST or data is not _NO_LIST) and not _strings(intent, data):
         return None
     task = value.get("task")
     if task is not None:
@@ -275,7 +370,6 @@ def fast_request(value: dict[str, Any]) -> FastRequest | None:
         if task is None:
             return None
     chain = value.get("chain", _NO_LIST)
-    # Most requests have no chain: they pay for no call.
     chain = [] if chain is _NO_LIST else _chain(chain)
     if chain is None:
         return None
@@ -284,6 +378,8 @@ def fast_request(value: dict[str, Any]) -> FastRequest | None:
         now = _time(now)
         if now is None:
             return None
-    return FastRequest(agent, task, chain, tool, [] if intent is _NO_LIST else intent,
-                       args if args is not _EMPTY else {}, [] if data is _NO_LIST else data,
-                       target, context if context is not _EMPTY else {}, now)
+    # Absent fields get fresh values, as pydantic gives (nothing may share a request's parts).
+    return FastRequest(FastAgent(ident, svid, {} if attrs is _EMPTY else attrs), task, chain,
+                       tool, [] if intent is _NO_LIST else intent,
+                       {} if args is _EMPTY else args, [] if data is _NO_LIST else data, target,
+                       {} if context is _EMPTY else context, now)

@@ -23,7 +23,7 @@ import linecache
 import threading
 from typing import TYPE_CHECKING
 
-from agp.compile.codegen import LeafFunction
+from agp.compile.codegen import LeafFunction, reads_now
 from agp.compile.ir import EFFECTS, IRRule, Program
 from agp.glob import GlobSet, compile_glob
 
@@ -39,7 +39,7 @@ class Leaf:
     """The rules that can apply to one signature; one compiled function per task kind."""
 
     __slots__ = ("name", "tools", "tool_intents", "tool_data", "durations", "intents0", "data0",
-                 "rules", "kinds", "fns", "fn_none", "ctx")
+                 "rules", "kinds", "fns", "fn_none", "now_none", "ctx")
 
     def __init__(self, name: str, tools: tuple[int, ...], rules: list[Candidate],
                  index: Index):
@@ -56,6 +56,7 @@ class Leaf:
         self.kinds = frozenset(k for r, _ in rules for k in (r.tasks or ()))
         self.fns: dict[str, LeafFunction] = {}
         self.fn_none: LeafFunction | None = None
+        self.now_none = True  # whether fn_none reads the time (known once it is generated)
         # The context, not the index: the index holds its leaves, and a leaf that pointed back
         # would make a cycle, freed only by the cyclic collector after a reload.
         self.ctx = index.ctx
@@ -79,6 +80,7 @@ class Leaf:
         if fn is None:
             fn = self.ctx.function(self.durations, self.rules_for(kind))
             if kind is None:
+                self.now_none = reads_now(fn)
                 self.fn_none = fn
             else:
                 self.fns[kind] = fn
@@ -158,24 +160,30 @@ class Index:
             chosen.append((r, dyn))
         return Leaf(name, tools, chosen, self)
 
-    def leaf(self, name: str) -> Leaf:
-        """The leaf of a name the policy does not mention: the one of its signature."""
-        leaf = self.names.get(name)
-        if leaf is not None:
-            return leaf
-        # No exact name can match here (every mentioned name has its own leaf).
-        signature = (tuple(self.glob_tools.matching(name)),
-                     frozenset(self.rule_globs.matching(name)))
+    def leaf_of(self, tools: tuple[int, ...], matched: frozenset[int]) -> Leaf:
+        """The leaf shared by the names the policy does not mention with this signature."""
+        signature = (tools, matched)
         with self._lock:  # readers need none: dict.get is atomic, a missed entry is rebuilt
             leaf = self.signatures.get(signature)
             if leaf is None:
-                leaf = self.build("*", *signature)
+                leaf = self.build("*", tools, matched)
                 if len(self.signatures) >= self.signature_bound:
                     # The memo of names may point at the leaf dropped: clear it, so that the
                     # leaves of unmentioned names alive never outnumber the bound.
                     del self.signatures[next(iter(self.signatures))]
                     self.names.clear()
                 self.signatures[signature] = leaf
+        return leaf
+
+    def leaf(self, name: str) -> Leaf:
+        """The leaf of a name the policy does not mention: the one of its signature."""
+        leaf = self.names.get(name)
+        if leaf is not None:
+            return leaf
+        # No exact name can match here (every mentioned name has its own leaf).
+        leaf = self.leaf_of(tuple(self.glob_tools.matching(name)),
+                            frozenset(self.rule_globs.matching(name)))
+        with self._lock:
             if len(name) <= self.NAME_LENGTH:
                 if len(self.names) >= self.NAMES:
                     del self.names[next(iter(self.names))]
@@ -249,10 +257,9 @@ def emit_python(index: Index) -> str:
 
 def _constants(fn: LeafFunction) -> list[str]:
     """The constants a generated function reads, as comments (long values cut short)."""
-    prefix = f"_L{fn.__name__.removeprefix('leaf_')}_"
     out = []
     for name, value in fn.__globals__.items():
-        if name.startswith(prefix):
+        if name.startswith("_c") and name[2:3].isdigit() or name == "_DURATIONS":
             text = _describe(value)
             out.append(f"# {name} = {text if len(text) <= 80 else text[:77] + '...'}")
     return out

@@ -33,6 +33,7 @@ from agp.runtime.events import (
     Event,
     EventError,
     Expect,
+    Observe,
     RequestEvent,
     TaskEnd,
     TaskStart,
@@ -40,6 +41,8 @@ from agp.runtime.events import (
     parse_event,
 )
 from agp.runtime.tasks import TaskError, TaskRuntime
+from agp.store import StoreUnavailable
+from agp.store.memory import MemoryStore
 
 if TYPE_CHECKING:
     from agp.engine import Engine
@@ -195,7 +198,8 @@ def replay_trace(engine: Engine, path: str | Path, *, name: str | None = None,
 
     Yields one Outcome per `call` and `request` event, and one per problem line (with
     `problem` set); a file that cannot be read yields a single problem Outcome at line 0.
-    Each file gets its own TaskRuntime unless `runtime` is given.
+    Each file gets its own TaskRuntime, over a memory store of its own, unless `runtime` is
+    given.
     """
     path = Path(path)
     if path.is_dir():
@@ -217,7 +221,9 @@ class Replay:
 
     def __init__(self, engine: Engine, runtime: TaskRuntime | None = None) -> None:
         self.engine = engine
-        self.runtime = runtime if runtime is not None else TaskRuntime(engine)
+        # A trace is a world of its own: its tasks live in a memory store of its own, so that
+        # two traces (or two runs of one) may use the same task ids.
+        self.runtime = runtime if runtime is not None else TaskRuntime(engine, MemoryStore())
         self.last_ts: datetime | None = None
 
     def run(self, lines: Iterable[Line]) -> Iterator[Outcome]:
@@ -246,8 +252,7 @@ class Replay:
                     raw = {k: v for k, v in value.items()
                            if k not in ("ts", "event", "task", "expect")}
                     return self._checked(line, kind, raw, self.engine.decide(raw), event.expect)
-                request, ended = rt.request_for(event)
-                decision = self.engine.decide(request, task_ended=ended)
+                request, decision = rt.call(event)
                 return self._checked(line, kind, request, decision, event.expect)
             if isinstance(event, RequestEvent):
                 decision = self.engine.decide(event.request, task_ended=event.task_ended)
@@ -256,9 +261,11 @@ class Replay:
                 rt.apply_start(event)
             elif isinstance(event, Delegate):
                 rt.apply_delegate(event)
+            elif isinstance(event, Observe):
+                rt.apply_observe(event)
             elif isinstance(event, TaskEnd):
                 rt.apply_end(event)
-        except TaskError as exc:
+        except (TaskError, StoreUnavailable) as exc:
             return _problem(line, kind if kind in DECIDED else None, str(exc))
         return None
 

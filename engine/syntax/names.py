@@ -18,9 +18,9 @@ ROOTS: dict[str, str] = {
     "intent": "the set of intents of the call: the tool declaration's plus the request's",
     "data": "the set of data classes involved: the request's plus the tool declaration's",
     "target": "where the call goes, e.g. `target.host`, `target.external`",
-    "agent": "the acting agent: `agent.id`, `agent.attrs.*`",
+    "agent": "the acting agent: `agent.id`, `agent.attrs.*`, `agent.verified`",
     "task": "the task instance: `task.kind`, `task.id`, `task.params.*`, `task.objective`, "
-            "`task.age`",
+            "`task.age`; its session: `task.seen`, `task.history`",
     "chain": "the delegation chain: `chain.depth`, `chain.hops`, `chain.origin`",
     "context": "free-form attributes supplied by the caller",
     "now": "the decision time",

@@ -2,7 +2,7 @@
 
 The file is lexed whole (recovering from bad characters), cut into items at the reserved words
 that start them, and each item is fed to the LALR parser on its own: a syntax error invalidates
-only the item it is in (LANGUAGE.md §1). A Transformer turns each Lark tree into our AST.
+only the item it is in (LANGUAGE.md §1). The parser builds our AST as it reduces (`_drive`).
 """
 
 from __future__ import annotations
@@ -16,9 +16,10 @@ from functools import cache
 from importlib import resources
 from typing import Any, cast
 
-from lark import Lark, TextSlice, Token, Transformer, Tree, v_args
-from lark.exceptions import UnexpectedCharacters, UnexpectedToken, VisitError
-from lark.tree import Meta
+from lark import Lark, Token, Tree
+from lark.exceptions import UnexpectedToken
+from lark.lexer import UnlessCallback
+from lark.parsers.lalr_analysis import Shift
 
 from agp.diagnostics import Diagnostic, did_you_mean, error
 from agp.limits import MAX_EXPR_DEPTH
@@ -119,13 +120,77 @@ def _list_pattern() -> re.Pattern[str]:
     return re.compile("|".join(f"(?P<{name}>{terminals[name]})" for name in parts))
 
 
-# The tokens a list of literals is made of. Lexing `[` first tries to read a whole list of
-# literals as one LITERAL_LIST token; that attempt reads on through such tokens only.
-_LIST_PARTS = frozenset(("WS", "COMMA", "STRING", "NUMBER", "DURATION", "TRUE", "FALSE"))
+# The tokens a list of literals is made of (whitespace aside). Lexing `[` first tries to read a
+# whole list of literals as one LITERAL_LIST token; that attempt reads on through such tokens only.
+_LIST_PARTS = frozenset(("COMMA", "STRING", "NUMBER", "DURATION", "TRUE", "FALSE"))
+
+
+@dataclass(frozen=True, slots=True)
+class _Scanner:
+    """lark's lexer for the grammar, as one regular expression: `_scan` runs it in a loop of its
+    own, without lark's per-token machinery (a third of a parse)."""
+
+    pattern: re.Pattern[str]  # every terminal, in lark's order of preference, as a named group
+    keywords: dict[str, dict[str, str]]  # terminal -> its texts that are keywords -> keyword
+    newline_types: frozenset[str]  # the terminals that may hold a line break
+
+
+@cache
+def _scanner() -> _Scanner:
+    lexer = lark_parser()._build_lexer(dont_ignore=True)
+    scanner = lexer.scanner
+    assert len(scanner._mres) == 1  # the grammar has few terminals: one pattern holds them all
+    keywords: dict[str, dict[str, str]] = {}
+    for terminal, callback in lexer.callback.items():
+        # lark's UnlessCallback: a NAME whose whole text is a keyword is that keyword.
+        assert isinstance(callback, UnlessCallback), callback
+        words = callback.scanner.terminals
+        assert all(t.pattern.type == "str" and not t.pattern.flags for t in words)
+        keywords[terminal] = {t.pattern.value: t.name for t in words}
+    return _Scanner(scanner._mres[0], keywords, lexer.newline_types)
+
+
+def _scan(text: str, start: int) -> tuple[list[Token], int | None]:
+    """The tokens of `text` from `start`, comments included, whitespace left out, as lark's lexer
+    makes them (positions, lines and columns); and where a character no token matches stands,
+    or None at the end of the text. tests/test_parser.py holds it equal to lark's lexer."""
+    scanner = _scanner()
+    match, keywords, newline_types = scanner.pattern.match, scanner.keywords, scanner.newline_types
+    line = text.count("\n", 0, start) + 1
+    line_start = text.rfind("\n", 0, start) + 1
+    tokens: list[Token] = []
+    pos, end = start, len(text)
+    while pos < end:
+        m = match(text, pos)
+        if m is None:
+            return tokens, pos
+        value = m.group()
+        kind = cast(str, m.lastgroup)
+        after = m.end()
+        if kind == "WS":
+            newlines = value.count("\n")
+            if newlines:
+                line += newlines
+                line_start = pos + value.rindex("\n") + 1
+            pos = after
+            continue
+        if kind in keywords:
+            kind = keywords[kind].get(value, kind)
+        # lark's Token, made as its lexer makes it, without the layers of its constructor.
+        tok = str.__new__(Token, value)
+        tok.type, tok.value, tok.start_pos = kind, value, pos
+        tok.line, tok.column = line, pos - line_start + 1
+        if kind in newline_types and "\n" in value:  # a list of literals over several lines
+            line += value.count("\n")
+            line_start = pos + value.rindex("\n") + 1
+        tok.end_line, tok.end_column, tok.end_pos = line, after - line_start + 1, after
+        tokens.append(tok)
+        pos = after
+    return tokens, None
 
 
 def _recovering_lex(source: Source, diagnostics: list[Diagnostic]) -> list[Token] | None:
-    """All the tokens of a file, whitespace and comments included, each bad character reported
+    """All the tokens of a file, comments included (not whitespace), each bad character reported
     and blanked out (keeping every offset); None after MAX_LEX_ERRORS of them.
 
     After a bad character, lexing resumes where the change can first make a difference, not
@@ -139,24 +204,22 @@ def _recovering_lex(source: Source, diagnostics: list[Diagnostic]) -> list[Token
     """
     text = source.text
     raw: list[Token] = []
-    # For each token of `raw`, the index of the `[` that begins the list-of-literals tokens
-    # it ends, or -1.
-    opened: list[int] = []
     start = 0
     for _ in range(MAX_LEX_ERRORS):
-        try:
-            for tok in lark_parser().lex(TextSlice(text, start, len(text)), dont_ignore=True):
-                if tok.type == "LSQB":
-                    opened.append(len(raw))
-                else:
-                    opened.append(opened[-1] if opened and tok.type in _LIST_PARTS else -1)
-                raw.append(tok)
+        lexed, bad = _scan(text, start)
+        raw.extend(lexed)
+        if bad is None:
             return raw
-        except UnexpectedCharacters as exc:
-            text = _blank_out(source, text, cast(int, exc.pos_in_stream), diagnostics)
-        resume = opened[-1] if opened and opened[-1] >= 0 else max(len(raw) - 1, 0)
+        text = _blank_out(source, text, bad, diagnostics)
+        resume = max(len(raw) - 1, 0)
+        # Back over the list-of-literals tokens the last token ends, to their `[`, if any.
+        opening = resume
+        while opening > 0 and raw[opening].type in _LIST_PARTS:
+            opening -= 1
+        if raw and raw[opening].type == "LSQB":
+            resume = opening
         start = _start(raw[resume]) if raw else 0
-        del raw[resume:], opened[resume:]
+        del raw[resume:]
     return None
 
 
@@ -189,9 +252,11 @@ def _lex(source: Source, diagnostics: list[Diagnostic]) -> tuple[list[Token], li
     for tok in raw:
         if tok.type == "COMMENT":
             comments.append(Comment(str(tok), _tok_span(source, tok)))
-        elif tok.type != "WS":
+        else:
             # A reserved word after `.` or `has` is a plain name: `args.data`, `std.intents`.
-            if tokens and tokens[-1].value in (".", "has") and _is_keyword(tok):
+            # Only the keyword `has` counts: in `on t.has unless ...`, `has` is a name.
+            if tokens and (tokens[-1].value == "." or (
+                    tokens[-1].value == "has" and _is_keyword(tokens[-1]))) and _is_keyword(tok):
                 tok = Token.new_borrow_pos("NAME", tok.value, tok)
             # So is a field name before `:` or `?:`, where only a name can stand
             # (`args { to: string }`, `any(x in data: ...)` reads the same either way).
@@ -288,43 +353,153 @@ def _parse_item(source: Source, chunk: list[Token],
     if repaired is None:
         return None
     chunk = repaired
-    tree, exc, at = _lalr(chunk)
-    if exc is not None:
+    built, at = _drive(source, chunk)
+    if built is None:
         accepted = _accepted(chunk, at)
-        diagnostics.append(_syntax_error(source, chunk, at, exc.token, accepted))
-        tree = _recover(chunk, at, accepted)
-    if tree is None:  # (only after a syntax error)
-        return None
-    deepest = _deepest(tree)
-    if deepest is not None:
+        tok = chunk[at] if at < len(chunk) else Token.new_borrow_pos("$END", "", chunk[-1])
+        diagnostics.append(_syntax_error(source, chunk, at, tok, accepted))
+        recovered = _recover(source, chunk, at, accepted)
+        if recovered is None:
+            return None
+        built, chunk = recovered
+    if built.height > MAX_EXPR_DEPTH + 1:  # a node deeper than MAX_EXPR_DEPTH below the item
+        deepest = _deepest(_lark_tree(chunk))
         diagnostics.append(error(
             "limit", Span(source, deepest.meta.start_pos, deepest.meta.end_pos),
             f"expression nested more than {MAX_EXPR_DEPTH} levels deep",
             "split the condition into several rules, or use `in [...]` for long lists"))
         return None
-    try:
-        item: ast.Item = _Builder(source).transform(tree)
-        return item
-    except VisitError as exc:
-        if isinstance(exc.orig_exc, _Problem):
-            diagnostics.append(exc.orig_exc.diagnostic)
-            return None
-        raise
+    if built.problem is not None:
+        diagnostics.append(built.problem)
+        return None
+    return built.item
 
 
-def _lalr(tokens: list[Token]) -> tuple[Tree[Token] | None, UnexpectedToken | None, int]:
-    """(tree, None, len) or, on a syntax error, (None, the error, the index of its token)."""
+@dataclass(frozen=True, slots=True)
+class _Reduction:
+    """One rule of the grammar, as `_drive` applies it: what lark's tree builder and our
+    Transformer did in two passes (keep the children that are not punctuation, splice in the
+    children of `_rule`s, inline the one child of a `?rule`, build the node), in one."""
+
+    size: int  # the symbols it takes off the stack
+    goto: str  # the nonterminal it makes
+    keep: tuple[tuple[int, bool], ...]  # (index, splice) of the symbols kept as children
+    # The _Builder method that makes the node; None for a `_rule` (its children, to splice into
+    # its parent's) and for a `?rule` (its one child, as it is).
+    build: Callable[[_Builder, Span, _Children], Any] | None
+    splice: bool  # a `_rule`
+
+
+@dataclass(frozen=True, slots=True)
+class _Table:
+    # state -> terminal -> the state to shift to (an int) or the reduction to apply
+    actions: dict[int, dict[str, int | _Reduction]]
+    gotos: dict[int, dict[str, int]]  # state -> nonterminal -> the state after it
+    start: int
+    end: int
+
+
+@cache
+def _table() -> _Table:
+    """lark's LALR table for the grammar, prepared for `_drive`."""
+    table = lark_parser().parser.parser.parser.parse_table
+    reductions: dict[Any, _Reduction] = {}
+
+    def reduction(rule: Any) -> _Reduction:
+        if rule not in reductions:
+            expand1 = rule.options.expand1 and not rule.alias
+            keep = tuple((i, not sym.is_term and sym.name.startswith("_"))
+                         for i, sym in enumerate(rule.expansion)
+                         if rule.options.keep_all_tokens or not (sym.is_term and sym.filter_out))
+            splice = rule.origin.name.startswith("_")
+            # Every `?rule` alternative without an alias keeps one child; no rule is empty.
+            assert rule.expansion and (not expand1 or len(keep) == 1), rule
+            build = None if expand1 or splice else getattr(_Builder, rule.alias or rule.origin.name)
+            reductions[rule] = _Reduction(len(rule.expansion), rule.origin.name, keep, build, splice)
+        return reductions[rule]
+
+    actions: dict[int, dict[str, int | _Reduction]] = {}
+    gotos: dict[int, dict[str, int]] = {}
+    for state, row in table.states.items():
+        actions[state] = {sym: arg if action is Shift else reduction(arg)
+                          for sym, (action, arg) in row.items() if sym.isupper()}
+        gotos[state] = {sym: arg for sym, (action, arg) in row.items() if not sym.isupper()}
+    return _Table(actions, gotos, table.start_states["item"], table.end_states["item"])
+
+
+@dataclass(frozen=True, slots=True)
+class _Built:
+    item: ast.Item
+    height: int  # of the tree lark would have built: nodes on the longest path down from the item
+    problem: Diagnostic | None  # the first mistake found while building it (an invalid escape)
+
+
+def _drive(source: Source, tokens: list[Token]) -> tuple[_Built | None, int]:
+    """The LALR parser on an item's tokens, building our AST as it reduces: (the item, len) or,
+    on a syntax error, (None, the index of its token, len for the end).
+
+    lark's parser builds its tree, then our Transformer walks it: more than half of the time of
+    a parse. This loop reads lark's own table and makes each node as its rule is reduced, with
+    the same children and the same span (from the first symbol of the rule to the last,
+    punctuation included, as lark's `propagate_positions`). tests/test_parser.py holds it equal
+    to lark's tree and the Transformer on every example and on generated items.
+    """
+    table = _table()
+    actions, gotos = table.actions, table.gotos
+    builder = _Builder(source)
+    states = [table.start]
+    # Each symbol on the stack: its value, where its text starts and ends, and its height.
+    values: list[tuple[Any, int, int, int]] = []
+    n = len(tokens)
+    for i in range(n + 1):
+        tok_type = tokens[i].type if i < n else "$END"
+        while True:
+            act = actions[states[-1]].get(tok_type)
+            if act is None:
+                return None, i
+            if type(act) is int:
+                tok = tokens[i]
+                states.append(act)
+                values.append((tok, _start(tok), _end(tok), 0))
+                break
+            r = cast(_Reduction, act)
+            popped = values[-r.size:]
+            del values[-r.size:], states[-r.size:]
+            children: list[Any] = []
+            height = 0
+            for index, splice in r.keep:
+                value, _, _, h = popped[index]
+                if splice:  # a `_rule`'s children; its list is ours to grow (left recursion)
+                    if children:
+                        children.extend(value)
+                    else:
+                        children = value
+                else:
+                    children.append(value)
+                if h > height:
+                    height = h
+            if r.build is not None:
+                node = r.build(builder, Span(source, popped[0][1], popped[-1][2]), children)
+                height += 1
+            else:
+                node = children if r.splice else children[0]
+            states.append(gotos[states[-1]][r.goto])
+            values.append((node, popped[0][1], popped[-1][2], height))
+            if i == n and states[-1] == table.end:
+                return _Built(node, height, builder.problem), n
+    raise AssertionError("the parser ends at the end state")  # pragma: no cover
+
+
+def _lark_tree(tokens: list[Token]) -> Tree[Token] | None:
+    """lark's own tree of an item that parses (for the rare error that needs its shape)."""
     parser = lark_parser().parse_interactive()
-    for i, tok in enumerate(tokens):
-        try:
-            parser.feed_token(tok)
-        except UnexpectedToken as exc:
-            return None, exc, i
     try:
+        for tok in tokens:
+            parser.feed_token(tok)
         tree: Tree[Token] = parser.feed_eof(tokens[-1])  # type: ignore[no-untyped-call]
-        return tree, None, len(tokens)
-    except UnexpectedToken as exc:
-        return None, exc, len(tokens)
+        return tree
+    except UnexpectedToken:
+        return None
 
 
 def _accepted(tokens: list[Token], at: int) -> set[str]:
@@ -457,24 +632,27 @@ def _unclosed(chunk: list[Token]) -> Token | None:
     return opened[-1] if opened else None
 
 
-def _recover(chunk: list[Token], at: int, accepted: set[str]) -> Tree[Token] | None:
+def _recover(source: Source, chunk: list[Token], at: int,
+             accepted: set[str]) -> tuple[_Built, list[Token]] | None:
     """What can be kept of an item with a syntax error, so that one mistake does not also make
     errors about the names the item declares: the item without the words after its end (`allow
-    p ...` after a complete task), or the item with its unclosed blocks closed. Else None.
+    p ...` after a complete task), or the item with its unclosed blocks closed, with the tokens
+    it was built from. Else None.
     A rule is never cut short: it would be checked as another rule (`when task.age > 30` of
     `when task.age > 30 minutes`), and nothing refers to a rule by its name."""
     if at < len(chunk):
         if at > 0 and "$END" in accepted and chunk[0].type not in ("PERMIT", "FORBID", "ASK"):
-            return _lalr(chunk[:at])[0]
+            built = _drive(source, chunk[:at])[0]
+            return None if built is None else (built, chunk[:at])
         return None
     last = chunk[-1]
     closers: list[Token] = []
     while _unclosed(chunk + closers) is not None:
         closers.append(Token("RBRACE", "}", last.end_pos, last.end_line, last.end_column,
                              last.end_line, last.end_column, last.end_pos))
-        tree = _lalr(chunk + closers)[0]
-        if tree is not None:
-            return tree
+        built = _drive(source, chunk + closers)[0]
+        if built is not None:
+            return built, chunk + closers
     return None
 
 
@@ -505,15 +683,16 @@ def _declared(chunk: list[Token]) -> list[tuple[str, str]]:
     return found
 
 
-def _deepest(tree: Tree[Token]) -> Tree[Token] | None:
-    """The first subtree deeper than MAX_EXPR_DEPTH, found without recursion, or None."""
-    stack = [(tree, 0)]
+def _deepest(tree: Tree[Token] | None) -> Tree[Token]:
+    """The first subtree deeper than MAX_EXPR_DEPTH (of a tree that has one), found without
+    recursion."""
+    stack = [(tree, 0)] if tree is not None else []
     while stack:
         node, depth = stack.pop()
         if depth > MAX_EXPR_DEPTH:
             return node
         stack.extend((c, depth + 1) for c in node.children if isinstance(c, Tree))
-    return None
+    raise AssertionError("a tree deeper than MAX_EXPR_DEPTH")  # pragma: no cover
 
 
 def _tok_span(source: Source, tok: Token) -> Span:
@@ -552,11 +731,6 @@ def _indent(comment: Comment) -> int:
 
 
 # ---- tree to AST ----------------------------------------------------------------------------
-
-
-class _Problem(Exception):
-    def __init__(self, diagnostic: Diagnostic):
-        self.diagnostic = diagnostic
 
 
 _DURATION = re.compile(r"(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?")
@@ -621,26 +795,28 @@ def decode_string(raw: str) -> str | None:
     return "".join(out)
 
 
-# What a _Builder method gets: the values of the children of a node of the Lark tree (a method
-# named `list` is one of them, hence the alias).
+# What a _Builder method gets: the values of the kept children of a rule (a method named `list`
+# is one of them, hence the alias).
 _Children = list[Any]
 
 
-def _binary(op: str) -> Callable[[_Builder, Meta, _Children], ast.Binary]:
+def _binary(op: str) -> Callable[[_Builder, Span, _Children], ast.Binary]:
     """The _Builder method of a rule of the grammar that is `left OP right`."""
-    def build(self: _Builder, meta: Meta, ch: _Children) -> ast.Binary:
-        return ast.Binary(op, ch[0], ch[-1], self._span(meta))
+    def build(self: _Builder, span: Span, ch: _Children) -> ast.Binary:
+        return ast.Binary(op, ch[0], ch[-1], span)
     return build
 
 
-@v_args(meta=True)
-class _Builder(Transformer[Token, ast.Item]):
-    def __init__(self, source: Source) -> None:
-        super().__init__()
-        self.source = source
+class _Builder:
+    """Our AST from the children of each rule of the grammar, as `_drive` reduces it: a method
+    per rule (or alias), given the node's span and the kept children (tokens, or what the methods
+    of the rules below returned)."""
 
-    def _span(self, meta: Meta) -> Span:
-        return Span(self.source, meta.start_pos, meta.end_pos)
+    def __init__(self, source: Source) -> None:
+        self.source = source
+        # The first mistake met (an invalid escape): the item is reported and dropped. Building
+        # goes on, so that an item too deeply nested is reported as that first, as it always was.
+        self.problem: Diagnostic | None = None
 
     def _tspan(self, tok: Token) -> Span:
         return _tok_span(self.source, tok)
@@ -654,8 +830,10 @@ class _Builder(Transformer[Token, ast.Item]):
     def _string(self, text: str, span: Span) -> ast.Str:
         value = decode_string(text)
         if value is None:
-            raise _Problem(error("syntax", span, "invalid escape in string",
-                                 r'valid escapes: \" \\ \/ \n \t \r \b \f \uXXXX'))
+            if self.problem is None:
+                self.problem = error("syntax", span, "invalid escape in string",
+                                     r'valid escapes: \" \\ \/ \n \t \r \b \f \uXXXX')
+            return ast.Str(text, span)
         return ast.Str(value, span)
 
     def _duration(self, tok: Token) -> ast.DurationLit:
@@ -674,124 +852,124 @@ class _Builder(Transformer[Token, ast.Item]):
                 and isinstance(c[0], str)}
 
     # declarations
-    def module_decl(self, meta: Meta, ch: _Children) -> ast.ModuleDecl:
-        return ast.ModuleDecl(ch[0], self._span(meta))
+    def module_decl(self, span: Span, ch: _Children) -> ast.ModuleDecl:
+        return ast.ModuleDecl(ch[0], span)
 
-    def import_decl(self, meta: Meta, ch: _Children) -> ast.Import:
-        return ast.Import(ch[0], self._span(meta))
+    def import_decl(self, span: Span, ch: _Children) -> ast.Import:
+        return ast.Import(ch[0], span)
 
-    def dotted(self, meta: Meta, ch: _Children) -> ast.Name:
-        return ast.Name(".".join(ch), self._span(meta))
+    def dotted(self, span: Span, ch: _Children) -> ast.Name:
+        return ast.Name(".".join(ch), span)
 
-    def names(self, meta: Meta, ch: _Children) -> tuple[ast.Name, ...]:
+    def names(self, span: Span, ch: _Children) -> tuple[ast.Name, ...]:
         return tuple(self._name(t) for t in ch)
 
-    def dataclass_decl(self, meta: Meta, ch: _Children) -> ast.DataclassDecl:
-        return ast.DataclassDecl(self._name(ch[0]), ch[1] if len(ch) > 1 else (), self._span(meta))
+    def dataclass_decl(self, span: Span, ch: _Children) -> ast.DataclassDecl:
+        return ast.DataclassDecl(self._name(ch[0]), ch[1] if len(ch) > 1 else (), span)
 
-    def intent_decl(self, meta: Meta, ch: _Children) -> ast.IntentDecl:
-        return ast.IntentDecl(ch[0], self._span(meta))
+    def intent_decl(self, span: Span, ch: _Children) -> ast.IntentDecl:
+        return ast.IntentDecl(ch[0], span)
 
-    def agent_decl(self, meta: Meta, ch: _Children) -> ast.AgentDecl:
-        return ast.AgentDecl(self._name(ch[0]), self._str(ch[1]), self._span(meta))
+    def agent_decl(self, span: Span, ch: _Children) -> ast.AgentDecl:
+        return ast.AgentDecl(self._name(ch[0]), self._str(ch[1]), span)
 
-    def pattern(self, meta: Meta, ch: _Children) -> ast.Pattern:
-        return ast.Pattern(".".join(str(t) for t in ch), self._span(meta))
+    def pattern(self, span: Span, ch: _Children) -> ast.Pattern:
+        return ast.Pattern(".".join(str(t) for t in ch), span)
 
-    def quoted_pattern(self, meta: Meta, ch: _Children) -> ast.Pattern:
-        return ast.Pattern(self._str(ch[0]).value, self._span(meta), quoted=True)
+    def quoted_pattern(self, span: Span, ch: _Children) -> ast.Pattern:
+        return ast.Pattern(self._str(ch[0]).value, span, quoted=True)
 
-    def patterns(self, meta: Meta, ch: _Children) -> tuple[ast.Pattern, ...]:
+    def patterns(self, span: Span, ch: _Children) -> tuple[ast.Pattern, ...]:
         return tuple(ch)
 
-    def field(self, meta: Meta, ch: _Children) -> ast.Field:
+    def field(self, span: Span, ch: _Children) -> ast.Field:
         optional = len(ch) == 3
-        return ast.Field(self._name(ch[0]), self._name(ch[-1]), optional, self._span(meta))
+        return ast.Field(self._name(ch[0]), self._name(ch[-1]), optional, span)
 
-    def type_name(self, meta: Meta, ch: _Children) -> Any:
+    def type_name(self, span: Span, ch: _Children) -> Any:
         return ch[0]
 
-    def schema(self, meta: Meta, ch: _Children) -> ast.Schema:
-        return ast.Schema(tuple(ch), self._span(meta))
+    def schema(self, span: Span, ch: _Children) -> ast.Schema:
+        return ast.Schema(tuple(ch), span)
 
-    def intents_clause(self, meta: Meta, ch: _Children) -> tuple[str, Any]:
+    def intents_clause(self, span: Span, ch: _Children) -> tuple[str, Any]:
         return ("intents", ch[0])
 
-    def tool_data(self, meta: Meta, ch: _Children) -> tuple[str, Any]:
+    def tool_data(self, span: Span, ch: _Children) -> tuple[str, Any]:
         return ("data", ch[0])
 
-    def args_clause(self, meta: Meta, ch: _Children) -> tuple[str, Any]:
+    def args_clause(self, span: Span, ch: _Children) -> tuple[str, Any]:
         return ("args", ch[0])
 
-    def tool_decl(self, meta: Meta, ch: _Children) -> ast.ToolDecl:
+    def tool_decl(self, span: Span, ch: _Children) -> ast.ToolDecl:
         c = self._clauses(ch[1:])
         return ast.ToolDecl(ch[0], c.get("intents", ()), c.get("data", ()), c.get("args"),
-                            self._span(meta))
+                            span)
 
-    def params_clause(self, meta: Meta, ch: _Children) -> tuple[str, Any]:
+    def params_clause(self, span: Span, ch: _Children) -> tuple[str, Any]:
         return ("params", ch[0])
 
-    def tools_clause(self, meta: Meta, ch: _Children) -> tuple[str, Any]:
+    def tools_clause(self, span: Span, ch: _Children) -> tuple[str, Any]:
         return ("tools", ch[0])
 
-    def ceiling_clause(self, meta: Meta, ch: _Children) -> tuple[str, ast.Name]:
+    def ceiling_clause(self, span: Span, ch: _Children) -> tuple[str, ast.Name]:
         return ("ceiling", self._name(ch[0]))
 
-    def ttl_clause(self, meta: Meta, ch: _Children) -> tuple[str, ast.DurationLit]:
+    def ttl_clause(self, span: Span, ch: _Children) -> tuple[str, ast.DurationLit]:
         return ("ttl", self._duration(ch[0]))
 
-    def max_ttl_clause(self, meta: Meta, ch: _Children) -> tuple[str, ast.DurationLit]:
+    def max_ttl_clause(self, span: Span, ch: _Children) -> tuple[str, ast.DurationLit]:
         return ("max_ttl", self._duration(ch[0]))
 
-    def delegate_to(self, meta: Meta, ch: _Children) -> tuple[str, Any]:
+    def delegate_to(self, span: Span, ch: _Children) -> tuple[str, Any]:
         return ("to", ch[0])
 
-    def delegate_depth(self, meta: Meta, ch: _Children) -> tuple[str, ast.Literal]:
+    def delegate_depth(self, span: Span, ch: _Children) -> tuple[str, ast.Literal]:
         return ("depth", ast.Literal(parse_number(str(ch[0])), self._tspan(ch[0])))
 
-    def delegate_clause(self, meta: Meta, ch: _Children) -> tuple[str, ast.DelegateClause]:
+    def delegate_clause(self, span: Span, ch: _Children) -> tuple[str, ast.DelegateClause]:
         c = self._clauses(ch)
-        return ("delegate", ast.DelegateClause(c.get("to"), c.get("depth"), self._span(meta)))
+        return ("delegate", ast.DelegateClause(c.get("to"), c.get("depth"), span))
 
-    def task_decl(self, meta: Meta, ch: _Children) -> ast.TaskDecl:
+    def task_decl(self, span: Span, ch: _Children) -> ast.TaskDecl:
         c = self._clauses(ch[1:])
         return ast.TaskDecl(self._name(ch[0]), c.get("params"), c.get("tools"), c.get("intents"),
-                            c.get("ceiling"), c.get("ttl"), c.get("delegate"), self._span(meta))
+                            c.get("ceiling"), c.get("ttl"), c.get("delegate"), span)
 
-    def defaults_decl(self, meta: Meta, ch: _Children) -> ast.Defaults:
+    def defaults_decl(self, span: Span, ch: _Children) -> ast.Defaults:
         c = self._clauses(ch)
-        return ast.Defaults(c.get("ttl"), c.get("max_ttl"), self._span(meta))
+        return ast.Defaults(c.get("ttl"), c.get("max_ttl"), span)
 
     # rules
-    def effect(self, meta: Meta, ch: _Children) -> str:
+    def effect(self, span: Span, ch: _Children) -> str:
         return str(ch[0])
 
-    def on_intent(self, meta: Meta, ch: _Children) -> ast.OnIntent:
-        return ast.OnIntent(self._name(ch[0]), self._span(meta))
+    def on_intent(self, span: Span, ch: _Children) -> ast.OnIntent:
+        return ast.OnIntent(self._name(ch[0]), span)
 
-    def on_clause(self, meta: Meta, ch: _Children) -> tuple[str, tuple[Any, ...]]:
+    def on_clause(self, span: Span, ch: _Children) -> tuple[str, tuple[Any, ...]]:
         return ("on", tuple(ch))
 
-    def in_clause(self, meta: Meta, ch: _Children) -> tuple[str, Any]:
+    def in_clause(self, span: Span, ch: _Children) -> tuple[str, Any]:
         return ("tasks", ch[0])
 
-    def by_clause(self, meta: Meta, ch: _Children) -> tuple[str, Any]:
+    def by_clause(self, span: Span, ch: _Children) -> tuple[str, Any]:
         return ("agents", ch[0])
 
-    def when_clause(self, meta: Meta, ch: _Children) -> tuple[str, Any]:
+    def when_clause(self, span: Span, ch: _Children) -> tuple[str, Any]:
         return ("when", ch[0])
 
-    def unless_clause(self, meta: Meta, ch: _Children) -> tuple[str, Any]:
+    def unless_clause(self, span: Span, ch: _Children) -> tuple[str, Any]:
         return ("unless", ch[0])
 
-    def because_clause(self, meta: Meta, ch: _Children) -> tuple[str, ast.Str]:
+    def because_clause(self, span: Span, ch: _Children) -> tuple[str, ast.Str]:
         return ("because", self._str(ch[0]))
 
-    def rule(self, meta: Meta, ch: _Children) -> ast.Rule:
+    def rule(self, span: Span, ch: _Children) -> ast.Rule:
         c = self._clauses(ch[2:])
         return ast.Rule(ch[0], self._name(ch[1]), c.get("on"), c.get("tasks"), c.get("agents"),
                         c.get("when"), c.get("unless"), c.get("ttl"), c.get("because"),
-                        self._span(meta))
+                        span)
 
     # expressions
     or_ = _binary("or")
@@ -801,53 +979,53 @@ class _Builder(Transformer[Token, ast.Item]):
     add = _binary("+")
     sub = _binary("-")
 
-    def compare(self, meta: Meta, ch: _Children) -> ast.Binary:
-        return ast.Binary(str(ch[1]), ch[0], ch[2], self._span(meta))
+    def compare(self, span: Span, ch: _Children) -> ast.Binary:
+        return ast.Binary(str(ch[1]), ch[0], ch[2], span)
 
-    def cmp_op(self, meta: Meta, ch: _Children) -> str:
+    def cmp_op(self, span: Span, ch: _Children) -> str:
         return str(ch[0])
 
-    def not_(self, meta: Meta, ch: _Children) -> ast.Unary:
-        return ast.Unary("not", ch[0], self._span(meta))
+    def not_(self, span: Span, ch: _Children) -> ast.Unary:
+        return ast.Unary("not", ch[0], span)
 
-    def neg(self, meta: Meta, ch: _Children) -> ast.Unary:
-        return ast.Unary("-", ch[0], self._span(meta))
+    def neg(self, span: Span, ch: _Children) -> ast.Unary:
+        return ast.Unary("-", ch[0], span)
 
-    def has(self, meta: Meta, ch: _Children) -> ast.Has:
+    def has(self, span: Span, ch: _Children) -> ast.Has:
         tok = ch[1]
         name = self._str(tok).value if tok.type == "STRING" else str(tok)
-        return ast.Has(ch[0], ast.Name(name, self._tspan(tok)), self._span(meta))
+        return ast.Has(ch[0], ast.Name(name, self._tspan(tok)), span)
 
-    def is_(self, meta: Meta, ch: _Children) -> ast.Is:
-        return ast.Is(ch[0], self._name(ch[1]), self._span(meta))
+    def is_(self, span: Span, ch: _Children) -> ast.Is:
+        return ast.Is(ch[0], self._name(ch[1]), span)
 
-    def attr(self, meta: Meta, ch: _Children) -> ast.Attr:
-        return ast.Attr(ch[0], self._name(ch[1]), self._span(meta))
+    def attr(self, span: Span, ch: _Children) -> ast.Attr:
+        return ast.Attr(ch[0], self._name(ch[1]), span)
 
-    def list(self, meta: Meta, ch: _Children) -> ast.ListExpr:
-        return ast.ListExpr(tuple(ch), self._span(meta))
+    def list(self, span: Span, ch: _Children) -> ast.ListExpr:
+        return ast.ListExpr(tuple(ch), span)
 
-    def quantifier(self, meta: Meta, ch: _Children) -> str:
+    def quantifier(self, span: Span, ch: _Children) -> str:
         return str(ch[0])
 
-    def quant(self, meta: Meta, ch: _Children) -> ast.Quant:
+    def quant(self, span: Span, ch: _Children) -> ast.Quant:
         cond = ch[3] if len(ch) == 5 else None  # `if COND` is optional
-        return ast.Quant(ch[0], self._name(ch[1]), ch[2], cond, ch[-1], self._span(meta))
+        return ast.Quant(ch[0], self._name(ch[1]), ch[2], cond, ch[-1], span)
 
-    def call(self, meta: Meta, ch: _Children) -> ast.Call:
-        return ast.Call(self._name(ch[0]), tuple(ch[1:]), self._span(meta))
+    def call(self, span: Span, ch: _Children) -> ast.Call:
+        return ast.Call(self._name(ch[0]), tuple(ch[1:]), span)
 
-    def name_ref(self, meta: Meta, ch: _Children) -> ast.NameRef:
-        return ast.NameRef(str(ch[0]), self._span(meta))
+    def name_ref(self, span: Span, ch: _Children) -> ast.NameRef:
+        return ast.NameRef(str(ch[0]), span)
 
-    def literal(self, meta: Meta, ch: _Children) -> ast.Literal:
+    def literal(self, span: Span, ch: _Children) -> ast.Literal:
         return self._literal(ch[0])
 
-    def literal_list(self, meta: Meta, ch: _Children) -> ast.ListExpr:
+    def literal_list(self, span: Span, ch: _Children) -> ast.ListExpr:
         return ast.ListExpr(tuple(
             self._value(kind, text, Span(self.source, start, end))
             for kind, text, start, end in _list_parts(ch[0]) if kind not in _PUNCTUATION),
-            self._span(meta))
+            span)
 
     def _literal(self, tok: Token) -> ast.Literal:
         return self._value(tok.type, str(tok), self._tspan(tok))

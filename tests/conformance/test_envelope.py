@@ -636,7 +636,9 @@ def test_task_unknown_names_the_kind(engine):
 
 TABLE = ("request.invalid", "request.unknown", "task.unknown", "task.expired", "task.ended",
          "scope.tool", "scope.intent", "scope.data", "delegation.mismatch", "delegation.cycle",
-         "delegation.depth", "delegation.to", "delegation.scope", "delegation.expired")
+         "delegation.depth", "delegation.to", "delegation.scope", "delegation.expired",
+         "identity.invalid", "identity.mismatch", "identity.missing", "store.unavailable",
+         "session.full")
 
 
 def test_the_rows_are_the_table_in_order():

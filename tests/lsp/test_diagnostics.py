@@ -1,5 +1,7 @@
 """Diagnostics as you type: the same codes, messages and ranges as `agp check`, set-wide."""
 
+import asyncio
+
 import pytest
 from lsprotocol import types as lsp
 from support import change_doc, open_doc, opened, until
@@ -120,3 +122,30 @@ async def test_unreadable_files_get_the_diagnostics_of_agp_check(client, workspa
         want = _check_view(expected, path)
         assert [c for c, *_ in want] == [code]
         assert _lsp_view(client, path.as_uri()) == want
+
+
+async def test_an_edit_inside_a_comment_publishes_the_same_diagnostics_for_its_version(
+        client, workspace):
+    path = workspace / "support.agp"
+    text = path.read_text(encoding="utf-8").replace("by support_bot, billing",
+                                                    "by support_bot, biling")
+    uri = open_doc(client, path, text)
+    before = _lsp_view_of(await until(client, lambda: client.diagnostics.get(uri)))
+    at = text.index("# glob: a family") + 3
+    commented = text[:at] + "many more words in this comment, " + text[at:]
+    for version, new in ((2, commented), (3, commented.replace("biling", "billing"))):
+        change_doc(client, uri, new, version)
+        while True:
+            params = await asyncio.wait_for(client.wait_for_notification(
+                lsp.TEXT_DOCUMENT_PUBLISH_DIAGNOSTICS), 30)
+            if params.uri == uri and params.version == version:
+                break
+        if version == 2:  # the same problems, at the same lines and columns
+            assert _lsp_view_of(params.diagnostics) == before
+        else:  # an edit outside the comment is checked again
+            assert not params.diagnostics
+
+
+def _lsp_view_of(diagnostics):
+    return sorted((d.code, d.message, d.range.start.line, d.range.start.character,
+                   d.range.end.line, d.range.end.character) for d in diagnostics)

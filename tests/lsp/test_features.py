@@ -43,6 +43,22 @@ async def test_hover(client, workspace):
     assert "Sends data outside the agent's trust boundary" in h.contents.value
 
 
+async def test_hover_on_session_fields(client, workspace):
+    text = ("forbid r on crm.lookup when count(h in task.history if h.tool == \"x\": "
+            "h.age < 1h) > task.seen.x and agent.verified\n")
+    uri = await opened(client, workspace / "session.agp", text)
+    h = await _hover(client, uri, text, "age < 1h")
+    assert "h.age: duration" in h.contents.value and "how long ago" in h.contents.value
+    h = await _hover(client, uri, text, "tool ==")
+    assert "h.tool: string" in h.contents.value
+    h = await _hover(client, uri, text, "history if")
+    assert "task.history: list of object" in h.contents.value
+    h = await _hover(client, uri, text, "seen.x")
+    assert "task.seen: data" in h.contents.value
+    h = await _hover(client, uri, text, "verified\n")
+    assert "agent.verified: bool" in h.contents.value and "JWT-SVID" in h.contents.value
+
+
 async def test_hover_on_a_standard_function(client, workspace):
     text = 'forbid shouting on crm.lookup when upper(args.customer) == "X"\n'
     uri = await opened(client, workspace / "fn.agp", text)
@@ -68,9 +84,15 @@ async def _complete(client, uri, text):
     ("permit r on crm.lookup by ", {"support_bot", "billing"}, {"support_ticket"}),
     ("forbid r when data <= ", {"pii", "restricted", "public"}, {"read", "when"}),
     ("forbid r in support_ticket when task.params.", {"customer"}, {"amount"}),
-    ("forbid r when task.", {"kind", "params", "age"}, set()),
+    ("forbid r when task.", {"kind", "params", "age", "seen", "history"}, set()),
     ("forbid r when chain.", {"depth", "hops", "origin"}, set()),
-    ("forbid r when agent.", {"id", "attrs"}, set()),
+    ("forbid r when agent.", {"id", "attrs", "verified"}, set()),
+    # issue 12: an item of `task.history`, through the quantifier's variable
+    ("forbid r when count(h in task.history if h.",
+     {"tool", "intent", "data", "args", "decision", "at", "age"}, {"kind", "depth"}),
+    ("forbid r when any(h in task.history: h.data >= pii) and all(x in args.l: x.", set(),
+     {"tool", "age"}),
+    ("forbid r when sum(h in task.history: h.args.", set(), {"tool", "age", "amount"}),
     ("forbid r when ", {"args", "chain", "not", "any", "lower", "host_within", "pii"}, {"permit"}),
     ("permit r on crm.lookup ", {"in", "by", "when", "unless", "ttl", "because", "permit", "tool"},
      {"and"}),
