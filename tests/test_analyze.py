@@ -354,3 +354,85 @@ def test_a_difference_only_deep_chains_show_is_found_never_proved_absent():
     assert result.differences and all(len(d.request["chain"]) >= 12
                                        for d in result.differences)
     assert result.differences[0].old.rules == ["deep"]
+
+
+# ---- the shortcuts of the big sets keep every answer (docs/analyze.md, Speed) ------------------
+
+
+def test_rules_of_one_tool_equivalent_only_when_they_match_alike():
+    # Forbids of one tool and one shape, different thresholds: each witness matches several,
+    # so only the solver (and the models of its differences) tells them apart; the duplicate
+    # (one formula) and the reworded one are equivalent, the others are not.
+    found = findings(HEAD + """
+forbid over10 on http.get when args has n and args.n > 10
+forbid over20 on http.get when args has n and args.n > 20
+forbid over30 on http.get when args has n and args.n > 30
+forbid over40 on http.get when args has n and args.n > 40
+forbid again10 on http.get when args has n and args.n > 10
+forbid reworded30 on http.get when args has n and 30 < args.n
+permit lookups on crm.lookup in ticket
+""")
+    assert found == {"again10": "equivalent-rule", "reworded30": "equivalent-rule"}
+
+
+def test_a_witness_needs_no_chain_but_one_for_a_deep_forbid_is_still_found():
+    # `fine` reads no chain, but a forbid near it does: its witness without a chain is found;
+    # the forbid needs a chain of 5 hops and is not dead either.
+    assert findings(HEAD + """
+permit fine on http.get when args has n
+forbid deep on http.get when chain.depth > 3
+ask asked on http.get when chain.depth > 1 and args has n
+""") == {}
+
+
+def test_witness_strings_outside_ascii_are_kept_when_the_rule_needs_them():
+    # The readable model (printable ASCII) cannot be had: the solver's own is kept.
+    text = HEAD + 'permit p on http.get when args.s == "été"\n'
+    answer = query(policy(text), "on http.get", timeout=10)
+    assert answer.request is not None and answer.request["args"]["s"] == "été"
+    assert all(d["decision"] == "allow" for d in decide_all(text, answer.request))
+
+
+def test_an_agent_id_is_named_when_no_rule_reads_it_and_fits_when_one_does():
+    plain = query(policy(OLD), "on crm.lookup", timeout=10)
+    assert plain.request is not None and plain.request["agent"]["id"] == "agent"
+    text = HEAD + 'agent ops "ops-*"\npermit p on http.get by ops\n'
+    answer = query(policy(text), "on http.get", timeout=10)
+    assert answer.request is not None and answer.request["agent"]["id"].startswith("ops-")
+    assert all(d["decision"] == "allow" for d in decide_all(text, answer.request))
+
+
+@SMALL
+@given(policy_sets(), st.lists(request_values(), min_size=20, max_size=20))
+def test_findings_agree_with_deciding_random_requests(text, requests):
+    # A finding is a proof of absence: no request may contradict it in the reference evaluator.
+    from agp import interp
+    from agp.model import RequestError, parse_request
+
+    checked = check_sources([Source("p.agp", text)])[0]
+    if checked is None:
+        return
+    report = analyze(checked, timeout=3)
+    rules = {r.name: r for r in checked.rules}
+    requests = [r for r in requests if not any(h.get("scope") for h in r.get("chain", []))
+                and "svid" not in r["agent"]]
+
+    def matches(name: str, request: dict) -> bool:
+        try:
+            call = interp.resolve(checked, parse_request(request))
+        except RequestError:  # request.invalid: no rule runs
+            return False
+        rule = rules[name]
+        return interp.in_scope(checked, rule, call) and \
+            interp.rule_matches(checked, rule, call.env)[0]
+
+    for d in report.diagnostics:
+        name = d.span.source.text[d.span.start:d.span.end]
+        for request in requests:
+            if d.code == "never-matches":
+                assert not matches(name, request), (name, request)
+            elif d.code.startswith("shadowed-"):
+                assert name not in interp.decide(checked, request).rules, (name, request)
+            elif d.code == "equivalent-rule":
+                other = d.related[0].message.split("`")[1]
+                assert matches(name, request) == matches(other, request), (name, request)

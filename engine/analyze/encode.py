@@ -38,6 +38,7 @@ import z3  # type: ignore[import-untyped]  # z3 ships no type information
 
 from agp.glob import Glob
 from agp.limits import MAX_DURATION, MAX_LIST_LENGTH, MAX_TIME, MIN_TIME
+from agp.model import is_tool_name
 from agp.policy import Policy, RuleInfo
 from agp.source import Span
 from agp.syntax import ast
@@ -107,7 +108,7 @@ class Space:
         self.classes = tuple(sorted({*classes, OTHER_CLASS}))
         # tool names that the policies' patterns suggest: witnesses try them first (a free
         # string under many patterns is slow for the solver; one of these is quick)
-        self.tool_names = tuple(sorted(set(tool_names)))
+        self.tool_names = tuple(sorted({n for n in tool_names if is_tool_name(n)}))
         self.intents = tuple(sorted(set(intents)))
         self.hops = hops
         S, R, B = self.string, self.real, self.boolean
@@ -137,6 +138,9 @@ class Space:
         # for the solver): whether it is the acting agent, which agent patterns it matches, and
         # which other hops have the same principal. The witness then finds strings that fit.
         self.agent_globs = {g.pattern: g for g in agent_globs}
+        # whether some formula reads the agent's id (`agent()`): if none does, a witness may
+        # name any agent
+        self.agent_read = bool(self.agent_globs)
         self.hop_is_agent = [B(f"chain[{i}]=agent") for i in range(hops)]
         self.hop_in = [{p: B(f"chain[{i}]~{p}") for p in self.agent_globs} for i in range(hops)]
         self.hop_same = {(i, j): B(f"chain[{i}]=chain[{j}]")
@@ -158,6 +162,11 @@ class Space:
                                                             for j in range(i)))
                            for i in range(self.hops)]
         return self._later
+
+    def agent(self) -> z3.SeqRef:
+        """The agent's id, for a formula that reads it."""
+        self.agent_read = True
+        return self.agent_id
 
     @property
     def long(self) -> z3.BoolRef:
@@ -261,14 +270,15 @@ class Space:
         return self.any(self.glob(g, subject) for g in globs)
 
     # the shape of a valid request
-    def valid(self, hops: bool = True) -> z3.BoolRef:
+    def valid(self, hops: bool = True, tool: bool = True) -> z3.BoolRef:
         """What every request that reaches the rules satisfies (FORMATS.md): the bounds of
         values and times, a tool name without whitespace, hops of the three kinds. Without
         `hops`, the consistency of the hops' principals is left out: what a request without a
         chain needs (no formula reads a hop of a chain shorter than it), and the dearest part
-        for the solver."""
+        for the solver. Without `tool`, the tool name's shape is left out: what a check that
+        fixes the tool to one of `tool_names` needs (they all have that shape)."""
         V = self.Val
-        out = [z3.InRe(self.tool, tool_name_regex(self.ctx)),
+        out = [*([z3.InRe(self.tool, tool_name_regex(self.ctx))] if tool else []),
                self.now >= EPOCH_MIN, self.now < EPOCH_MAX,
                z3.Implies(self.has_started, z3.And(self.started >= EPOCH_MIN,
                                                    self.started < EPOCH_MAX)),
@@ -499,7 +509,7 @@ def rule_scope(space: Space, policy: Policy, rule: RuleInfo, resolved: _Resolved
     if rule.tasks is not None:
         parts.append(space.any(is_task(space, t) for t in sorted(rule.tasks)))
     if rule.agents is not None:
-        parts.append(space.globs(rule.agents, space.agent_id))
+        parts.append(space.globs(rule.agents, space.agent()))
     return space.all(parts)
 
 
@@ -733,7 +743,7 @@ class _Encode(ExprVisitor):
         absent = s.true()
         if root == "agent":
             if name == "id":
-                return self.ok(V.str(s.agent_id))
+                return self.ok(V.str(s.agent()))
             if name == "attrs":
                 return self.ok(Root("attrs", ("attrs",)))
             if name == "verified":
@@ -882,7 +892,7 @@ class _Encode(ExprVisitor):
             return self.both(a, b, s.true(), V.null)
         if isinstance(box, Root) and box.name == "chain" and not box.path:
             if isinstance(item, Label) and item.kind == "agent" and item.glob is not None:
-                hit = s.any([s.glob(item.glob, s.agent_id),
+                hit = s.any([s.glob(item.glob, s.agent()),
                              *(z3.And(s.length > i, s.principal_in(i, item.glob))
                                for i in range(s.hops)),
                              z3.And(s.long, s.flag(("in chain", item.glob.pattern)))])
@@ -970,7 +980,7 @@ class _Encode(ExprVisitor):
         other_err = z3.And(obj.err, z3.Not(obj.missing))
         if isinstance(obj.value, Root) and obj.value.name == "agent" and label.kind == "agent" \
                 and label.glob is not None:
-            return Sym(V.bool(s.glob(label.glob, s.agent_id)), other_err, s.false())
+            return Sym(V.bool(s.glob(label.glob, s.agent())), other_err, s.false())
         if isinstance(obj.value, Root) and obj.value.name == "task" and not obj.value.path:
             hit = is_task(s, label.name) if label.kind == "task" else s.false()
             return Sym(V.bool(z3.And(z3.Not(obj.err), hit)), other_err, s.false())

@@ -36,6 +36,8 @@ from agp.analyze.witness import Solver, request_of
 from agp.diagnostics import Diagnostic, Related, warning
 from agp.model import RequestError, parse_request
 from agp.policy import Policy, RuleInfo
+from agp.syntax import ast
+from agp.syntax.visit import walk
 from agp.values import EvalError
 
 # At most this many forbids are tried one by one to name the one that shadows a rule.
@@ -91,9 +93,10 @@ def analyze(policy: Policy, *, timeout: float = 10.0,
         # One check for a rule that decides (most of them): it matches, and nothing that comes
         # before it in the outcome (the envelope, a forbid; an ask, for a permit) does.
         checks += 1
+        pin, shape = named.pin(rule)
         first, model = solver.first(
             (named.decides(rule, leaf) for leaf in _leaves_for(policy, rule, space.tool_names)),
-            *named.decides(rule))
+            *named.decides(rule), *pin, tool=shape, chain=not named.chain_free(rule))
         if first == "sat":
             assert model is not None
             witnesses[rule.name] = request_of(space, model)
@@ -101,7 +104,7 @@ def analyze(policy: Policy, *, timeout: float = 10.0,
             continue
         # It never decides, or the check ran out of time: which of the weaker claims holds.
         checks += 1
-        verdict, model = solver.witness(named.match[rule.name])
+        verdict, model = solver.witness(named.match[rule.name], *pin, tool=shape)
         if verdict != "sat":
             out.append(_finding(rule, "never-matches" if verdict == "unsat" else None,
                                 f"rule `{rule.name}` can never match: no request satisfies "
@@ -113,7 +116,8 @@ def analyze(policy: Policy, *, timeout: float = 10.0,
             continue
         if rule.effect == "permit":  # the envelope and forbids, or the asks?
             checks += 1
-            verdict = solver.check(named.match[rule.name], named.envelope_ok, named.no_forbid)
+            verdict = solver.check(named.match[rule.name], *pin, named.envelope_ok,
+                                   named.no_forbid, tool=shape)
             if verdict == "sat":
                 out.append(_finding(rule, "shadowed-permit" if first == "unsat" else None,
                                     f"permit `{rule.name}` never decides: whenever it matches, "
@@ -139,7 +143,9 @@ class _Named:
         self.envelope_ok = z3.Not(enc.failed)
         self.no_forbid = z3.Not(enc.effect("forbid"))
         self.no_ask = z3.Not(enc.effect("ask"))
-        self.near: dict[str, list[RuleInfo]] = {}  # rule -> the forbids and asks it may meet
+        self.near: dict[object, list[RuleInfo]] = {}  # scope -> the forbids and asks it may meet
+        self.by_tool: dict[str | None, list[RuleInfo]] | None = None  # forbids and asks
+        self.order = {id(r): i for i, r in enumerate(enc.policy.rules)}
 
     def decides(self, rule: RuleInfo, leaf: Leaf | None = None) -> list[z3.BoolRef]:
         """The rule matches and decides: a forbid always; an ask when the envelope and the
@@ -151,11 +157,7 @@ class _Named:
         at = [] if leaf is None else leaf.facts(self.enc.space)
         if rule.effect == "forbid":
             return [match, *at]
-        near = self.near.get(rule.name)
-        if near is None:
-            near = self.near[rule.name] = [r for r in self.enc.policy.rules
-                                           if r.effect != "permit" and r is not rule
-                                           and may_meet(rule, r)]
+        near = self.meets(rule)
         no_forbid = z3.Not(self.enc.space.any(self.match[r.name] for r in near
                                               if r.effect == "forbid"))
         envelope_ok = self.envelope_ok if leaf is None else z3.Not(envelope_at(self.enc, leaf))
@@ -165,12 +167,52 @@ class _Named:
                                                  if r.effect == "ask")))
         return out
 
+    def meets(self, rule: RuleInfo) -> list[RuleInfo]:
+        """The forbids and asks whose scope may meet the rule's (`may_meet`)."""
+        # rules of one scope meet the same others (the big sets repeat a few scopes)
+        key = (rule.tasks, rule.scoped_on, rule.on_intents, tuple(g.pattern for g in rule.on_tools))
+        if key not in self.near:
+            if self.by_tool is None:
+                self.by_tool = {}
+                for r in self.enc.policy.rules:
+                    if r.effect != "permit":
+                        self.by_tool.setdefault(one_tool(r), []).append(r)
+            # a rule of one tool meets no rule of another one
+            tool = one_tool(rule)
+            others = [r for t, rs in self.by_tool.items() if t is None or tool is None or t == tool
+                      for r in rs]
+            self.near[key] = sorted((r for r in others if may_meet(rule, r)),
+                                    key=lambda r: self.order[id(r)])
+        return [r for r in self.near[key] if r is not rule]
+
+    def chain_free(self, rule: RuleInfo) -> bool:
+        """Whether `decides(rule, leaf)` reads the chain only through the envelope. Then a
+        request without a chain is a witness whenever one with a chain is (the chain's rows of
+        the envelope all pass without one, and nothing else changes), and a leaf without a
+        witness without a chain needs no search with one."""
+        rules = [rule] if rule.effect == "forbid" else [rule, *(
+            r for r in self.meets(rule) if rule.effect == "permit" or r.effect == "forbid")]
+        return not any(reads_chain(r) for r in rules)
+
+    def pin(self, rule: RuleInfo) -> tuple[list[z3.BoolRef], bool]:
+        """Facts every request the rule matches satisfies, which spare the solver work: the
+        tool, when the rule's scope names exactly one (a check then reads constants where it
+        read globs over a free string); and whether a check must still say the tool's shape
+        (`Solver.check`'s `tool`)."""
+        name = one_tool(rule)
+        if name is None:
+            return [], True
+        space = self.enc.space
+        return [space.tool == z3.StringVal(name, space.ctx)], name not in space.tool_names
+
     def covering(self, rule: RuleInfo) -> tuple[Related, ...]:
         """The forbid that alone covers the rule, when one does (among the first few)."""
         forbids = [f for f in self.enc.policy.rules
                    if f.effect == "forbid" and may_meet(rule, f)][:NAMED_FORBIDS]
+        pin, shape = self.pin(rule)
         for f in forbids:
-            if self.solver.check(self.match[rule.name], z3.Not(self.match[f.name])) == "unsat":
+            if self.solver.check(self.match[rule.name], *pin, z3.Not(self.match[f.name]),
+                                 tool=shape) == "unsat":
                 return (Related(f.decl.name.span, f"forbid `{f.name}` matches whenever it does"),)
         return ()
 
@@ -209,6 +251,21 @@ def _tools_for(policy: Policy, rule: RuleInfo, names: tuple[str, ...]) -> list[s
     return list(itertools.islice((n for n in names if fits(n)), TOOL_TRIES))
 
 
+def reads_chain(rule: RuleInfo) -> bool:
+    """Whether the rule's condition names the chain (`chain.depth`, `x in chain`, ...)."""
+    return any(isinstance(e, ast.NameRef) and e.name == "chain"
+               for cond in (rule.when, rule.unless) if cond is not None for e in walk(cond))
+
+
+def one_tool(rule: RuleInfo) -> str | None:
+    """The one tool name a rule's scope holds, when it holds one (`on payments.refund`)."""
+    names = {g.pattern for g in rule.on_tools}
+    if not rule.scoped_on or rule.on_intents or len(names) != 1 or \
+            not rule.on_tools[0].is_exact:
+        return None
+    return rule.on_tools[0].pattern
+
+
 def may_meet(a: RuleInfo, b: RuleInfo) -> bool:
     """Whether some request may be in the scope of both rules (False only when the scopes are
     disjoint: different tools, or different tasks)."""
@@ -243,7 +300,8 @@ def _deciding(policy: Policy, request: dict[str, Any], decided: dict[str, dict[s
 
 
 def _shadow_message(named: _Named, rule: RuleInfo) -> str:
-    alone = named.solver.check(named.match[rule.name], named.envelope_ok)
+    pin, shape = named.pin(rule)
+    alone = named.solver.check(named.match[rule.name], *pin, named.envelope_ok, tool=shape)
     why = ("the envelope (the task's scope or the delegation checks) always denies"
            if alone == "unsat" else "a forbid or the envelope always denies")
     return f"{rule.effect} `{rule.name}` never decides: whenever it matches, {why}"
@@ -267,14 +325,28 @@ def _equivalent(policy: Policy, named: _Named, witnesses: dict[str, dict[str, An
     from agp import interp  # the reference evaluator's own steps decide what a rule matches
 
     rules = [r for r in policy.rules if r.name in witnesses]
+    # the rules of one tool are looked at only for its witnesses (the others are out of scope)
+    by_tool: dict[str | None, list[RuleInfo]] = {}
+    for r in rules:
+        by_tool.setdefault(one_tool(r), []).append(r)
+
+    def matched(request: dict[str, Any], effect: str) -> set[str] | None:
+        """The rules of `effect` that match `request` (None: it is no valid request)."""
+        try:
+            call = interp.resolve(policy, parse_request(request))
+        except (RequestError, EvalError):
+            return None
+        near = [*by_tool.get(call.request.tool, ()), *by_tool.get(None, ())]
+        return {other.name for other in near if other.effect == effect
+                and _matches(policy, other, call)}
+
     hits: dict[str, set[str]] = {}
     for r in rules:
-        try:
-            call = interp.resolve(policy, parse_request(witnesses[r.name]))
-        except (RequestError, EvalError):
-            continue
-        hits[r.name] = {other.name for other in rules if other.effect == r.effect
-                        and _matches(policy, other, call)}
+        seen = matched(witnesses[r.name], r.effect)
+        if seen is not None:
+            hits[r.name] = seen
+    # what the solver's models of candidates that differ match: they tell later ones apart
+    told: list[set[str]] = []
     out: list[Diagnostic] = []
     reported: set[str] = set()
     order = {r.name: i for i, r in enumerate(policy.rules)}
@@ -287,19 +359,28 @@ def _equivalent(policy: Policy, named: _Named, witnesses: dict[str, dict[str, An
                 continue
             if r.effect == "permit" and r.ttl != other.ttl:
                 continue
-            if any((r.name in m) != (name in m) for m in hits.values()):
+            if any((r.name in m) != (name in m) for m in itertools.chain(hits.values(), told)):
                 continue  # a witness tells them apart
             if stop():
                 return out
-            xor = z3.Xor(named.match[r.name], named.match[name])
-            if named.solver.check(xor) == "unsat":
-                reported.add(r.name)
-                out.append(warning(
-                    "equivalent-rule", r.decl.name.span,
-                    f"rule `{r.name}` matches exactly the requests that `{name}` matches",
-                    "remove one of them, or make them differ",
-                    (Related(other.decl.name.span, f"`{name}` is here"),)))
-                break
+            a, b = named.match[r.name], named.match[name]
+            # One formula (z3 shares equal terms: two rules of the same text) is one set of
+            # requests; else, of one tool, both match nothing elsewhere: a check over that tool.
+            pin, shape = named.pin(r) if one_tool(r) == one_tool(other) else ([], True)
+            if not a.eq(b) and named.solver.check(z3.Xor(a, b), *pin, tool=shape) != "unsat":
+                model = named.solver.model
+                seen = None if model is None else \
+                    matched(request_of(named.enc.space, model), r.effect)
+                if seen is not None:
+                    told.append(seen)
+                continue
+            reported.add(r.name)
+            out.append(warning(
+                "equivalent-rule", r.decl.name.span,
+                f"rule `{r.name}` matches exactly the requests that `{name}` matches",
+                "remove one of them, or make them differ",
+                (Related(other.decl.name.span, f"`{name}` is here"),)))
+            break
     return out
 
 

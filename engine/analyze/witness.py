@@ -40,11 +40,12 @@ class Solver:
     def __init__(self, space: Space, timeout: float) -> None:
         self.space = space
         self.extra: list[z3.BoolRef] = []
-        self._valid: tuple[z3.BoolRef, z3.BoolRef] | None = None
+        self._valid: dict[tuple[bool, bool], z3.BoolRef] = {}
         self.timeout = max(1, int(timeout * 1000))
         self.timeouts = 0
         self._model: z3.ModelRef | None = None
         self._nice: z3.BoolRef | None = None
+        self._plain: tuple[z3.BoolRef, z3.BoolRef] | None = None
 
     @property
     def nice(self) -> z3.BoolRef:
@@ -53,23 +54,55 @@ class Solver:
             self._nice = nice(self.space)
         return self._nice
 
-    def valid(self, chain: bool = True) -> z3.BoolRef:
-        """The space's validity; without `chain`, for requests without a chain only."""
-        if self._valid is None:
+    @property
+    def plain(self) -> tuple[z3.BoolRef, z3.BoolRef]:
+        """`nice` in two parts: what is cheap to ask of the solver, and what is only checked
+        on its model (printable strings: regular expressions over every string of the request
+        doubled the time of a witness check, and the solver's own strings mostly are)."""
+        if self._plain is None:
+            self._plain = nice(self.space, strings=False), printable_strings(self.space)
+        return self._plain
+
+    def readable(self, *facts: z3.BoolRef, chain: bool = True, tool: bool = True) -> str:
+        """A check of the facts that prefers a model that reads well (`nice`), with a short
+        budget: first with the cheap part of the preferences, its model kept when its strings
+        are printable too; else with all of them."""
+        cheap, strings = self.plain
+        verdict = self.check(*facts, cheap, timeout=NICE_MS, chain=chain, tool=tool)
+        if verdict != "sat":
+            return verdict
+        assert self._model is not None
+        if z3.is_true(self._model.eval(strings, model_completion=True)):
+            return verdict
+        return self.check(*facts, self.nice, timeout=NICE_MS, chain=chain, tool=tool)
+
+    def valid(self, chain: bool = True, tool: bool = True) -> z3.BoolRef:
+        """The space's validity; without `chain`, for requests without a chain only; without
+        `tool`, for checks that fix the tool to one of the space's `tool_names`."""
+        key = (chain, tool)
+        if key not in self._valid:
             s = self.space
-            self._valid = (s.valid(), z3.And(s.valid(hops=False), s.length == 0))
-        return self._valid[0 if chain else 1]
+            self._valid[key] = s.valid(tool=tool) if chain else \
+                z3.And(s.valid(hops=False, tool=tool), s.length == 0)
+        return self._valid[key]
+
+    @property
+    def model(self) -> z3.ModelRef | None:
+        """The model of the last check, when it was "sat"."""
+        return self._model
 
     def add(self, *facts: z3.BoolRef) -> None:
         self.extra.extend(facts)
 
-    def check(self, *facts: z3.BoolRef, timeout: int | None = None, chain: bool = True) -> str:
+    def check(self, *facts: z3.BoolRef, timeout: int | None = None, chain: bool = True,
+              tool: bool = True) -> str:
         """"sat", "unsat" or "unknown" (the time budget ran out, or the solver gave up).
         `timeout` (milliseconds) shortens the budget of this check; without `chain`, only
-        requests without a chain are searched (cheaper for the solver)."""
+        requests without a chain are searched (cheaper for the solver); without `tool`, the
+        facts fix the tool to one of the space's `tool_names` (its shape then goes unsaid)."""
         solver = z3.Solver(ctx=self.space.ctx)
         solver.set("timeout", min(self.timeout, timeout or self.timeout))
-        solver.add(self.valid(chain), *self.extra, *facts)
+        solver.add(self.valid(chain, tool), *self.extra, *facts)
         result = solver.check()
         self._model = solver.model() if result == z3.sat else None
         if result == z3.sat:
@@ -80,47 +113,57 @@ class Solver:
             self.timeouts += 1
         return "unknown"
 
-    def first(self, tries: Iterable[Sequence[z3.BoolRef]],
-              *facts: z3.BoolRef) -> tuple[str, z3.ModelRef | None]:
+    def first(self, tries: Iterable[Sequence[z3.BoolRef]], *facts: z3.BoolRef,
+              tool: bool = True, chain: bool = True) -> tuple[str, z3.ModelRef | None]:
         """A model of the facts: first of each of `tries` (formulas that imply the facts in a
-        small part of the space, a fixed tool and task: agp.analyze.encode.Leaf), each with a
-        short budget, then of the facts themselves. A free tool name under many patterns, with
-        every task's envelope rows, can take the solver seconds where a leaf takes
-        milliseconds."""
+        small part of the space, a fixed tool, one of the space's `tool_names`, and a fixed
+        task: agp.analyze.encode.Leaf), each with a short budget, then of the facts
+        themselves. A free tool name under many patterns, with every task's envelope rows, can
+        take the solver seconds where a leaf takes milliseconds. Without `chain`, a try that
+        has no model without a chain has none with one either (the caller knows). When no leaf
+        has a model, the facts mostly have none either: the proof comes first, the preferences
+        only after it."""
         space = self.space
         for formulas in tries:
             # most rules need no chain, and a search without one is quicker: then with one
-            for chain in (False, True):
-                if self.check(*formulas, self.nice, space.length <= space.hops,
-                              timeout=NICE_MS, chain=chain) == "sat":
+            for with_chain in (False, True):
+                verdict = self.readable(*formulas, space.length <= space.hops,
+                                        chain=with_chain, tool=False)
+                if verdict == "sat":
                     return "sat", self._model
-        return self.witness(*facts)
+                if verdict == "unsat" and not chain:
+                    break
+        verdict = self.check(*facts, tool=tool)
+        if verdict != "sat":
+            return verdict, None
+        return self.witness(*facts, tool=tool)
 
-    def witness(self, *facts: z3.BoolRef) -> tuple[str, z3.ModelRef | None]:
+    def witness(self, *facts: z3.BoolRef, tool: bool = True) -> tuple[str, z3.ModelRef | None]:
         """A model of the facts, preferring one that reads well and survives JSON (whole
-        numbers and seconds, printable ASCII): the solver's own choice otherwise."""
+        numbers and seconds, printable ASCII): the solver's own choice otherwise. Without
+        `tool`, as in `check`."""
         # The preferences make some checks much slower (strings): they get a short budget.
-        verdict = self.check(*facts, self.nice, self.space.length <= self.space.hops,
-                             timeout=NICE_MS)
+        verdict = self.readable(*facts, self.space.length <= self.space.hops, tool=tool)
         if verdict == "sat":
             return verdict, self._model
-        verdict = self.check(*facts)  # a proof of absence takes this one check more
+        verdict = self.check(*facts, tool=tool)  # a proof of absence takes this check more
         if verdict == "sat":  # perhaps only a long chain will do: a readable one if possible
             raw = self._model
-            if self.check(*facts, self.nice, timeout=NICE_MS) != "sat":
+            if self.readable(*facts, tool=tool) != "sat":
                 self._model = raw
             verdict = "sat"
         return verdict, self._model
 
 
-def nice(space: Space) -> z3.BoolRef:
+def nice(space: Space, strings: bool = True) -> z3.BoolRef:
+    """What makes a model read well and survive JSON; without `strings`, all of it but
+    `printable_strings`."""
     V = space.Val
-    sort = z3.ReSort(z3.StringSort(space.ctx))
-    printable = z3.Star(z3.Range(" ", "~", space.ctx))
-    strings = [space.tool, space.agent_id, space.task_kind, space.task_id, space.objective]
-    out = [z3.InRe(x, printable) for x in strings]
-    # it names the chain's last hop: not empty, and readable
-    out.append(z3.InRe(space.agent_id, z3.Plus(z3.Range("!", "~", space.ctx))))
+    out = [printable_strings(space)] if strings else []
+    # it names the chain's last hop: not empty (and, with the strings, readable); a name of
+    # our own when no formula reads it (cheaper for the solver than any constraint on it)
+    out.append(z3.Length(space.agent_id) > 0 if space.agent_read else
+               space.agent_id == z3.StringVal("agent", space.ctx))
     out += [z3.IsInt(space.now), z3.IsInt(space.started),
             z3.Implies(space.has_started, space.started <= space.now)]
     # What a request cannot say on its own (a verified identity needs a trusted SVID; the task
@@ -129,13 +172,23 @@ def nice(space: Space) -> z3.BoolRef:
             z3.Not(space.store_down), z3.Not(space.session_full), z3.Not(space.history_late)]
     for key, (_, value) in space.paths.items():
         out += [z3.Implies(V.is_num(value), z3.IsInt(V.n(value))),
-                z3.Implies(V.is_str(value), z3.InRe(V.s(value), printable)),
                 z3.Not(V.is_time(value))]  # JSON has no timestamps: they are strings
         if key[0] != "args":  # only an args field declared `duration` reads a duration
             out.append(z3.Not(V.is_dur(value)))
         else:
             out.append(z3.Implies(V.is_dur(value), z3.IsInt(V.d(value))))
-    del sort
+    return z3.And(out)
+
+
+def printable_strings(space: Space) -> z3.BoolRef:
+    """Every string of the request in printable ASCII; the agent's id without spaces too."""
+    V = space.Val
+    printable = z3.Star(z3.Range(" ", "~", space.ctx))
+    strings = [space.tool, space.agent_id, space.task_kind, space.task_id, space.objective]
+    out = [z3.InRe(x, printable) for x in strings]
+    out.append(z3.InRe(space.agent_id, z3.Plus(z3.Range("!", "~", space.ctx))))
+    out += [z3.Implies(V.is_str(value), z3.InRe(V.s(value), printable))
+            for _, value in space.paths.values()]
     return z3.And(out)
 
 

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import json
 import sys
+from typing import TYPE_CHECKING
 
 import click
 
-from agp.analyze import analyze as find
-from agp.analyze import compare, query
-from agp.analyze.encode import Approximation, Bounds
 from agp.cli.check_cmd import diagnostic_json
 from agp.cli.common import (
     EXIT_FAIL,
@@ -23,6 +21,12 @@ from agp.cli.common import (
     render_diagnostics,
 )
 from agp.policy import Policy
+
+if TYPE_CHECKING:
+    from agp.analyze.encode import Approximation, Bounds
+
+# agp.analyze (and the z3 solver under it) is imported when the command runs: every other
+# command of `agp` starts without paying for it.
 
 
 @click.command("analyze")
@@ -88,6 +92,8 @@ def _caveats(approximations: tuple[Approximation, ...], bounds: Bounds | None) -
 
 
 def _findings(policy: Policy, timeout: float, fmt: str) -> None:
+    from agp.analyze import analyze as find
+
     report = find(policy, timeout=timeout)
     found = list(report.diagnostics)
     if fmt == "json":
@@ -106,6 +112,8 @@ def _findings(policy: Policy, timeout: float, fmt: str) -> None:
 
 def _compare(policies: tuple[str, ...], assertion: str | None, timeout: float, limit: int,
              fmt: str) -> None:
+    from agp.analyze import compare
+
     old, new = (_load(p, EXIT_USAGE) for p in policies)
     directions = ("new-allows",) if assertion == "no-new-allows" else ("new-allows", "new-denies")
     result = compare(old, new, timeout=timeout, limit=limit, directions=directions)
@@ -134,6 +142,8 @@ def _compare(policies: tuple[str, ...], assertion: str | None, timeout: float, l
 
 
 def _query(policy: Policy, text: str, decision: str, timeout: float, fmt: str) -> None:
+    from agp.analyze import query
+
     answer = query(policy, text, decision, timeout=timeout)
     if answer.diagnostics:
         echo(render_diagnostics(answer.diagnostics), err=True)
