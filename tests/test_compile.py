@@ -601,3 +601,38 @@ def test_rules_that_differ_only_in_constants_share_compiled_code(write_policy):
                 request = {"agent": {"id": "a", "attrs": {"role": f"r{i}"}}, "tool": f"t{i}",
                            "args": {"amount": amount}, "data": data}
                 assert engine.decide(request) == reference.decide(request)
+
+
+def test_a_condition_that_raises_does_not_convert_a_history_it_does_not_read(monkeypatch):
+    """A rule whose compiled condition raises is decided again by the reference evaluator, which
+    writes its error. Its environment holds the task's session only when a rule it decides
+    reads it: otherwise a long history would cost every such call time in its length."""
+    from agp import interp
+    from agp.loader import check_sources
+    from agp.source import Source
+
+    text = """
+dataclass public
+tool t { }
+task k { tools t }
+forbid outside on t when target.external
+permit counted on t when count(h in task.history: h.tool == "t") < 5
+permit plain on t
+"""
+    policy, diagnostics = check_sources([Source("s.agp", text)])
+    assert policy is not None, diagnostics
+    engine = agp.Engine(policy, evaluator=compile_policy(policy))
+    item = {"tool": "t", "decision": "allow", "at": "2026-11-28T09:00:00Z"}
+    request = {"agent": {"id": "a"}, "tool": "t", "now": "2026-11-28T10:00:00Z",
+               "task": {"kind": "k", "history": [item] * 1000}}
+    converted: list[int] = []
+    real = interp.history_value
+    monkeypatch.setattr(interp, "history_value",
+                        lambda history, now: converted.append(len(history)) or real(history, now))
+    decision = engine.decide(request)
+    # `outside` raised (no target): a forbid that errs matches, and says why.
+    assert decision.rules == ["outside"] and "target" in decision.errors[0]
+    assert converted == []  # `outside` reads no session: the history was never converted
+    reference = interp.decide(policy, request)
+    assert (decision.decision, decision.rules, decision.errors) == (
+        reference.decision, reference.rules, reference.errors)

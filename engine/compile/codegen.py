@@ -251,9 +251,11 @@ class ExprGen(ExprVisitor):
         # The session is read straight from the request: a leaf that does not read it never
         # converts the history (agp.interp.environment's `session`).
         if root == "task" and name == "seen":
+            self.uses.add("reads_session")  # no preamble: for RuleCode.session
             return "(_LabelSet('class', frozenset(R.task.seen)) if R.task is not None " \
                    "else _no_task())"
         if root == "task" and name == "history":
+            self.uses.add("reads_session")
             return "(_history(R.task.history, NOW) if R.task is not None else _no_task())"
         if root == "task":  # another field of the task: the environment without the session
             self.uses.add("task")
@@ -547,6 +549,9 @@ class RuleCode:
     values: tuple[object, ...]  # constant k's value
     uses: frozenset[str]  # the request's parts the rule reads (agp.compile.codegen._preamble)
     form: str  # the lines as compiled, joined: what leaves share (a str keeps its hash)
+    # Whether the reference evaluator, deciding the rule when its code raised or was not
+    # written, needs the task's session in its environment (agp.interp.environment).
+    session: bool = True
 
 
 def _conditions(gen: ExprGen, rule: IRRule) -> list[tuple[str, ast.Expr]] | None:
@@ -605,7 +610,8 @@ def rule_code(rule: IRRule, dyn: frozenset[str] | None, record: object,
         line("except Exception as _e:")
         line(f"    X = _failed(X, {idx}, _e)")
     return RuleCode(tuple(lines), tuple(gen.values), frozenset(gen.uses),
-                    "\n".join(text for text, _, _ in lines))
+                    "\n".join(text for text, _, _ in lines),
+                    session=conds is None or not gen.uses.isdisjoint(("session", "reads_session")))
 
 
 def _preamble(uses: frozenset[str], durations: frozenset[str]) -> list[str]:

@@ -73,6 +73,7 @@ class Context:
         # rule: with and without its `on intent` guard), and the compiled text of functions,
         # shared by those that differ only in constants (bounded like the functions).
         self.rule_codes: dict[tuple[int, frozenset[str] | None], RuleCode] = {}
+        self.session_free: set[int] = set()  # rules whose code reads neither task.seen nor history
         self.codes: dict[tuple[object, ...], CodeType] = {}
         self._lock = threading.Lock()
 
@@ -82,6 +83,8 @@ class Context:
         if code is None:
             code = rule_code(rule, dyn, self.records[rule.index], self.labels, self.lattice)
             self.rule_codes[key] = code
+            if not code.session:
+                self.session_free.add(rule.index)
         return code
 
     def code(self, form: tuple[object, ...], lines: list[str]) -> CodeType:
@@ -224,7 +227,10 @@ class CompiledEvaluator:
                   ) -> tuple[list[RuleRecord], list[RuleRecord], list[RuleRecord], list[str]]:
         """Rules whose compiled condition raised, or that were not compiled, are decided by the
         reference evaluator, which also writes their error messages."""
-        env = interp.environment(req, now, ident, intents, data, leaf.durations)
+        # The session only when a rule to decide reads it: a condition that raises on a call
+        # without `target` must not cost time linear in the task's history.
+        session = not self.ctx.session_free.issuperset(failed)
+        env = interp.environment(req, now, ident, intents, data, leaf.durations, session)
         lists = {"forbid": list(forbids), "ask": list(asks), "permit": list(permits)}
         errors: list[str] = []
         for idx in sorted(failed):
