@@ -204,7 +204,7 @@ class Guard:
         if proc.stdin is not None:
             try:
                 proc.stdin.close()
-            except OSError:
+            except OSError:  # the upstream already closed its end: nothing left to tell it
                 pass
         try:
             proc.wait(timeout=5)
@@ -505,7 +505,7 @@ def _start_reader(stream: IO[bytes], loop: asyncio.AbstractEventLoop,
             while chunk := os.read(fd, 1 << 16):
                 for item in lines.feed(chunk):
                     put(item)
-        except OSError:
+        except OSError:  # the peer's pipe broke: as at its end of input, nothing more comes
             pass
         put(None)
 
