@@ -11,7 +11,7 @@
 __version__ = "0.1.0"
 
 from agp.engine import Engine, load, load_bundle
-from agp.identity.grants import GrantError
+from agp.identity import GrantError
 from agp.integrations.guard import ApprovalRequired, PolicyDenied, guard
 from agp.loader import PolicyError
 from agp.model import Decision, Request

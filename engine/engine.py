@@ -21,15 +21,14 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
 from agp import interp
 from agp.audit import DecisionLog, OnDifference
 from agp.diagnostics import Diagnostic
-from agp.identity import IdentityCheck, unverified
-from agp.identity.grants import Grants, approve, grant_for, granting, grants_from
-from agp.identity.svid import identity_check
+from agp.identity import GrantError, IdentityCheck, grants_from, identity_check, unverified
 from agp.loader import Paths, PolicyError, check_paths, load_policy, policy_files
 from agp.model import Decide, Decision, Request, RequestInput
 from agp.policy import Policy
 from agp.store import Store, StoreUnavailable, open_store
 
 if TYPE_CHECKING:
+    from agp.identity.grants import Grants
     from agp.runtime import TaskRuntime
 
 log = logging.getLogger("agp")
@@ -159,6 +158,8 @@ class Engine:
         decide = pure
         grant: Grant | None = None
         if self._grants is not None:  # a grant on every allow, logged with it
+            from agp.identity.grants import grant_for, granting
+
             decide = granting(pure, self._grants, self._identity, verified_only=self._trusted)
             grant = functools.partial(grant_for, pure, self._grants, self._identity,
                                       verified_only=self._trusted)
@@ -221,6 +222,8 @@ class Engine:
         A call of a task this engine's store keeps is decided again on the task's session as it
         stood before that call (the store's, not the request's: LANGUAGE.md §6), and once
         granted, its history item becomes `allow`."""
+        from agp.identity.grants import approve
+
         kept = self._kept_call(request)
         token = approve(self.evaluator.decide, self.grants, self._identity,
                         request if kept is None else kept[1],
@@ -233,7 +236,6 @@ class Engine:
     def _kept_call(self, request: RequestInput) -> tuple[str, dict[str, Any]] | None:
         """For a call of a task the store keeps: its id, and the request with the session the
         task had before its most recent `ask` of that tool and arguments. None otherwise."""
-        from agp.identity.grants import GrantError
         from agp.model import RequestError, parse_request
 
         try:

@@ -72,3 +72,20 @@ def test_readme_policy_checks_and_decides_as_shown():
     d = decide(policy, request)
     assert (d.decision, d.ttl, d.rules) == ("allow", 300, ["refund_small"])
     assert isinstance(d, agp.Decision)
+
+
+def test_optional_libraries_load_only_for_the_features_that_need_them():
+    # An engine without identity, and the commands that do not analyze, start without the JOSE
+    # libraries and z3 (tens of milliseconds each at every start); trust loads the first.
+    probe = (
+        "import sys, agp\n"
+        "heavy = ('jwt', 'cryptography', 'z3')\n"
+        "loaded = lambda: sorted({m.split('.')[0] for m in sys.modules} & set(heavy))\n"
+        f"agp.load({str(DATA / 'spec')!r}).decide({{'agent': {{'id': 'a'}}, 'tool': 't'}})\n"
+        "print(loaded())\n"
+        f"agp.load({str(DATA / 'spec')!r}, trust={{'acme.com': {{'keys': []}}}}, audience='agp')\n"
+        "print(loaded())\n"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                         check=True).stdout.split("\n")
+    assert out[:2] == ["[]", "['cryptography', 'jwt']"]

@@ -19,7 +19,7 @@ import click
 
 from agp.diagnostics import Diagnostic, render
 from agp.engine import Engine, file_state
-from agp.identity.svid import identity_check
+from agp.identity import identity_check
 from agp.loader import check_paths
 from agp.policy import Policy
 

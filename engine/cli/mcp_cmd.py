@@ -59,7 +59,7 @@ def command(policies: tuple[str, ...], agent: str, task_kind: str | None,
     1 when the upstream server exits, 2 for bad usage or input.
     """
     from agp.engine import Engine
-    from agp.identity.svid import identity_check
+    from agp.identity import identity_check
     from agp.integrations.mcp_guard import GuardSettings, SvidFile, serve
     from agp.runtime import TaskError
     from agp.store import StoreUnavailable

@@ -17,16 +17,15 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 import secrets
 from datetime import datetime, timezone
 from typing import Any
 
 import jwt
 
-from agp.identity import IdentityCheck
+from agp.identity import GrantError, IdentityCheck
 from agp.identity.canonical import canonical_json
-from agp.identity.keys import IssuerKey, issuer_key
+from agp.identity.keys import IssuerKey
 from agp.limits import MAX_DURATION
 from agp.model import (
     Decide,
@@ -48,15 +47,6 @@ CLOCK_SKEW = 60  # seconds a grant's `iat` may lie in the future of the verifier
 # A revocation by jti alone does not know the grant's `exp`: it is kept as long as any grant
 # can live.
 _LONGEST = int(MAX_DURATION.total_seconds())
-
-
-class GrantError(Exception):
-    """A grant that must not be honoured (or cannot be issued); `reason` says which check failed
-    first, among REASONS."""
-
-    def __init__(self, reason: str, message: str) -> None:
-        super().__init__(f"{reason}: {message}")
-        self.reason = reason
 
 
 def args_digest(args: Any) -> str:
@@ -311,20 +301,6 @@ def _mint_for(grants: Grants, identity: IdentityCheck, request: Request, decisio
     return grants.mint(grants.claims(request, who.id, ttl=decision.ttl, rules=decision.rules,
                                      policy=decision.policy, now=request.now,
                                      approver=approver))
-
-
-def grants_from(key: str | os.PathLike[str] | dict[str, Any] | None, issuer: str | None,
-                ledger: GrantLedger) -> Grants | None:
-    """The grants of `agp.load(issuer_key=..., issuer=...)`; None without a key. Raises
-    ValueError for options that do not fit together or a key that cannot sign."""
-    if key is None:
-        if issuer is not None:
-            raise ValueError("issuer names the signer of grants: it needs issuer_key")
-        return None
-    if not isinstance(issuer, str) or not issuer:
-        raise ValueError("issuer_key needs issuer, the `iss` of every grant "
-                         "(e.g. issuer=\"agp://acme.com/pdp\")")
-    return Grants(issuer_key(key), issuer, ledger)
 
 
 def grant_jti(token: str) -> str | None:

@@ -247,27 +247,3 @@ def _json_object(payload: bytes) -> dict[str, Any]:
     if not isinstance(claims, dict):
         raise ValueError("claims are not an object")
     return claims
-
-
-def identity_check(trust: str | os.PathLike[str] | dict[str, Any] | None,
-                   audience: str | None, require_identity: bool | None,
-                   leeway: float = 0) -> SvidVerifier | None:
-    """The verifier of `agp.load(trust=..., audience=..., require_identity=..., leeway=...)`;
-    None without trust (the engine then takes asserted ids, and refuses SVIDs). Raises
-    ValueError for options that do not fit together."""
-    if isinstance(leeway, bool) or not isinstance(leeway, (int, float)) \
-            or not math.isfinite(leeway) or leeway < 0:
-        raise ValueError("leeway is a number of seconds, zero or more")
-    if trust is None:
-        if audience is not None:
-            raise ValueError("audience is the audience of JWT-SVIDs: it needs trust")
-        if require_identity:
-            raise ValueError("require_identity=True needs trust (the JWKS bundles that "
-                             "verify JWT-SVIDs)")
-        return None
-    if not isinstance(audience, str) or not audience:
-        raise ValueError("trust needs an audience: the `aud` that JWT-SVIDs must name for "
-                         "this engine (e.g. audience=\"agp\")")
-    return SvidVerifier(load_trust(trust), audience=audience,
-                        require_identity=True if require_identity is None else require_identity,
-                        leeway=leeway)
