@@ -132,8 +132,24 @@ class AgpServer(LanguageServer):
 
     def analysis(self, uri: str, wait: bool = False) -> Analysis:
         """The set of `uri` for answering a request: quick, even beside a huge file, unless
-        `wait` (see `Project.analyze`)."""
-        return self.project.analyze(uri, self.open_docs(), wait=wait)
+        `wait` (see `Project.analyze`). The set's last check when nothing changed since."""
+        docs = self.open_docs()
+        return self.checked(uri, docs) or self.project.analyze(uri, docs, wait=wait)
+
+    def checked(self, uri: str, docs: dict[str, str]) -> Analysis | None:
+        """The analysis of the set's last check, if analysing the set now would read exactly
+        what it read: no check of the set is due or under way (every change schedules one: a
+        keystroke, a file opened, saved, closed or changed on disk), and every open document of
+        the set has the text it read. Then a request (semantic tokens, symbols, definition...)
+        answers from it without going through the set's files again. Else None."""
+        key = self.project.key(uri, docs)
+        last = self.last_check.get(key)
+        if last is None or key in self.must_check or key in self.pending or key in self.checking:
+            return None
+        analysis = last[0]
+        if any(u in docs and docs[u] != f.source.text for u, f in analysis.files.items()):
+            return None  # edited inside a comment only (diagnostics.unchanged): not checked
+        return analysis
 
     def lines(self, text: str) -> LineIndex:
         return line_index(text, self.encoding)

@@ -130,6 +130,12 @@ def schedule(ls: AgpServer, uri: str, typed: bool = False) -> None:
         ls.checking[key] = job
         try:
             analysis, by_uri = await job
+            # Before the check stops counting as under way: a request then answers from it
+            # (`AgpServer.checked`), never from the one before.
+            if analysis is None:
+                ls.last_check.pop(key, None)
+            else:
+                ls.last_check[key] = (analysis, dict(by_uri))
         except Exception:  # a defect of the checker: keep serving, say where it broke
             logger.exception("checking %s failed", uri)
             ls.must_check.add(key)
@@ -137,10 +143,6 @@ def schedule(ls: AgpServer, uri: str, typed: bool = False) -> None:
         finally:
             if ls.checking.get(key) is job:
                 del ls.checking[key]
-        if analysis is None:
-            ls.last_check.pop(key, None)
-        else:
-            ls.last_check[key] = (analysis, dict(by_uri))
         publish(ls, key, by_uri, versions)
         hints.start(ls, key, uri, docs, by_uri, versions)  # off the typing path, after it
 

@@ -339,3 +339,46 @@ def test_every_example_is_lexed_as_lark_lexes_it(path):
     source = Source(str(path), path.read_text(encoding="utf-8"))
     assert token_facts(parser._recovering_lex(source, [])) == token_facts(
         relex_from_the_start(source, []))
+
+
+# ---- the steps of each shape of item, kept: replayed as the table would walk them again ---------
+
+
+def _parsed_afresh(text: str) -> tuple[object, list[tuple[str, int, int]]]:
+    """What `parse` makes of `text` with no shape of item known beforehand: its items' shape and
+    spans, and its diagnostics."""
+    saved = dict(parser._SHAPES)
+    parser._SHAPES.clear()
+    try:
+        parsed = parse(Source("a.agp", text))
+    finally:
+        parser._SHAPES.clear()
+        parser._SHAPES.update(saved)
+    return _facts(parsed)
+
+
+def _facts(parsed) -> tuple[object, list[tuple[str, int, int]]]:
+    spans = sorted(ast_spans(parsed.items))
+    return (shape(parsed.items), spans), [(d.message, d.span.start, d.span.end)
+                                          for d in parsed.diagnostics]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(items, min_size=1, max_size=4).map("\n".join), st.lists(items, max_size=3))
+def test_an_item_of_a_known_shape_is_built_as_the_table_builds_it(text, before):
+    # The shapes of `before` (and of `text` itself, parsed once) are known when `text` is parsed:
+    # the steps replayed for them must build what walking the table afresh builds.
+    for other in [*before, text]:
+        parse(Source("b.agp", other))
+    assert _facts(parse(Source("a.agp", text))) == _parsed_afresh(text)
+
+
+def test_the_kept_shapes_are_bounded(monkeypatch):
+    monkeypatch.setattr(parser, "MAX_SHAPES", 10)
+    monkeypatch.setattr(parser, "_SHAPES", {})
+    # Each rule has one more `and` than the one before: a shape of its own.
+    text = "\n".join("permit p when " + " and ".join(["true"] * (i + 1)) for i in range(25))
+    parsed = parse(Source("a.agp", text))
+    assert len(parsed.items) == 25 and not parsed.diagnostics
+    assert 0 < len(parser._SHAPES) <= 10
+    assert _facts(parsed) == _parsed_afresh(text)

@@ -165,7 +165,7 @@ def _scan(text: str, start: int) -> tuple[list[Token], int | None]:
         if m is None:
             return tokens, pos
         value = m.group()
-        kind = cast(str, m.lastgroup)
+        kind: str = m.lastgroup  # type: ignore[assignment]  # a terminal's group matched
         after = m.end()
         if kind == "WS":
             newlines = value.count("\n")
@@ -388,6 +388,9 @@ class _Reduction:
     # its parent's) and for a `?rule` (its one child, as it is).
     build: Callable[[_Builder, Span, _Children], Any] | None
     splice: bool  # a `_rule`
+    # A `?rule` of one symbol (`?sum: unary`): the value stays as it is, only the state changes.
+    # Most reductions of an expression are these, one per level of precedence it passes.
+    unit: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -415,7 +418,9 @@ def _table() -> _Table:
             # Every `?rule` alternative without an alias keeps one child; no rule is empty.
             assert rule.expansion and (not expand1 or len(keep) == 1), rule
             build = None if expand1 or splice else getattr(_Builder, rule.alias or rule.origin.name)
-            reductions[rule] = _Reduction(len(rule.expansion), rule.origin.name, keep, build, splice)
+            unit = expand1 and len(rule.expansion) == 1
+            reductions[rule] = _Reduction(len(rule.expansion), rule.origin.name, keep, build, splice,
+                                          unit)
         return reductions[rule]
 
     actions: dict[int, dict[str, int | _Reduction]] = {}
@@ -439,55 +444,101 @@ def _drive(source: Source, tokens: list[Token]) -> tuple[_Built | None, int]:
     on a syntax error, (None, the index of its token, len for the end).
 
     lark's parser builds its tree, then our Transformer walks it: more than half of the time of
-    a parse. This loop reads lark's own table and makes each node as its rule is reduced, with
-    the same children and the same span (from the first symbol of the rule to the last,
-    punctuation included, as lark's `propagate_positions`). tests/test_parser.py holds it equal
-    to lark's tree and the Transformer on every example and on generated items.
+    a parse. Here lark's own table says which rules reduce (`_actions`) and `_build` makes each
+    node as its rule is reduced, with the same children and the same span (from the first
+    symbol of the rule to the last, punctuation included, as lark's `propagate_positions`).
+    tests/test_parser.py holds it equal to lark's tree and the Transformer on every example and
+    on generated items.
     """
+    n = len(tokens)
+    shape = tuple([tok.type for tok in tokens])
+    known = _SHAPES.get(shape)
+    if known is None:
+        known = _actions(shape)
+        if len(_SHAPES) >= MAX_SHAPES:
+            _SHAPES.clear()  # a file of ever new shapes: start again rather than grow
+        _SHAPES[shape] = known
+    steps, at = known
+    if steps is None:
+        return None, at
+    return _build(source, tokens, steps), n
+
+
+# The reductions an item's terminals go through depend on the terminals alone (LR parsing reads
+# nothing else), and a policy's items come in few shapes: ten thousand rules of the benchmark,
+# in two. So the table is walked once per shape, and the steps it gave are replayed for every
+# item of that shape, without the table and without the reductions that only change the state
+# (a `?rule` of one symbol: half of all reductions). Bounded: an item is at most a few hundred
+# bytes of steps.
+MAX_SHAPES = 4096
+_SHAPES: dict[tuple[str, ...], tuple[tuple[_Reduction | None, ...] | None, int]] = {}
+
+
+def _actions(shape: tuple[str, ...]) -> tuple[tuple[_Reduction | None, ...] | None, int]:
+    """What the LALR table does on these terminals: (the steps, len), each step a reduction to
+    apply or None to shift the next token, or (None, the index of the token it fails on)."""
     table = _table()
     actions, gotos = table.actions, table.gotos
-    builder = _Builder(source)
     states = [table.start]
-    # Each symbol on the stack: its value, where its text starts and ends, and its height.
-    values: list[tuple[Any, int, int, int]] = []
-    n = len(tokens)
+    steps: list[_Reduction | None] = []
+    n = len(shape)
     for i in range(n + 1):
-        tok_type = tokens[i].type if i < n else "$END"
+        tok_type = shape[i] if i < n else "$END"
         while True:
             act = actions[states[-1]].get(tok_type)
             if act is None:
                 return None, i
             if type(act) is int:
-                tok = tokens[i]
                 states.append(act)
-                values.append((tok, _start(tok), _end(tok), 0))
+                steps.append(None)
                 break
-            r = cast(_Reduction, act)
-            popped = values[-r.size:]
-            del values[-r.size:], states[-r.size:]
-            children: list[Any] = []
-            height = 0
-            for index, splice in r.keep:
-                value, _, _, h = popped[index]
-                if splice:  # a `_rule`'s children; its list is ours to grow (left recursion)
-                    if children:
-                        children.extend(value)
-                    else:
-                        children = value
-                else:
-                    children.append(value)
-                if h > height:
-                    height = h
-            if r.build is not None:
-                node = r.build(builder, Span(source, popped[0][1], popped[-1][2]), children)
-                height += 1
+            r: _Reduction = act  # type: ignore[assignment]
+            if r.unit:
+                states[-1] = gotos[states[-2]][r.goto]
             else:
-                node = children if r.splice else children[0]
-            states.append(gotos[states[-1]][r.goto])
-            values.append((node, popped[0][1], popped[-1][2], height))
+                del states[-r.size:]
+                states.append(gotos[states[-1]][r.goto])
+                steps.append(r)
             if i == n and states[-1] == table.end:
-                return _Built(node, height, builder.problem), n
+                return tuple(steps), n
     raise AssertionError("the parser ends at the end state")  # pragma: no cover
+
+
+def _build(source: Source, tokens: list[Token], steps: tuple[_Reduction | None, ...]) -> _Built:
+    """The item the steps of `_actions` make of these tokens."""
+    builder = _Builder(source)
+    # Each symbol on the stack: its value, where its text starts and ends, and its height.
+    values: list[tuple[Any, Any, Any, int]] = []
+    next_token = iter(tokens).__next__
+    for r in steps:
+        if r is None:
+            tok = next_token()
+            values.append((tok, tok.start_pos, tok.end_pos, 0))
+            continue
+        popped = values[-r.size:]
+        del values[-r.size:]
+        children: list[Any] = []
+        height = 0
+        for index, splice in r.keep:
+            value, _, _, h = popped[index]
+            if splice:  # a `_rule`'s children; its list is ours to grow (left recursion)
+                if children:
+                    children.extend(value)
+                else:
+                    children = value
+            else:
+                children.append(value)
+            if h > height:
+                height = h
+        start, end = popped[0][1], popped[-1][2]
+        if r.build is not None:
+            node = r.build(builder, Span(source, start, end), children)
+            height += 1
+        else:
+            node = children if r.splice else children[0]
+        values.append((node, start, end, height))
+    (node, _, _, height), = values
+    return _Built(node, height, builder.problem)
 
 
 def _lark_tree(tokens: list[Token]) -> Tree[Token] | None:
@@ -695,17 +746,18 @@ def _deepest(tree: Tree[Token] | None) -> Tree[Token]:
     raise AssertionError("a tree deeper than MAX_EXPR_DEPTH")  # pragma: no cover
 
 
-def _tok_span(source: Source, tok: Token) -> Span:
-    return Span(source, _start(tok), _end(tok))
-
-
 # The offsets of a token: lark types them optional, but every token of the lexer has them.
+# (No `cast`: these run for most tokens of a parse, and a call is most of their cost.)
+def _tok_span(source: Source, tok: Token) -> Span:
+    return Span(source, tok.start_pos, tok.end_pos)  # type: ignore[arg-type]
+
+
 def _start(tok: Token) -> int:
-    return cast(int, tok.start_pos)
+    return tok.start_pos  # type: ignore[return-value]
 
 
 def _end(tok: Token) -> int:
-    return cast(int, tok.end_pos)
+    return tok.end_pos  # type: ignore[return-value]
 
 
 def _with_doc(item: ast.Item, doc_lines: dict[int, Comment]) -> ast.Item:
@@ -819,10 +871,11 @@ class _Builder:
         self.problem: Diagnostic | None = None
 
     def _tspan(self, tok: Token) -> Span:
-        return _tok_span(self.source, tok)
+        return Span(self.source, tok.start_pos, tok.end_pos)  # type: ignore[arg-type]
 
     def _name(self, tok: Token) -> ast.Name:
-        return ast.Name(str(tok), self._tspan(tok))
+        # A token's `value` is its text as a plain str, which str(tok) would copy.
+        return ast.Name(tok.value, Span(self.source, tok.start_pos, tok.end_pos))  # type: ignore[arg-type]
 
     def _str(self, tok: Token) -> ast.Str:
         return self._string(str(tok), self._tspan(tok))

@@ -6,7 +6,7 @@ import re
 import pytest
 from lsprotocol import types as lsp
 from pygls.exceptions import JsonRpcException
-from support import open_doc, opened, position_of, until
+from support import change_doc, open_doc, opened, position_of, until
 
 from agp.loader import check_sources
 from agp.lsp.semantic_tokens import TYPES
@@ -264,6 +264,32 @@ async def test_document_and_workspace_symbols(client, workspace):
     assert [c.name for c in by_name["payments.refund"].children] == ["amount", "customer", "note"]
     found = await client.workspace_symbol_async(lsp.WorkspaceSymbolParams(query="refund"))
     assert {s.name for s in found} == {"payments.refund", "refund_small", "refund_large"}
+
+
+async def test_symbols_follow_an_edit_before_and_after_its_check(client, workspace):
+    # A request answers from the set's last check only while nothing changed since: asked right
+    # after an edit (its check pending or under way), and after a second edit that brings the
+    # first text back (the last check read another), it reads the current text.
+    path = workspace / "support.agp"
+    text = path.read_text(encoding="utf-8")
+    uri = await opened(client, path)
+
+    async def names() -> set[str]:
+        found = await client.text_document_document_symbol_async(
+            lsp.DocumentSymbolParams(text_document=_doc(uri)))
+        return {s.name for s in found}
+
+    assert "added.tool" not in await names()
+    # The added rule names an unknown agent: the diagnostics tell when each text is checked.
+    added = text + "\ntool added.tool { }\npermit added_rule on added.tool by nobody\n"
+    change_doc(client, uri, added, 2)
+    assert "added.tool" in await names()
+    await until(client, lambda: client.diagnostics[uri])
+    assert "added.tool" in await names()  # from the check of version 2
+    change_doc(client, uri, text, 3)
+    assert "added.tool" not in await names()
+    await until(client, lambda: not client.diagnostics[uri])
+    assert "added.tool" not in await names()
 
 
 async def test_folding_ranges(client, workspace):
