@@ -4,6 +4,8 @@ trace grows (it must stay flat: traces are streamed).
     python bench/replay.py                  # 10,000 and 100,000 events, both evaluators
     python bench/replay.py --events 1000000 --evaluator compiled
     python bench/replay.py --tasks 100      # long sessions: 100 tasks, ~1,000 calls each
+    python bench/replay.py --events 100000 --evaluator compiled --cli 1 2
+                                            # also `agp test --jobs 1`, then `--jobs 2`
 
 Each size runs in a fresh process, so that one run's peak does not hide another's. The trace
 cycles through task lifecycles (start, delegation, calls, end) of the LANGUAGE.md §2-3 policy;
@@ -84,6 +86,7 @@ def measure(events: int, compiled: bool, trace: Path) -> dict:
     """Run in this process: replay the trace once, report throughput and memory."""
     import agp
     from agp.runtime import Replay, read_trace
+    from agp.runtime.trace import rare_full_collections
 
     engine = agp.load(str(POLICY), compiled=compiled)
     kind = "compiled" if compiled else "reference"
@@ -102,9 +105,11 @@ def measure(events: int, compiled: bool, trace: Path) -> dict:
     tracemalloc.stop()
     # tracemalloc slows everything down: time a second run without it. CPU time too: on a
     # shared machine it moves less than the wall clock.
+    # As `agp test` replays (rare full collections of the cyclic garbage collector).
     start, cpu = time.perf_counter(), time.process_time()
-    for _ in Replay(engine).run(read_trace(trace)):
-        pass
+    with rare_full_collections():
+        for _ in Replay(engine).run(read_trace(trace)):
+            pass
     fast, cpu = time.perf_counter() - start, time.process_time() - cpu
     tasks = sum(1 for line in trace.open() if '"task.start"' in line)
     return {"events": events, "engine": kind, "compiled": compiled, "decided": decided,
@@ -126,6 +131,8 @@ def main() -> None:
                         help="a fixed number of tasks (the calls per task grow instead)")
     parser.add_argument("--evaluator", choices=("both", "compiled", "reference"),
                         default="both")
+    parser.add_argument("--cli", type=int, nargs="*", default=[], metavar="JOBS",
+                        help="also time `agp test --jobs JOBS` on the trace, end to end")
     parser.add_argument("--child", nargs=3, metavar=("EVENTS", "COMPILED", "TRACE"),
                         help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -146,6 +153,25 @@ def main() -> None:
                     print(f"events={events} compiled={compiled}: failed\n{out.stderr[-2000:]}")
                     continue
                 print(out.stdout.strip(), flush=True)
+            for jobs in args.cli:
+                print(json.dumps(agp_test(trace, events, jobs)), flush=True)
+
+
+def agp_test(trace: Path, events: int, jobs: int) -> dict:
+    """`agp test` of the trace, start-up included: wall clock, and the CPU time of the command's
+    own process (with --jobs, the workers' is not counted: they are the fork server's)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    out = subprocess.run([sys.executable, "-c", "from agp.cli import main; main()", "test", "-p",
+                          str(POLICY), str(trace), "--jobs", str(jobs)],
+                         capture_output=True, text=True)
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
+    return {"events": events, "agp_test_jobs": jobs, "exit": out.returncode,
+            "summary": out.stdout.strip().splitlines()[-1] if out.stdout.strip() else "",
+            "seconds": round(wall, 3), "events_per_s": round(events / wall),
+            "command_cpu_seconds": round(cpu, 3)}
 
 
 if __name__ == "__main__":

@@ -309,6 +309,11 @@ ROWS: tuple[tuple[str, Row], ...] = (
     ("session.full", session_full),
 )
 CODES = tuple(code for code, _ in ROWS)
+# The rows that say what is wrong (those that answer with messages, not with a bool), and their
+# codes: a deny that failed none of them has no message to write, and `explain` runs only them.
+WORDED_ROWS = tuple((code, row) for code, row in ROWS
+                    if row.__annotations__.get("return") != "bool")
+WORDED = frozenset(code for code, _ in WORDED_ROWS)
 
 
 def check(c: Facts) -> tuple[list[str], list[str]]:
@@ -322,9 +327,10 @@ def check(c: Facts) -> tuple[list[str], list[str]]:
 
 def explain(c: Facts, codes: Collection[str]) -> list[str]:
     """The messages of the failed checks `codes`, in the order of the table (each row is run
-    again: this is the path of a deny, and evaluation is pure)."""
+    again: this is the path of a deny, and evaluation is pure; the rows that answer with a
+    bool have nothing to say, and are not run)."""
     out: list[str] = []
-    for code, row in ROWS:
+    for code, row in WORDED_ROWS:
         if code in codes:
             verdict = row(c)
             if isinstance(verdict, list):

@@ -70,12 +70,17 @@ class _Piece:
         return -1 if j < 0 else j - self.lead
 
 
+def is_exact(pattern: str) -> bool:
+    """Whether `pattern` has no wildcard: it matches itself only (without building its Glob)."""
+    return "*" not in pattern and "?" not in pattern
+
+
 class Glob:
     __slots__ = ("pattern", "_exact", "_pieces", "_min", "_wild")
 
     def __init__(self, pattern: str):
         self.pattern = pattern
-        self._exact = None if ("*" in pattern or "?" in pattern) else pattern
+        self._exact = pattern if is_exact(pattern) else None
         self._pieces = () if self._exact is not None else tuple(
             _Piece(p) for p in pattern.split("*"))
         self._min = len(pattern) - pattern.count("*")  # the shortest subject that can match
@@ -233,6 +238,8 @@ class GlobSet:
 
     def matching(self, name: str) -> list[int]:
         """The keys of the globs that match `name`, sorted."""
+        if not self.items:
+            return []
         found = [k for k, g in self._rest if g.match(name)]
         found.extend(k for k, g in _walk(self._prefix, name) if g.match(name))
         found.extend(k for k, g in _walk(self._suffix, reversed(name)) if g.match(name))

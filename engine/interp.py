@@ -126,27 +126,34 @@ def tool_labels(policy: Policy, tool: str) -> tuple[frozenset[str], frozenset[st
 
 def environment(req: Request | FastRequest, now: datetime, identity: Identity,
                 intents: frozenset[str], data: frozenset[str], durations: frozenset[str],
-                session: bool = True) -> Env:
+                session: bool = True, names: frozenset[str] | None = None) -> Env:
     """The names of §4 for one request. Without `session`, `task` lacks `seen` and `history`:
-    the compiled evaluator's leaves whose rules never read them do not pay for the history."""
-    args = dict(req.args)
-    for name in durations & args.keys():
-        try:
-            args[name] = parse_json_duration(args[name])
-        except ValueError:  # not a duration within the bounds: kept, so using it as one is an error
-            pass
-    hops = [hop_value(h) for h in req.chain]
-    chain = Chain(identity.id, depth=chain_depth(hops), hops=hops)
-    if hops:
-        chain["origin"] = hops[0]
-    env: Env = {
-        "tool": req.tool, "args": args, "intent": LabelSet("intent", intents),
-        "data": LabelSet("class", data), "agent": {"id": identity.id, "attrs": req.agent.attrs, "verified": identity.verified},
-        "chain": chain, "context": req.context, "now": now,
-    }
+    the compiled evaluator's leaves whose rules never read them do not pay for the history.
+    With `names`, `args`, `chain` and `task` are built only if among them: the compiled
+    evaluator decides here only the rules its code could not, and builds what they read."""
+    env: Env = {"tool": req.tool}
+    if names is None or "args" in names:
+        args = dict(req.args)
+        for name in durations & args.keys():
+            try:
+                args[name] = parse_json_duration(args[name])
+            except ValueError:  # not a duration within the bounds: kept, so using it is an error
+                pass
+        env["args"] = args
+    env["intent"] = LabelSet("intent", intents)
+    env["data"] = LabelSet("class", data)
+    env["agent"] = {"id": identity.id, "attrs": req.agent.attrs, "verified": identity.verified}
+    if names is None or "chain" in names:
+        hops = [hop_value(h) for h in req.chain]
+        chain = Chain(identity.id, depth=chain_depth(hops), hops=hops)
+        if hops:
+            chain["origin"] = hops[0]
+        env["chain"] = chain
+    env["context"] = req.context
+    env["now"] = now
     if req.target is not None:
         env["target"] = req.target
-    if req.task is not None:
+    if req.task is not None and (names is None or "task" in names):
         t = req.task
         task: dict[str, object] = {"kind": t.kind, "params": t.params}
         if t.id is not None:
@@ -206,6 +213,19 @@ def in_scope(policy: Policy, rule: RuleInfo, call: Resolved) -> bool:
     if rule.agents is not None and not any(g.match(call.identity.id) for g in rule.agents):
         return False
     return True
+
+
+def names_read(rule: RuleInfo) -> frozenset[str]:
+    """The names a rule's conditions read (quantifier variables among them): an environment
+    that has these as `environment` gives them decides the rule as the whole one does."""
+    found: set[str] = set()
+    todo = [e for e in (rule.when, rule.unless) if e is not None]
+    while todo:
+        e = todo.pop()
+        if isinstance(e, ast.NameRef):
+            found.add(e.name)
+        todo.extend(children(e))
+    return frozenset(found)
 
 
 def rule_matches(policy: Policy, rule: RuleInfo, env: Env) -> tuple[bool, EvalError | None]:

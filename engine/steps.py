@@ -81,20 +81,31 @@ def outcome(policy: Policy, req: RequestView, now: datetime | None, task: TaskIn
     envelope checks; `errors` their messages, then the rules' evaluation errors. `ttl`: the TTL
     of an ask or allow when the caller knows it already (see `rule_seconds`); `now` is read only
     without it (the compiled evaluator does not take the time when nothing reads it)."""
+    if ttl is None and not failures and not forbids and (asks or permits):
+        if now is None:  # a defect of the caller, never a request's
+            raise ValueError("outcome: the TTL of a grant needs the decision's time")
+        ttl = grant_ttl(policy, req, now, task, permits)
+    return decided(policy.hash, failures, forbids, asks, permits, errors, ttl or 0)
+
+
+def decided(policy_hash: str, failures: Sequence[str], forbids: Sequence[Matched],
+            asks: Sequence[Matched], permits: Sequence[Matched], errors: list[str],
+            ttl: int) -> Decision:
+    """`outcome` once the TTL of a grant is known (`ttl`, unused on a deny): the compiled
+    evaluator calls it directly for a request without a task and a chain, whose TTL it
+    precomputes."""
     rules: Sequence[Matched]
     if failures or forbids:
         word, ttl, names, rules = "deny", 0, [*failures], forbids
-    elif asks or permits:
-        if ttl is None:
-            if now is None:  # a defect of the caller, never a request's
-                raise ValueError("outcome: the TTL of a grant needs the decision's time")
-            ttl = grant_ttl(policy, req, now, task, permits)
-        word, names, rules = ("ask", [], asks) if asks else ("allow", [], permits)
+    elif asks:
+        word, names, rules = "ask", [], asks
+    elif permits:
+        word, names, rules = "allow", [], permits
     else:
-        word, ttl, names, rules = "deny", 0, ["default.deny"], ()
+        return make_decision("deny", 0, ["default.deny"], [], errors, policy_hash)
     reasons = []
     for r in rules:
         names.append(r.name)
         if r.because is not None:
             reasons.append(r.because)
-    return make_decision(word, ttl, names, reasons, errors, policy.hash)
+    return make_decision(word, ttl, names, reasons, errors, policy_hash)

@@ -73,7 +73,9 @@ def test_bundle_is_json_and_never_needs_the_sources_parsed(tmp_path):
     write_bundle(policy_to_ir(policy), out)
     header, body = out.read_bytes().split(b"\n", 1)
     assert json.loads(header)["format"] == "agp-bundle"
-    assert json.loads(body)["hash"] == policy.hash
+    first, *written = body.split(b"\n")  # what loading reads, then each rule as written
+    assert json.loads(first)["hash"] == policy.hash
+    assert [json.loads(line)[2] for line in written] == [r.name for r in policy.rules]
 
 
 def test_tampered_bundle_is_refused(tmp_path):
@@ -351,7 +353,11 @@ def test_a_decoded_program_is_built_whole_and_frozen():
     set, and what it builds stays frozen and hashable like what the parser builds."""
     program = policy_to_ir(agp.load(SPEC, compiled=False).policy)
     again = loads(dumps(program))
-    assert repr(again) == repr(program)  # reads every field: an unset slot would raise
+    # Reads every field: an unset slot would raise. (The rules as written are decoded as they
+    # are read; a bundle also holds them after the passes, by form.)
+    assert repr(list(again.rules)) == repr(list(program.rules))
+    assert repr(dataclasses.replace(again, rules=(), compiled=None)) == \
+        repr(dataclasses.replace(program, rules=()))
     rule = next(r for r in again.rules if r.when is not None)
     with pytest.raises(dataclasses.FrozenInstanceError):
         rule.span.start = 0  # type: ignore[misc]
@@ -378,8 +384,10 @@ def test_the_bundle_codec_refuses_a_dataclass_whose_init_does_more_than_set_fiel
 def _bundle_with_body(path, body: bytes) -> None:
     """A bundle whose header vouches for `body` (as one edited by someone who recomputed the
     hash would)."""
+    first = json.loads(body.split(b"\n", 1)[0])
+    policy = first.get("hash") if isinstance(first, dict) else None
     header = {"format": "agp-bundle", "version": FORMAT_VERSION, "agp": agp.__version__,
-              "sha256": hashlib.sha256(body).hexdigest(), "policy": json.loads(body)["hash"]}
+              "sha256": hashlib.sha256(body).hexdigest(), "policy": policy}
     path.write_bytes(json.dumps(header).encode() + b"\n" + body)
 
 
@@ -415,16 +423,21 @@ def test_a_malformed_bundle_body_fails_only_with_a_bundle_error(choice, value):
     decides, or raises BundleError: no other exception escapes."""
     import tempfile
 
-    body = json.loads(_SPEC_BODY)
-    body["program"] = _replace_somewhere(body["program"], choice, value)
+    # The first line (what loading reads) or one rule as written (read on the error path).
+    lines = [json.loads(line) for line in _SPEC_BODY.split(b"\n")]
+    line = choice % len(lines)
+    lines[line] = _replace_somewhere(lines[line], choice // len(lines), value)
+    body = b"\n".join(json.dumps(x, separators=(",", ":")).encode() for x in lines)
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "b.agpb"
-        _bundle_with_body(path, json.dumps(body).encode())
+        _bundle_with_body(path, body)
         try:
             engine = agp.load_bundle(path)
+            decisions = [engine.decide(REQUEST), engine.decide(dict(REQUEST, args={})),
+                         *(r.name for r in engine.policy.rules)]
         except BundleError:
             return
-    assert engine.decide(REQUEST).decision in ("allow", "deny", "ask")
+    assert decisions[0].decision in ("allow", "deny", "ask")
 
 
 _SPEC_BODY = dumps(policy_to_ir(agp.load(SPEC, compiled=False).policy))
@@ -636,3 +649,108 @@ permit plain on t
     reference = interp.decide(policy, request)
     assert (decision.decision, decision.rules, decision.errors) == (
         reference.decision, reference.rules, reference.errors)
+
+
+# ---- rule code by form (issue 15, item 1) ----------------------------------------------------
+
+TWO_OF_A_FORM = """
+tool t { args { n: number, who: string } }
+permit small on t when args.n <= 10 and args.who matches "a*"
+permit large on t when args.n <= 1000 and args.who matches "b?c*d"
+"""
+
+
+def test_two_rules_of_one_form_share_code_and_decide_by_their_own_constants(write_policy):
+    """The generator runs once for the two rules (their literals differ, their form does not);
+    each binds its own constants, and a traced decision maps each one's lines to its own
+    policy positions."""
+    path = write_policy(TWO_OF_A_FORM)
+    engine, reference = agp.load(path), agp.load(path, compiled=False)
+    ev = engine.evaluator
+    assert len(ev.ctx.forms.rules) == 1
+    small, large = (ev.ctx.rule_codes[(i, None)] for i in (0, 1))
+    assert small.form == large.form and small.values != large.values
+    # "b?c*d" is not linear to match: its matcher is the shared function, with the same text.
+    for n, who, allowed in ((5, "ax", ["small"]), (50, "ax", []), (50, "bxcyd", ["large"]),
+                            (5, "bxcd", ["large"]), (5, "zz", []), (2000, "bxcd", [])):
+        request = {"agent": {"id": "a"}, "tool": "t", "args": {"n": n, "who": who}}
+        decision = engine.decide(request)
+        assert decision == reference.decide(request)
+        assert (list(decision.rules) if decision.decision == "allow" else []) == allowed
+
+    hits = []
+
+    def tracer(frame, event, arg):
+        if frame.f_code.co_filename.startswith("<agp "):
+            if event == "line":
+                hits.append((frame.f_code.co_filename, frame.f_lineno))
+            return tracer
+        return None
+
+    sys.settrace(tracer)
+    try:
+        engine.decide({"agent": {"id": "a"}, "tool": "t", "args": {"n": 50, "who": "bxcd"}})
+    finally:
+        sys.settrace(None)
+    located = {ev.locate(f, line) for f, line in hits} - {None}
+    assert {s.text for s in located} >= {
+        'args.n <= 10 and args.who matches "a*"', 'args.n <= 1000 and args.who matches "b?c*d"',
+        'permit small on t when args.n <= 10 and args.who matches "a*"'}
+    leaf = next(f for f, _ in hits if f in ev.ctx.line_maps)
+    shown = "".join(linecache.getlines(leaf))
+    assert "# permit 'small' at" in shown and "# permit 'large' at" in shown
+
+
+def _comparable(value: object) -> object:
+    pattern = getattr(value, "pattern", None)
+    return (type(value).__name__, pattern) if isinstance(pattern, str) else value
+
+
+_LEFT = ["args.n", "args.s", "agent.attrs.role", "target.x"]
+_LITERALS = st.one_of(st.integers(-5, 5), st.floats(-2, 2, allow_nan=False),
+                      st.sampled_from(["a", "b*", "?x*y", "", "true"]), st.booleans())
+
+
+@st.composite
+def _condition(draw, depth: int = 0) -> str:
+    if depth < 2 and draw(st.booleans()):
+        op = draw(st.sampled_from(["and", "or"]))
+        return f"({draw(_condition(depth + 1))} {op} {draw(_condition(depth + 1))})"
+    left = draw(st.sampled_from(_LEFT))
+    kind = draw(st.sampled_from(["cmp", "in", "matches", "class", "not"]))
+    if kind == "in":
+        items = draw(st.lists(_LITERALS, max_size=3))
+        return f"{left} in [{', '.join(json.dumps(v) for v in items)}]"
+    if kind == "matches":
+        return f"{left} matches {json.dumps(draw(st.sampled_from(['a*', '?x*y', 'ab'])))}"
+    if kind == "class":
+        return f"data {draw(st.sampled_from(['<=', '>']))} {draw(st.sampled_from(['low', 'high']))}"
+    if kind == "not":
+        return f"not ({draw(_condition(depth + 1))})"
+    op = draw(st.sampled_from(["==", "!=", "<", "<=", ">="]))
+    return f"{left} {op} {json.dumps(draw(_LITERALS))}"
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["permit", "forbid", "ask"]), _condition()),
+                min_size=2, max_size=6), st.lists(st.sampled_from(["a", "ab", "x", 3]), max_size=2))
+def test_a_rules_code_from_its_form_is_the_code_generated_for_it_alone(rules, agents):
+    """Sharing a form never changes a rule's code: its text and constants are those that the
+    generator writes for the rule alone (whatever rules of the form came first)."""
+    from agp.compile.codegen import rule_code
+
+    text = "dataclass low\ndataclass high > low\ntool t { args { n: number, s: string } }\n"
+    by = f" by {', '.join(json.dumps(a) for a in agents if isinstance(a, str))}" \
+        if any(isinstance(a, str) for a in agents) else ""
+    text += "".join(f"{effect} r{i} on t{by if i % 2 else ''} when {cond}\n"
+                    for i, (effect, cond) in enumerate(rules))
+    policy, diags = check_sources([Source("p.agp", text)])
+    if policy is None:  # a condition the checker refuses (e.g. a type error): nothing to compile
+        return
+    ev = compile_policy(policy)
+    compiled = {r.index: r for r in ev.index.rules}  # the rules after the passes
+    for (index, dyn), shared in ev.ctx.rule_codes.items():
+        rule = compiled[index]
+        alone = rule_code(rule, dyn, ev.ctx.records[index], ev.ctx.labels, ev.ctx.lattice)
+        assert shared.lines == alone.lines and shared.uses == alone.uses
+        assert list(map(_comparable, shared.values)) == list(map(_comparable, alone.values))

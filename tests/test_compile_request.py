@@ -301,3 +301,48 @@ def test_fast_path_converts_times_to_utc_as_pydantic_does():
     assert fast is not None and same(fast, parse_request(value))
     assert fast.now == datetime(2026, 11, 28, 10, tzinfo=timezone.utc)
     assert fast.now.tzinfo is fast.chain[0].at.tzinfo is timezone.utc
+
+
+def test_one_validator_per_set_of_fields_whatever_their_order():
+    from agp.compile import request as fast
+
+    a = {"agent": {"id": "a"}, "tool": "t", "args": {"x": 1}, "data": ["pii"]}
+    b = {"data": ["pii"], "args": {"x": 1}, "tool": "t", "agent": {"id": "a"}}
+    assert fast_request(a) is not None and fast_request(b) is not None
+    assert fast._SHAPES[frozenset(a)] is fast._SHAPES[frozenset(b)]
+    assert same(fast_request(b), parse_request(b))
+    # The same validator declines what its fields hold wrongly, and pydantic refuses it too.
+    for bad in ({**b, "data": ["pii", 1]}, {**b, "args": {"x": math.inf}}, {**b, "tool": "a b"},
+                {**b, "agent": {"id": "a", "role": "x"}}, {**b, "agent": {"svid": None}}):
+        assert fast_request(bad) is None and _pydantic(bad) is None, bad
+    # A set of fields no valid request has generates nothing; the memo holds only sets of the
+    # known fields with `agent` and `tool`, at most 2**8 of them.
+    before = len(fast._SHAPES)
+    for odd in ({**a, "extra": 1}, {"agent": {"id": "a"}}, {"tool": "t", "args": {}}, {1: 2}):
+        assert fast_request(odd) is None
+    assert len(fast._SHAPES) == before
+    assert all(s <= fast._REQUEST_KEYS and {"agent", "tool"} <= s for s in fast._SHAPES)
+
+
+def test_every_validator_is_as_strict_as_pydantic_on_each_field():
+    """Each of the 2**8 sets of fields, with every field valid, then with each field wrong."""
+    import itertools
+
+    valid = {"intent": ["read"], "data": ["pii"], "args": {"a": 1.5}, "context": {"c": None},
+             "target": {"external": True}, "task": {"kind": "k"},
+             "chain": [{"principal": "p", "kind": "agent"}], "now": "2026-11-28T10:00:00Z"}
+    wrong = {"agent": {"id": 5}, "tool": "", "intent": "read", "data": [None],
+             "args": {"a": math.nan}, "context": [], "target": {"t": -math.inf},
+             "task": {"kind": 1}, "chain": [{}], "now": "2026-11-28"}
+    for k in range(len(valid) + 1):
+        for fields in itertools.combinations(valid, k):
+            value = {"agent": {"id": "a", "attrs": {"r": "x"}}, "tool": "t",
+                     **{f: valid[f] for f in fields}}
+            fast = fast_request(value)
+            assert fast is not None and same(fast, parse_request(value)), value
+            if "target" in fields:
+                nulled = {**value, "target": None}
+                assert same(fast_request(nulled), parse_request(nulled))
+            for f in ("agent", "tool", *fields):
+                bad = {**value, f: wrong[f]}
+                assert fast_request(bad) is None and _pydantic(bad) is None, bad

@@ -8,6 +8,8 @@ LITERAL_LIST); any other list is lexed token by token. Both must read a list the
 from __future__ import annotations
 
 import dataclasses
+import inspect
+import re
 from pathlib import Path
 
 import pytest
@@ -100,10 +102,22 @@ def relex_from_the_start(source: Source, diagnostics: list) -> list[Token] | Non
     return None
 
 
+def relex_as_our_tokens(source: Source, diagnostics: list) -> list[parser.Tok] | None:
+    tokens = relex_from_the_start(source, diagnostics)
+    return None if tokens is None else [parser.Tok(t.type, str(t), t.start_pos, t.end_pos)
+                                        for t in tokens]
+
+
 def token_facts(tokens: list[Token] | None) -> list[tuple] | None:
     return None if tokens is None else [
         (t.type, str(t), t.start_pos, t.end_pos, t.line, t.column, t.end_line, t.end_column)
         for t in tokens]
+
+
+def lexed_facts(source: Source, diagnostics: list) -> list[tuple] | None:
+    """The facts of `parser._recovering_lex`'s tokens, as lark's tokens (lines and columns)."""
+    tokens = parser._recovering_lex(source, diagnostics)
+    return None if tokens is None else token_facts(parser.lark_tokens(source.text, tokens))
 
 
 # Pieces that make bad characters (`@`, unterminated strings, ...) near what lexing reads past
@@ -113,6 +127,8 @@ piece = st.sampled_from([
     "true", "false", "truex", "x", "args", ".", "# c", "@", "\u00a7", "$", "~", "`", "&", "|",
     "!", "=", "==", "<=", '"ab"', "'ab'", '"a', "[1, 2", '["a", ', "permit p when ",
     "forbid f on t when args.x in ", "{", "}", "(", ")", ":", "?",
+    # names next to digits (the lexer tries names first: no other terminal starts like them)
+    "_", "a1", "1a", "9_", "x_1", "1d_",
 ])
 
 
@@ -127,7 +143,7 @@ def test_lexing_resumes_with_the_tokens_and_errors_of_lexing_again(text):
     expected: list = []
     reference = relex_from_the_start(source, expected)
     diagnostics: list = []
-    assert token_facts(parser._recovering_lex(source, diagnostics)) == token_facts(reference)
+    assert lexed_facts(source, diagnostics) == token_facts(reference)
     assert diagnostics == expected
 
 
@@ -137,7 +153,7 @@ def test_a_file_with_bad_characters_parses_with_the_diagnostics_of_lexing_again(
     source = Source("a.agp", text)
     fast = parse(source)
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(parser, "_recovering_lex", relex_from_the_start)
+        patch.setattr(parser, "_recovering_lex", relex_as_our_tokens)
         slow = parse(source)
     assert fast.diagnostics == slow.diagnostics
     assert shape(fast.items) == shape(slow.items) and fast.comments == slow.comments
@@ -216,9 +232,10 @@ CORPUS = sorted([*REPO.glob("examples/**/*.agp"), *REPO.glob("stdlib/*.agp"),
                  *REPO.glob("tests/**/*.agp")])
 
 
-def lark_reference(chunk: list[Token]) -> tuple[Tree | None, int]:
+def lark_reference(source: Source, chunk: list[parser.Tok]) -> tuple[Tree | None, int]:
     """lark's tree of an item and the index of the token it fails at (len for the end)."""
     interactive = lark_parser().parse_interactive()
+    chunk = parser.lark_tokens(source.text, chunk)
     for i, tok in enumerate(chunk):
         try:
             interactive.feed_token(tok)
@@ -242,7 +259,7 @@ def lark_spans(tree: Tree) -> set[tuple[int, int]]:
         if isinstance(c, Tree):
             spans |= lark_spans(c)
         elif c.type == "LITERAL_LIST":
-            spans |= {(start, end) for _, _, start, end in parser._list_parts(c)}
+            spans |= {(start, end) for _, _, start, end in parser._list_parts(c, c.start_pos)}
         else:
             spans.add((c.start_pos, c.end_pos))
     return spans
@@ -273,7 +290,7 @@ def assert_drives_as_lark(text: str) -> int:
         if any(t.type.startswith("BAD_") for t in chunk):
             continue  # repaired before parsing, as the examples above test
         built, at = parser._drive(source, chunk)
-        tree, lark_at = lark_reference(chunk)
+        tree, lark_at = lark_reference(source, chunk)
         assert at == lark_at, str(chunk)
         assert (built is None) == (tree is None)
         if built is not None and tree is not None:
@@ -337,8 +354,7 @@ def test_an_invalid_escape_inside_a_deep_item_reports_the_depth_only():
 @pytest.mark.parametrize("path", CORPUS, ids=lambda p: str(p.relative_to(REPO)))
 def test_every_example_is_lexed_as_lark_lexes_it(path):
     source = Source(str(path), path.read_text(encoding="utf-8"))
-    assert token_facts(parser._recovering_lex(source, [])) == token_facts(
-        relex_from_the_start(source, []))
+    assert lexed_facts(source, []) == token_facts(relex_from_the_start(source, []))
 
 
 # ---- the steps of each shape of item, kept: replayed as the table would walk them again ---------
@@ -382,3 +398,128 @@ def test_the_kept_shapes_are_bounded(monkeypatch):
     assert len(parsed.items) == 25 and not parsed.diagnostics
     assert 0 < len(parser._SHAPES) <= 10
     assert _facts(parsed) == _parsed_afresh(text)
+
+
+# ---- the lexer's and the builder's own shortcuts, held equal to the plain code they replace -----
+
+
+def reference_split_items(tokens: list) -> list[list]:
+    """`split_items` as it was written before it looked only at reserved words: every token."""
+    chunks: list[list] = []
+    braces = 0
+    for i, tok in enumerate(tokens):
+        if reference_starts_item(tokens, i, braces) or not chunks:
+            chunks.append([])
+            braces = 0
+        chunks[-1].append(tok)
+        if tok.type != "STRING":
+            if tok.value == "{":
+                braces += 1
+            elif tok.value == "}" and braces > 0:
+                braces -= 1
+    return chunks
+
+
+def reference_starts_item(tokens: list, i: int, braces: int) -> bool:
+    tok = tokens[i]
+    if tok.type in ("NAME", "STRING"):
+        return False
+    if tok.value in parser.ITEM_WORDS:
+        return True
+    if tok.value in parser.DECL_WORDS:
+        nxt = tokens[i + 1] if i + 1 < len(tokens) else None
+        if nxt is None or nxt.type not in ("NAME", "STRING", "STAR"):
+            return False
+        if tok.value != "intent":
+            return True
+        return braces == 0 and not (i > 0 and tokens[i - 1].value in ("on", ","))
+    return False
+
+
+def reference_names(tokens: list) -> list:
+    """The reserved words `_lex` makes names, as it did before it looked only next to `.`,
+    `has`, `:` and `?`: every token."""
+    out: list = []
+    for tok in tokens:
+        if out and (out[-1].value == "." or (out[-1].value == "has" and parser._is_keyword(
+                out[-1]))) and parser._is_keyword(tok):
+            tok = tok._replace(type="NAME")
+        elif out and tok.value in (":", "?") and parser._is_keyword(out[-1]) \
+                and out[-1].value not in ("true", "false"):
+            out[-1] = out[-1]._replace(type="NAME")
+        out.append(tok)
+    return out
+
+
+# Items and their pieces, in any order: declarations inside rules, `intent` after `on` and `,`,
+# reserved words after `.` and `has`, before `:` and `?`, unclosed and stray braces.
+split_piece = st.sampled_from([
+    "permit p ", "forbid f ", "ask a ", "module m ", "import std.intents ", "dataclass d ",
+    "defaults ", "intent ", "intent x ", "intent x, intent y ", "agent ", "agent b ", "tool ",
+    "tool t.* ", 'tool "a b" ', "task ", "task j ", "on ", "on t, ", ", ", "{ ", "} ", "x ",
+    '"intent" ', "*", ".", ". data ", "has ", "has has ", "x.has ", "data: ", "true: ", "to ?: ",
+    "args ", "when ", "in ", "# intent x\n", "\n",
+])
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(split_piece, max_size=30).map("".join))
+def test_items_are_split_and_names_made_as_by_looking_at_every_token(text):
+    source = Source("a.agp", text)
+    raw = parser._recovering_lex(source, [])
+    assert raw is not None
+    tokens, _ = parser._lex(source, [])
+    assert tokens == reference_names([t for t in raw if t.type != "COMMENT"])
+    assert parser.split_items(tokens) == reference_split_items(tokens)
+    # The editor splits lark's tokens, as `tokenize` gives them.
+    lark_tokens, _ = tokenize(source, [])
+    assert [[(t.type, t.start_pos) for t in chunk] for chunk in parser.split_items(lark_tokens)] \
+        == [[(t.type, t.start_pos) for t in chunk] for chunk in reference_split_items(lark_tokens)]
+
+
+def _every_node_class() -> list[type]:
+    return [Span, *(c for c in vars(agp.syntax.ast).values()
+                    if isinstance(c, type) and dataclasses.is_dataclass(c))]
+
+
+@pytest.mark.parametrize("cls", _every_node_class(), ids=lambda c: c.__name__)
+def test_the_parser_makes_nodes_as_their_class_makes_them(cls):
+    # Each field a value of its own, every field given and then the defaults left out.
+    fields = dataclasses.fields(cls)
+    values = [object() for _ in fields]
+    made, plain = parser._maker(cls)(*values), cls(*values)
+    assert type(made) is cls and made == plain and hash(made) == hash(plain)
+    assert [getattr(made, f.name) for f in fields] == values
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        setattr(made, fields[0].name, None)
+    required = [v for f, v in zip(fields, values, strict=True)
+                if f.default is dataclasses.MISSING]
+    assert parser._maker(cls)(*required) == cls(*required)
+    # The builder makes every class through its maker.
+    assert cls.__name__ in vars(parser._New)
+
+
+def test_every_span_of_the_examples_is_a_span_of_the_text():
+    # No node is given the placeholder of the builders that do not read their span.
+    for path in CORPUS:
+        parsed = parse(Source(str(path), path.read_text(encoding="utf-8")))
+        assert all(0 <= start <= end for start, end in ast_spans(parsed.items))
+
+
+def test_a_builder_is_given_no_span_only_when_it_reads_none():
+    builders = [getattr(parser._Builder, name) for name in dir(parser._Builder)
+                if not name.startswith("_")]
+    for build in builders:
+        body = inspect.getsource(build).split(":\n", 1)[1]  # after the signature
+        assert parser._reads_span(build) == bool(re.search(r"\bspan\b", body)), build.__name__
+    assert any(not parser._reads_span(b) for b in builders)
+
+
+def test_a_long_item_is_parsed_but_its_shape_not_kept(monkeypatch):
+    monkeypatch.setattr(parser, "_SHAPES", {})
+    long_rule = "permit p when args.x in [" + ", ".join(["args.y"] * 100) + "]"  # 400 tokens
+    text = long_rule + "\npermit q when true\n"
+    parsed = parse(Source("a.agp", text))
+    assert len(parsed.items) == 2 and not parsed.diagnostics
+    assert [len(shape) for shape in parser._SHAPES] == [4]
+    assert _facts(parse(Source("a.agp", text))) == _parsed_afresh(text)

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import fnmatch
+import heapq
 import json
 import multiprocessing
 import os
 import sys
 import xml.etree.ElementTree as ET
+from array import array
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
 from multiprocessing.context import BaseContext
 from pathlib import Path
 from typing import Any
@@ -43,6 +47,7 @@ from agp.model import Decision
 from agp.runtime import Outcome, Replay, TraceError, read_trace, trace_files
 from agp.runtime.events import Expect, ExpectSpec, expected_ttl
 from agp.runtime.golden import expect_value, rewrite_lines, with_expect
+from agp.runtime.trace import rare_full_collections
 
 
 @click.command("test")
@@ -117,6 +122,8 @@ def _run(policies: tuple[str, ...], traces: tuple[str, ...], pattern: str | None
     with progress(total, "replaying") as bar:
         if jobs > 1 and len(files) > 1:
             _in_processes(run, policies, files, min(jobs, len(files)), bar)
+        elif jobs > 1 and files and _splits(run, files[0]):
+            _split(run, policies, files[0], jobs, bar)
         else:
             for f in files:
                 run.file(f, bar, update)
@@ -213,19 +220,117 @@ def _cpus() -> int:
 
 def _in_processes(run: Run, policies: tuple[str, ...], files: list[Path], jobs: int,
                   bar: Progress) -> None:
+    with _pool(run, policies, jobs) as pool:
+        # `map` yields in the order of `files`, whichever worker finishes first.
+        for f, part in zip(files, pool.map(_test_file, map(str, files)), strict=True):
+            run.merge(part)
+            bar.advance(file_size(f))
+
+
+@contextmanager
+def _pool(run: Run, policies: tuple[str, ...], jobs: int) -> Iterator[ProcessPoolExecutor]:
+    """`jobs` worker processes that test as `run` does; a worker's failure ends the command."""
     job = _Job(policies, identity_values(), run.engine.policy_hash, run.pattern, run.text,
                run.verbose, run.coverage is not None, run.keep)
     try:
         with ProcessPoolExecutor(jobs, mp_context=_processes(), initializer=_start,
                                  initargs=(job,)) as pool:
-            # `map` yields in the order of `files`, whichever worker finishes first.
-            for f, part in zip(files, pool.map(_test_file, map(str, files)), strict=True):
-                run.merge(part)
-                bar.advance(file_size(f))
+            yield pool
     except _WorkerError as exc:
         fail(str(exc))
     except BrokenProcessPool as exc:
         fail(f"a --jobs worker process died ({exc}); run with --jobs 1")
+
+
+# ---- --jobs on one trace: its tasks spread over processes ---------------------------------------
+#
+# With a single trace file, the workers share it: each one decodes every line (to find its task)
+# and replays only the lines of its own tasks (agp.runtime.trace.part_of); a task's events all
+# go to one worker, and a trace's tasks are independent in the trace's memory store. What one
+# process would also check is the time order of the whole trace: each worker returns the time of
+# every valid event it read, and when the merged times are out of order anywhere (a trace with a
+# problem, rare), the trace is replayed again in this process. Otherwise the outcomes' printed
+# lines and cases are merged by line number: the output is that of one process.
+
+# A smaller trace is replayed in one process: starting the workers (each loads the policy set)
+# costs more than it saves.
+SPLIT_BYTES = 4 << 20
+
+
+def _splits(run: Run, path: Path) -> bool:
+    """Whether one trace is worth spreading over processes, and can be: not when the engine
+    signs grants (their ledger is shared by the trace's tasks)."""
+    return run.engine.stages.grant is None and file_size(path) >= SPLIT_BYTES
+
+
+@dataclass(frozen=True)
+class TracePart:
+    """What replaying one part of a trace in a worker gave."""
+
+    part: FilePart
+    at: list[int]  # the trace line of each of part.lines
+    events: array[int]  # the line of every valid event the worker read (all of them)
+    times: array[int]  # and its time, in microseconds since 1970
+    readable: bool  # False: the file could not be read (the run then tells why)
+
+
+def _split(run: Run, policies: tuple[str, ...], path: Path, jobs: int, bar: Progress) -> None:
+    with _pool(run, policies, jobs) as pool:
+        parts = list(pool.map(_test_part, [str(path)] * jobs, range(jobs), [jobs] * jobs))
+    if not all(p.readable for p in parts) or not _in_time_order(parts):
+        run.file(path, bar, update=False)  # the one-process run says what is wrong
+        return
+    by_line = heapq.merge(*(zip(p.at, p.part.lines, strict=True) for p in parts), key=_first)
+    run.merge(FilePart(
+        str(path), [line for _, line in by_line],
+        sum(p.part.passed for p in parts), sum(p.part.failed for p in parts),
+        any(p.part.bad for p in parts), sum(p.part.cases_seen for p in parts),
+        list(heapq.merge(*(p.part.cases for p in parts), key=_line)),
+        set().union(*(p.part.coverage for p in parts))))
+    bar.advance(file_size(path))
+
+
+def _in_time_order(parts: list[TracePart]) -> bool:
+    last = None
+    for _, t in heapq.merge(*(zip(p.events, p.times, strict=True) for p in parts)):
+        if last is not None and t < last:
+            return False
+        last = t
+    return True
+
+
+def _first(item: tuple[int, object]) -> int:
+    return item[0]
+
+
+def _line(outcome: Outcome) -> int:
+    return outcome.line
+
+
+def _test_part(name: str, k: int, n: int) -> TracePart:
+    job, engine = _worker()
+    at: list[int] = []
+    lines: list[tuple[str, bool, str | None]] = []
+    line = 0  # the trace line whose outcome is being printed
+
+    def record(text: str = "", *, err: bool = False, style: str | None = None) -> None:
+        at.append(line)
+        lines.append((text, err, style))
+
+    part = Run(engine, job.pattern, job.text, job.verbose,
+               coverage=set() if job.coverage else None, keep=job.keep, out=record)
+    cases: list[Outcome] = []
+    keep: Callable[[Outcome], object] = cases.append if job.keep else _drop
+    times: tuple[array[int], array[int]] = (array("q"), array("q"))
+    readable = True
+    try:
+        for o in part._replay(Path(name), Progress(0, ""), (k, n), times):
+            line = o.line
+            part.case(o, keep, False, {})
+    except TraceError:
+        readable = False
+    return TracePart(FilePart(name, lines, part.passed, part.failed, part.bad, part.cases_seen,
+                              cases, part.coverage or set()), at, times[0], times[1], readable)
 
 
 def _processes() -> BaseContext:
@@ -240,7 +345,8 @@ def _start(job: _Job) -> None:
     _job = job
 
 
-def _test_file(name: str) -> FilePart:
+def _worker() -> tuple[_Job, Engine]:
+    """This worker's job and engine (built on its first task)."""
     global _engine
     job = _job
     assert job is not None, "_start runs first in every worker"
@@ -252,12 +358,17 @@ def _test_file(name: str) -> FilePart:
             _engine = command_engine(policy, job.identity)
         except ValueError as exc:  # a key or trust bundle that changed since the parent read it
             raise _WorkerError(str(exc)) from None
+    return job, _engine
+
+
+def _test_file(name: str) -> FilePart:
+    job, engine = _worker()
     lines: list[tuple[str, bool, str | None]] = []
 
     def record(text: str = "", *, err: bool = False, style: str | None = None) -> None:
         lines.append((text, err, style))
 
-    part = Run(_engine, job.pattern, job.text, job.verbose,
+    part = Run(engine, job.pattern, job.text, job.verbose,
                coverage=set() if job.coverage else None, keep=job.keep, out=record)
     part.file(Path(name), Progress(0, ""), update=False)
     return FilePart(name, lines, part.passed, part.failed, part.bad, part.cases_seen,
@@ -318,42 +429,8 @@ class Run:
             self.cases.setdefault(name, []).append if self.keep else _drop
         updates: dict[int, str] = {}
         try:
-            for line_outcome in self._replay(path, bar):
-                o = line_outcome
-                if o.decision is not None and (o.expect is not None or update):
-                    self.cases_seen += 1
-                if not self.selected(o):
-                    continue
-                if o.decision is not None and self.coverage is not None:
-                    self.coverage.update(o.decision.rules)
-                d = o.decision
-                if o.problem is not None or d is None:  # a line that is not a decided event
-                    self.bad = True
-                    self.failed += 1
-                    keep(o)
-                    self.out(f"{o.where}: {o.problem}", err=not self.text, style="error")
-                    continue
-                if update and not (o.expect is not None and o.passed):
-                    # A failing or missing `expect` gets the actual decision; one that holds
-                    # is left as its author wrote it.
-                    new = expect_value(o.expect, d)
-                    text = _with_expect(o.text, new)
-                    if text is not None and text != o.text:
-                        updates[o.line] = text
-                    self.passed += 1
-                    keep(_updated(o, new))
-                    continue
-                if o.expect is None and not update:
-                    continue
-                keep(o)
-                if o.passed:
-                    self.passed += 1
-                    if self.verbose and self.text:
-                        self.out(f"{o.where}: PASS {_describe(o)}", style="ok")
-                else:
-                    self.failed += 1
-                    if self.text:
-                        self.report_failure(o, d)
+            for o in self._replay(path, bar):
+                self.case(o, keep, update, updates)
         except TraceError as exc:
             self.bad_input(str(exc))
             return
@@ -365,13 +442,58 @@ class Run:
                 return
             self.out(f"{name}: updated {len(updates)} expectation(s)", err=True)
 
-    def _replay(self, path: Path, bar: Progress) -> Iterator[Outcome]:
+    def case(self, o: Outcome, keep: Callable[[Outcome], object], update: bool,
+             updates: dict[int, str]) -> None:
+        """Count, keep and print one outcome of a trace (with `update`, note its new line)."""
+        if o.decision is not None and (o.expect is not None or update):
+            self.cases_seen += 1
+        if not self.selected(o):
+            return
+        if o.decision is not None and self.coverage is not None:
+            self.coverage.update(o.decision.rules)
+        d = o.decision
+        if o.problem is not None or d is None:  # a line that is not a decided event
+            self.bad = True
+            self.failed += 1
+            keep(o)
+            self.out(f"{o.where}: {o.problem}", err=not self.text, style="error")
+            return
+        if update and not (o.expect is not None and o.passed):
+            # A failing or missing `expect` gets the actual decision; one that holds is left
+            # as its author wrote it.
+            new = expect_value(o.expect, d)
+            text = _with_expect(o.text, new)
+            if text is not None and text != o.text:
+                updates[o.line] = text
+            self.passed += 1
+            keep(_updated(o, new))
+            return
+        if o.expect is None and not update:
+            return
+        keep(o)
+        if o.passed:
+            self.passed += 1
+            if self.verbose and self.text:
+                self.out(f"{o.where}: PASS {_describe(o)}", style="ok")
+        else:
+            self.failed += 1
+            if self.text:
+                self.report_failure(o, d)
+
+    def _replay(self, path: Path, bar: Progress, part: tuple[int, int] | None = None,
+                times: tuple[array[int], array[int]] | None = None) -> Iterator[Outcome]:
+        """The outcomes of a trace's lines (with `part`, of that part's: `read_trace`); with
+        `times`, the line and the time (in microseconds) of every valid event go into them."""
         replay = Replay(self.engine)
-        for line in read_trace(path):
-            bar.advance(len(line.text) + 1)
-            outcome = replay.step(line)
-            if outcome is not None:
-                yield outcome
+        with rare_full_collections():
+            for line in read_trace(path, part=part):
+                bar.advance(len(line.text) + 1)
+                if times is not None and line.event is not None:
+                    times[0].append(line.line)
+                    times[1].append((line.event.ts - _EPOCH) // _MICROSECOND)
+                outcome = replay.step(line)
+                if outcome is not None:
+                    yield outcome
 
     def report_failure(self, o: Outcome, d: Decision) -> None:
         self.out(f"{o.where}: FAIL {_describe(o)}", style="error")
@@ -521,3 +643,7 @@ def _classname(file: str) -> str:
     for suffix in (".jsonl", ".trace"):
         name = name.removesuffix(suffix)
     return name
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_MICROSECOND = timedelta(microseconds=1)

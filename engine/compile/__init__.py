@@ -15,12 +15,13 @@ code at the policy.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 from agp.compile.bundle import BundleError, read_bundle, write_bundle
 from agp.compile.evaluator import CompiledEvaluator, Context, RuleRecord
 from agp.compile.ir import Program, check_program, policy_to_ir, runtime_policy
-from agp.compile.passes import optimise
+from agp.compile.passes import optimise, prune_dead_rules
 from agp.compile.tree import Index, explain
 from agp.gcpause import no_cyclic_collection
 from agp.identity import IdentityCheck, unverified
@@ -38,10 +39,16 @@ def compile_ir(program: Program, policy: Policy | None = None,
     establishes each request's agent (agp.identity)."""
     with no_cyclic_collection():
         policy = policy if policy is not None else runtime_policy(program)
+        # A bundle's rules after the passes (by form) are read, not computed again; its rules
+        # as written are decoded only when an error must be explained.
+        compiled = program.compiled
+        rules = compiled if compiled is not None else program.rules
         records = [RuleRecord(r.index, r.name, r.effect, r.ttl, r.because,
-                              rule_seconds(policy, r.ttl)) for r in program.rules]
+                              rule_seconds(policy, r.ttl)) for r in rules]
         ctx = Context(program, policy, records, policy.labels, policy.lattice)
-        index = Index(optimise(program), ctx)
+        optimised = optimise(program) if compiled is None else \
+            prune_dead_rules(dataclasses.replace(program, rules=compiled, compiled=None))
+        index = Index(optimised, ctx)
         return CompiledEvaluator(index, policy, ctx, full_policy, identity)
 
 
@@ -49,9 +56,9 @@ def compile_policy(policy: Policy, *, eager: bool = True,
                    identity: IdentityCheck = unverified) -> CompiledEvaluator:
     """Compile a checked Policy, every leaf included: no decision after this pays for code
     generation (unless `eager` is false: then leaves are generated on first use)."""
-    ev = compile_ir(policy_to_ir(policy), policy, policy, identity)
-    if eager:
-        with no_cyclic_collection():
+    with no_cyclic_collection():  # the IR too is many small objects (see compile_ir)
+        ev = compile_ir(policy_to_ir(policy), policy, policy, identity)
+        if eager:
             ev.warm()
     return ev
 

@@ -1,14 +1,20 @@
-"""Compiled bundles: the IR as JSON behind a one-line header with the format version and a
-SHA-256 of the body.
+"""Compiled bundles (format 4): a one-line header with the format version and a SHA-256 of the
+body, then the body.
 
 The header is read and checked first; the body is hashed and compared before it is parsed, and
 it is parsed as JSON, never unpickled or executed: a bundle carries data, and the code generator
-lets its strings into Python only through `repr`. The hash detects corruption and edits made
+lets its strings into Python only as bound constants. The hash detects corruption and edits made
 without recomputing it; it is not a signature (sign or HMAC the file to authenticate its origin).
 
-A bundle holds the Program as written, before the passes (which run again when it is loaded):
-the engine of a bundle lists every rule of the policy set (`Engine.policy`), and explains an
-evaluation error with the rule's conditions as written.
+The body's first line is what loading reads: the source texts, the declarations, and every rule
+after the passes, by form (`dumps`: one example rule per form, with its AST; each rule its scope,
+its form's number and its literals' values, checked against the form's kinds when read), in
+columns (`_COLUMNS`: a list per field rather than a row per rule, each checked in one pass). So
+loading runs no pass and decodes no condition but the examples': code is generated per form
+(agp.compile.codegen) and each rule binds its own literals. Each later line is one rule as
+written (`Written`), decoded when first read: the reference evaluator explains a rule's
+evaluation error with its conditions as written, and the engine of a bundle lists every rule of
+the policy set only when asked (`Engine.policy`).
 
 The IR is written and read by one pair of functions, `encode` and `decode`, driven by the type
 annotations of its dataclasses (`agp.compile.ir` and the AST of `agp.syntax.ast`), so a new field
@@ -35,22 +41,27 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import itertools
 import json
 import math
 import threading
 import types
 import typing
-from collections.abc import Callable
+from collections import abc, deque
+from collections.abc import Callable, Iterator, Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from agp import __version__
-from agp.compile.ir import Program
+from agp.compile.codegen import cond_shape, hole_kind, hole_value
+from agp.compile.ir import EFFECTS, FormRef, IRRule, Program
+from agp.compile.passes import optimise
 from agp.source import Source, Span
+from agp.syntax import ast
 
 MAGIC = "agp-bundle"
-FORMAT_VERSION = 2
+FORMAT_VERSION = 4
 
 _US = timedelta(microseconds=1)
 
@@ -146,7 +157,7 @@ def _shape(tp: object, cache: dict[object, Any], make: Make) -> tuple[Any, ...]:
     if tp is Span or tp is timedelta or tp is object:  # object: a literal's value
         return ({Span: "span", timedelta: "duration", object: "value"}[tp],)
     origin, args = typing.get_origin(tp), typing.get_args(tp)
-    if origin is tuple and len(args) == 2 and args[1] is Ellipsis:
+    if origin is tuple and len(args) == 2 and args[1] is Ellipsis or origin is abc.Sequence:
         return ("tuple", _codec(args[0], cache, make))
     if origin is dict and args[0] is str:
         return ("dict", _codec(args[1], cache, make))
@@ -319,24 +330,83 @@ def _union(optional: bool, forms: dict[str, Decode]) -> Decode:
 
 
 def dumps(program: Program) -> bytes:
-    """A bundle's body: the Program and the source texts its spans point into, as JSON."""
+    """A bundle's body: one line of JSON with what loading needs (the source texts, the
+    declarations, every rule after the passes by form, in columns: `_COLUMNS`), then each rule as
+    written, one line of JSON each, decoded only when an error must be explained (`Written`)."""
     sources = Sources()
-    encoded = encode(program, Program, sources)
+    after = {r.index: r for r in optimise(program).rules}
+    forms: dict[object, int] = {}
+    examples: list[Any] = []
+    cols: dict[str, list[Any]] = {c: [] for c in _COLUMNS}
+    for r in program.rules:
+        o = after.get(r.index)
+        state: object = 0  # removed by the passes
+        if o is not None and o.when is None and o.unless is None:
+            state = 1  # no condition left
+        elif o is not None:
+            key, holes = cond_shape(o)
+            form = forms.get(key)
+            if form is None:
+                form = forms[key] = len(examples)
+                examples.append(encode(o, IRRule, sources))
+            where = (o.when if o.when is not None else o.unless).span  # type: ignore[union-attr]
+            state = [form, [_hole_data(hole_value(h)) for h in holes],
+                     encode(where, Span, sources)]
+        for c, value in zip(_COLUMNS, (
+                r.name, r.effect, list(r.on_tools), list(r.on_intents), r.scoped_on,
+                _opt_list(r.tasks), _opt_list(r.agents), _opt_list(r.agent_names),
+                encode(r.ttl, timedelta | None, sources), r.because, state,
+                encode(r.span, Span, sources), encode(r.name_span, Span, sources)), strict=True):
+            if c in _SPANS:
+                cols[c] += value
+            else:
+                cols[c].append(value)
+    written = [_json(encode(r, IRRule, sources)) for r in program.rules]
+    head = encode(dataclasses.replace(program, rules=(), compiled=None), Program, sources)
     # The hash first, so that a reader compares it with the header's before decoding anything.
-    body = json.dumps({"hash": program.hash, "sources": sources.texts, "program": encoded},
-                      separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-    return body.encode("utf-8")
+    first = _json({"hash": program.hash, "sources": sources.texts, "program": head,
+                   "forms": examples, "rules": cols})
+    return "\n".join([first, *written]).encode("utf-8")
+
+
+# The columns of the rules after the passes (`dumps`, `_rules`), one value per rule in each: a
+# list per column rather than a row per rule, so that each column is checked in one pass and
+# JSON builds no list per rule. A span column holds three integers per rule (`_span`).
+_COLUMNS = ("name", "effect", "on_tools", "on_intents", "scoped_on", "tasks", "agents",
+            "agent_names", "ttl", "because", "state", "span", "name_span")
+_SPANS = ("span", "name_span")
+
+
+def _json(value: object) -> str:
+    # Compact JSON never holds a raw newline (strings escape theirs): one value per line.
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+def _opt_list(items: tuple[str, ...] | None) -> list[str] | None:
+    return None if items is None else list(items)
+
+
+def _hole_data(value: object) -> object:
+    """A hole's value as JSON (`_hole` reads it back)."""
+    if type(value) is tuple:
+        return [_hole_data(v) for v in value]
+    return {"us": value // _US} if isinstance(value, timedelta) else value
 
 
 def _no_constant(name: str) -> None:
     raise ValueError(f"{name} is not a JSON number")
 
 
+def _parse(line: bytes) -> Any:
+    return json.loads(line.decode("utf-8"), parse_constant=_no_constant)
+
+
 def loads(body: bytes, policy: object = None, name: str = "the bundle") -> Program:
-    """The Program of a bundle's body (of policy hash `policy`, when given); BundleError when
-    the body is not one."""
+    """The Program of a bundle's body (of policy hash `policy`, when given), its rules after the
+    passes in `compiled`; BundleError when the body is not one."""
+    first, _, rest = body.partition(b"\n")
     try:
-        data = json.loads(body.decode("utf-8"), parse_constant=_no_constant)
+        data = _parse(first)
     except (ValueError, UnicodeDecodeError) as exc:
         raise BundleError(f"{name}: unreadable bundle body: {exc}") from None
     if not isinstance(data, dict) or policy is not None and data.get("hash") != policy:
@@ -346,10 +416,176 @@ def loads(body: bytes, policy: object = None, name: str = "the bundle") -> Progr
         if type(texts) is not list or not all(
                 type(t) is list and len(t) == 2 and all(type(x) is str for x in t) for t in texts):
             raise _bad("a list of [name, text]", texts)
-        program: Program = decode(data["program"], Program, [Source(n, t) for n, t in texts])
-    except (KeyError, ValueError) as exc:
+        sources = [Source(n, t) for n, t in texts]
+        program: Program = decode(data["program"], Program, sources)
+        if program.rules or program.compiled is not None:
+            raise _bad("a program without rules", data["program"])
+        examples = [_example(e, sources) for e in _list(data["forms"])]
+        forms = [(cond_shape(e)[0], e, [hole_kind(hole_value(h)) for h in cond_shape(e)[1]])
+                 for e in examples]
+        compiled = _rules(data["rules"], sources, forms)
+        if (rest.count(b"\n") + 1 if rest else 0) != len(compiled):
+            raise _bad(f"{len(compiled)} rules as written", "another number of lines")
+    except (KeyError, ValueError, TypeError) as exc:
         raise BundleError(f"{name}: malformed bundle ({exc})") from None
-    return program
+    return dataclasses.replace(program, rules=Written(rest, len(compiled), sources, name),
+                               compiled=compiled)
+
+
+def _list(data: object) -> list[Any]:
+    if type(data) is not list:
+        raise _bad("a list", data)
+    return data
+
+
+def _example(data: object, sources: list[Source]) -> IRRule:
+    rule: IRRule = decode(data, IRRule, sources)
+    if rule.form is not None or rule.when is None and rule.unless is None:
+        raise _bad("a rule with its conditions", data)
+    return rule
+
+
+def _strs(data: object) -> tuple[str, ...]:
+    if type(data) is not list or not all(type(x) is str for x in data):
+        raise _bad("a list of strings", data)
+    return tuple(data)
+
+
+def _opt_strs(data: object) -> tuple[str, ...] | None:
+    return None if data is None else _strs(data)
+
+
+def _hole(data: object, shared: dict[object, object]) -> object:
+    """A hole's value (`codegen.hole_value`): a literal's value, or a tuple of them (one object
+    for equal tuples of strings: thousands of rules list the same few)."""
+    if type(data) is list:
+        items = tuple([_value(x) for x in data])
+        if all(type(x) is str for x in items):
+            return shared.setdefault(items, items)
+        return items
+    return data if data is None else _value(data)
+
+
+def _column(cols: dict[str, Any], name: str, n: int, ok: Callable[[Any], bool] | None = None,
+            what: str = "") -> list[Any]:
+    """Column `name` of `n` values (`_COLUMNS`), each passing `ok` when given."""
+    col = cols[name]
+    if type(col) is not list or len(col) != n:
+        raise _bad(f"a column {name} of {n} values", col)
+    if ok is not None and not all(map(ok, col)):
+        raise _bad(f"{what} in each value of column {name}", col)
+    return col
+
+
+def _is_str(x: object) -> bool:
+    return type(x) is str
+
+
+def _is_opt_str(x: object) -> bool:
+    return x is None or type(x) is str
+
+
+def _spans(col: list[Any], sources: list[Source]) -> list[Span]:
+    """A span column's spans: three integers each, checked as `_span` checks one."""
+    return [_span(col[i:i + 3], sources) for i in range(0, len(col), 3)]
+
+
+# The setters of the fields of IRRule and FormRef, in order (see `_slot_setters`).
+_IR_RULE, _FORM_REF = _slot_setters(IRRule), _slot_setters(FormRef)
+
+
+def _rules(cols: object, sources: list[Source],
+           forms: list[tuple[object, IRRule, list[object]]]) -> tuple[IRRule, ...]:
+    """The rules after the passes, from their columns (`dumps`); ValueError when they are not."""
+    if type(cols) is not dict or cols.keys() != set(_COLUMNS):
+        raise _bad("the columns " + ", ".join(_COLUMNS), cols)
+    n = len(cols["name"]) if type(cols["name"]) is list else -1
+    names = _column(cols, "name", n, _is_str, "a string")
+    effects = _column(cols, "effect", n, EFFECTS.__contains__, "an effect")
+    scoped = _column(cols, "scoped_on", n, lambda x: type(x) is bool, "a boolean")
+    because = _column(cols, "because", n, _is_opt_str, "a string or null")
+    tools = [_strs(x) for x in _column(cols, "on_tools", n)]
+    intents = [_strs(x) for x in _column(cols, "on_intents", n)]
+    tasks = [_opt_strs(x) for x in _column(cols, "tasks", n)]
+    agents = [_opt_strs(x) for x in _column(cols, "agents", n)]
+    agent_names = [_opt_strs(x) for x in _column(cols, "agent_names", n)]
+    ttls = [None if x is None else _duration(x) for x in _column(cols, "ttl", n)]
+    spans = _spans(_column(cols, "span", 3 * n), sources)
+    name_spans = _spans(_column(cols, "name_span", 3 * n), sources)
+    shared: dict[object, object] = {}
+    whens: list[ast.Expr | None] = [None] * n
+    refs: list[FormRef | None] = [None] * n
+    for i, state in enumerate(_column(cols, "state", n)):
+        if state == 0 and type(state) is int:
+            whens[i] = ast.Literal(False, spans[i])  # the passes remove it (prune_dead_rules)
+        elif type(state) is list and len(state) == 3 and type(state[0]) is int \
+                and 0 <= state[0] < len(forms):
+            key, example, kinds = forms[state[0]]
+            holes = tuple([_hole(h, shared) for h in _list(state[1])])
+            if [hole_kind(h) for h in holes] != kinds:
+                raise _bad(f"the constants of form {state[0]}", state[1])
+            ref = refs[i] = _new(FormRef)
+            for set_field, value in zip(_FORM_REF, (key, example, holes,
+                                                    _span(state[2], sources)), strict=True):
+                set_field(ref, value)
+        elif not (state == 1 and type(state) is int):
+            raise _bad("a rule's state", state)
+    # Built a field at a time, from its column (an IRRule's __init__ sets each field through
+    # `object.__setattr__`, as a frozen dataclass must: twice as slow, for 10,000 rules).
+    rules = [_new(IRRule) for _ in range(n)]
+    for set_field, column in zip(_IR_RULE, (
+            range(n), names, name_spans, effects, tools, intents, scoped, tasks, agents,
+            agent_names, whens, itertools.repeat(None), ttls, because, spans, refs), strict=True):
+        deque(map(set_field, rules, column), maxlen=0)
+    return tuple(rules)
+
+
+class Written(Sequence[IRRule]):
+    """The rules of a bundle as written, each decoded when it is first read: the error path
+    explains a rule's failure with its conditions as written, and `Engine.policy` lists them."""
+
+    def __init__(self, text: bytes, count: int, sources: list[Source], name: str):
+        self._text = text
+        self._count = count
+        self._sources = sources
+        self._name = name
+        self._lines: list[bytes] | None = None
+        self._rules: dict[int, IRRule] = {}
+
+    def __len__(self) -> int:
+        return self._count
+
+    @typing.overload
+    def __getitem__(self, i: int) -> IRRule: ...
+
+    @typing.overload
+    def __getitem__(self, i: slice) -> Sequence[IRRule]: ...
+
+    def __getitem__(self, i: int | slice) -> IRRule | Sequence[IRRule]:
+        if isinstance(i, slice):
+            return [self[k] for k in range(*i.indices(self._count))]
+        if not -self._count <= i < self._count:
+            raise IndexError(i)
+        i %= self._count
+        rule = self._rules.get(i)
+        if rule is None:
+            rule = self._rules[i] = self._decode(i)
+        return rule
+
+    def __iter__(self) -> Iterator[IRRule]:
+        return (self[i] for i in range(self._count))
+
+    def _decode(self, i: int) -> IRRule:
+        lines = self._lines
+        if lines is None:  # as many as rules (`loads` counted them)
+            lines = self._lines = self._text.split(b"\n")
+        try:
+            rule: IRRule = decode(_parse(lines[i]), IRRule, self._sources)
+            if rule.index != i or rule.form is not None or rule.effect not in EFFECTS:
+                raise _bad(f"rule {i}", rule.name)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise BundleError(f"{self._name}: malformed bundle ({exc})") from None
+        return rule
 
 
 def write_bundle(program: Program, path: str | Path) -> None:

@@ -16,37 +16,41 @@ The generator walks conditions (the AST, see agp.compile.ir) with the one expres
 can raise, `agp.compile.passes.IsBoolean` whether it is always a bool. Each has a case for every
 form of expression, which `tests/test_compile.py` holds them to.
 
-Code is generated per rule, once (`rule_code`: a `RuleCode`), and assembled into the function
-of each leaf that runs the rule. A rule's constants (numbers, strings, lists, sets, labels, its
+Code is generated once per rule *form* (`Forms`: the rule with its literals abstracted, see
+`shape`), bound to each rule's own constants (a `RuleCode`), and assembled into the function of
+each leaf that runs the rule. A rule's constants (numbers, strings, lists, sets, labels, its
 own record) are not written into the text: they are names, `_c<slot>_<k>`, bound in the
 function's namespace. So leaves whose rules differ only in constants have the same text, which
 is compiled once (`Context.code`); each leaf's function is that code under its own name and
 pseudo-filename, over its own namespace. That is what makes generating every leaf at load cheap.
 
-Every function gets its own namespace (a copy of the policy set's, with its constants), a unique
-pseudo-filename registered in `linecache` (with comments naming each rule and its position),
-and a line map from generated lines back to policy spans: in the namespace
-(`agp.compile.debug`, so that a traceback through generated code shows the policy line) and in
-`Context.line_maps` (`CompiledEvaluator.locate`, for profiles). The linecache entry and the line
-map are dropped when the function is freed, so their number follows the number of live
-functions, which the decision tree bounds.
+Every function gets its own namespace (its constants, over the names all functions share as
+their `__builtins__`: `BASE`), a unique pseudo-filename registered in `linecache` (with comments
+naming each rule and its position), and a line map from generated lines back to policy spans:
+in the namespace (`agp.compile.debug`, so that a traceback through generated code shows the
+policy line) and in `Context.line_maps` (`CompiledEvaluator.locate`, for profiles). The text and
+the line map are made when first read (`_Lines`): loading generates thousands of functions whose
+lines nobody reads. The linecache entry and the line map are dropped when the function is freed,
+so their number follows the number of live functions, which the decision tree bounds.
 """
 
 from __future__ import annotations
 
+import builtins
+import dataclasses
 import itertools
 import linecache
 import re
 import weakref
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from types import CodeType, FunctionType
 from typing import TYPE_CHECKING, Any, TypeGuard
 
 from agp import budget, interp
-from agp.compile.debug import LINE_MAP, LineMap
-from agp.compile.ir import EFFECTS, IRRule
+from agp.compile.debug import LINE_MAP, LineMap, Text
+from agp.compile.ir import EFFECTS, IRRule, interned
 from agp.compile.passes import is_boolean
 from agp.envelope import chain_depth
 from agp.glob import compile_glob
@@ -127,7 +131,7 @@ def _failed(failed: dict[int, BaseException | None] | None, index: int,
     return failed
 
 
-BASE = {
+_SHARED = {
     "_attribute": attribute, "_equal": equal, "_order": order, "_member": member,
     "_matches": matches, "_arith": arith, "_negate": negate, "_truth": truth,
     "_quantified": interp.quantified, "_metered": budget.metered, "_no_task": _no_task,
@@ -136,6 +140,12 @@ BASE = {
     "_total": interp.total, **{f"_{k}": f for k, f in interp.QUANTIFIERS.items()}, "timedelta": timedelta, "datetime": datetime,
     "_environment": interp.environment, "_failed": _failed, "_history": interp.history_value,
 }
+# The namespace every generated function starts from (each gets a copy, with its constants).
+# What all of them read (the functions above, and Python's builtins) is one dict, shared as the
+# functions' `__builtins__`: a name a function's own namespace lacks is looked up there, as fast
+# (the interpreter specialises both lookups alike). Copying those ~45 names into every
+# function's namespace instead made each several times larger, for 5,000 leaves at load.
+BASE: dict[str, Any] = {"__builtins__": {**builtins.__dict__, **_SHARED}}
 
 _counter = itertools.count()
 
@@ -191,24 +201,38 @@ class ExprGen(ExprVisitor):
     says whether the code may bind temporaries with `:=` (not inside a quantifier's generator).
     """
 
-    def __init__(self, labels: dict[str, Label], lattice: Lattice):
+    def __init__(self, labels: dict[str, Label], lattice: Lattice, holes: dict[int, int]):
         self.labels = labels
         self.lattice = lattice
+        self.holes = holes  # id of a hole node of the rule's form (`shape`) -> its position
         self.n = 0
         self.uses: set[str] = set()  # roots the leaf's preamble must bind
-        self.values: list[object] = []  # the constants, in the order of their names
+        self.recipes: list[Recipe] = []  # where each constant comes from, in their names' order
         self._consts: dict[object, str] = {}
 
-    def const(self, value: object, key: object = None) -> str:
+    def recipe(self, recipe: Recipe, key: object) -> str:
         """The name of a constant of the rule: `_c<slot>_<k>`, the slot written SLOT until the
         rule takes its place in a function."""
-        key = key if key is not None else (type(value), value)
         name = self._consts.get(key)
         if name is None:
-            name = f"_c{SLOT}_{len(self.values)}"
+            name = f"_c{SLOT}_{len(self.recipes)}"
             self._consts[key] = name
-            self.values.append(value)
+            self.recipes.append(recipe)
         return name
+
+    def const(self, value: object, key: object = None) -> str:
+        """A constant that the form fixes (it depends only on what the form's key holds)."""
+        return self.recipe(("fixed", value), key if key is not None else (type(value), value))
+
+    def hole(self, kind: str, node: ast.Expr) -> str:
+        """A constant made from a hole of the form (a literal, or a list of literals): each rule
+        of the form binds its own (`bind`)."""
+        i = self.holes[id(node)]
+        return self.recipe((kind, i), (kind, i))
+
+    def rule_part(self, kind: str, j: int = 0) -> str:
+        """A constant made from the rule itself rather than its conditions (`bind`)."""
+        return self.recipe((kind, j), (kind, j))
 
     def tmp(self) -> str:
         self.n += 1
@@ -226,7 +250,7 @@ class ExprGen(ExprVisitor):
     # -- one case per form ----------------------------------------------------------------------
 
     def visit_Literal(self, e: ast.Literal, scope: Scope, walrus: bool) -> str:
-        return self.literal(e.value)
+        return self.literal(e.value, e)
 
     def visit_ListExpr(self, e: ast.ListExpr, scope: Scope, walrus: bool) -> str:
         if all(isinstance(i, ast.Literal) for i in e.items):
@@ -340,14 +364,15 @@ class ExprGen(ExprVisitor):
     def literal_list(self, e: ast.ListExpr) -> str:
         # Keyed by the node, not its text: a list literal may be megabytes long, and the IR
         # outlives the generation of the function.
-        return self.const(tuple(_values(e)), key=("list", id(e)))
+        return self.hole("tuple", e)
 
-    def literal(self, v: object) -> str:
+    def literal(self, v: object, node: ast.Expr | None = None) -> str:
+        """A literal value: from the hole `node` of the form, or fixed by the form (None)."""
         # Numbers and strings too are constants, not text: rules that differ only in them then
-        # share their code (RuleCode).
+        # share their code (RuleCode). The form's key holds booleans and null (`shape`).
         if isinstance(v, bool) or v is None:
             return repr(v)
-        return self.const(v)
+        return self.const(v) if node is None else self.hole("value", node)
 
     def name(self, n: str, scope: Scope) -> str:
         if n in scope:
@@ -392,14 +417,12 @@ class ExprGen(ExprVisitor):
         return f"_path({root}, {tuple(reversed(names))!r})"
 
     def matching(self, left: ast.Expr, right: ast.Expr, scope: Scope, walrus: bool) -> str:
-        pattern = right.value if isinstance(right, ast.Literal) else None
-        glob = compile_glob(pattern) if type(pattern) is str else None
-        if glob is not None and walrus and glob.linear:  # `_matches` may refuse the others
-            g = self.const(glob, key=("glob", pattern))
+        if isinstance(right, ast.Literal) and type(right.value) is str and walrus:
+            g = self.hole("matcher", right)
             t = self.tmp()
             s = self.visit(left, scope, walrus)
             return f"({g}.match({t}) if type({t} := {s}) is str else " \
-                   f"_matches({t}, {self.literal(pattern)}))"
+                   f"_matches({t}, {self.literal(right.value, right)}))"
         return f"_matches({self.visit(left, scope, walrus)}, {self.visit(right, scope, walrus)})"
 
     def equality(self, left: ast.Expr, right: ast.Expr, scope: Scope, walrus: bool) -> str:
@@ -412,7 +435,7 @@ class ExprGen(ExprVisitor):
             if walrus and (type(v) is str or type(v) in (int, float)):
                 test = "is str" if type(v) is str else "in _NUM"
                 t = self.tmp()
-                lit = self.literal(v)
+                lit = self.literal(v, right)
                 return f"({t} == {lit} if type({t} := {self.visit(left, scope, walrus)}) " \
                        f"{test} else _equal({t}, {lit}))"
         return f"_equal({self.visit(left, scope, walrus)}, {self.visit(right, scope, walrus)})"
@@ -458,7 +481,7 @@ class ExprGen(ExprVisitor):
                 timedelta: "is timedelta"}.get(type(b.value))
         if test is None:
             return None
-        t, lit = self.tmp(), self.literal(b.value)
+        t, lit = self.tmp(), self.literal(b.value, b)
         av = self.visit(a, scope, True)
         expr = f"{lit} {op} {t}" if flip else f"{t} {op} {lit}"
         args = f"{lit}, {t}" if flip else f"{t}, {lit}"
@@ -485,10 +508,10 @@ class ExprGen(ExprVisitor):
         lst = self.literal_list(right)
         t = self.tmp()
         if all(type(v) is str for v in values):
-            s = self.const(frozenset(values), key=("strs", id(right)))
+            s = self.hole("set", right)
             test = "is str"
         elif all(type(v) in (int, float) for v in values):
-            s = self.const(frozenset(values), key=("nums", id(right)))
+            s = self.hole("set", right)
             test = "in _NUM"
         else:
             return None
@@ -498,17 +521,17 @@ class ExprGen(ExprVisitor):
     def label_membership(self, left: ast.Expr, root: str, scope: Scope) -> str | None:
         """`"x" in intent`, `pii in data`: a set lookup when the name is known at compile time."""
         want = "intent" if root == "intent" else "class"
-        names = None
+        name = None
         if isinstance(left, ast.Literal) and type(left.value) is str:
-            names = left.value
+            name = self.literal(left.value, left)
         elif isinstance(left, ast.NameRef) and left.name not in scope and left.name not in ROOTS:
             lb = self.labels.get(left.name)
             if lb is not None and lb.kind == want:
-                names = lb.name
-        if names is None:
+                name = self.literal(lb.name)
+        if name is None:
             return None
         self.uses.add(root)
-        return f"({self.literal(names)} in {'I' if want == 'intent' else 'D'})"
+        return f"({name} in {'I' if want == 'intent' else 'D'})"
 
 
 def _values(e: ast.ListExpr) -> list[object]:
@@ -516,14 +539,17 @@ def _values(e: ast.ListExpr) -> list[object]:
 
 
 def _agents_test(gen: ExprGen, patterns: Sequence[str]) -> str:
-    exact = frozenset(p for p in patterns if "*" not in p and "?" not in p)
-    tests = []
-    if exact:
-        tests.append(f"AID in {gen.const(exact, key=('agents', tuple(sorted(exact))))}")
-    for p in patterns:
-        if p not in exact:
-            tests.append(f"{gen.const(compile_glob(p), key=('glob', p))}.match(AID)")
+    exact = any("*" not in p and "?" not in p for p in patterns)
+    tests = [f"AID in {gen.rule_part('agents')}"] if exact else []
+    globs = sum("*" in p or "?" in p for p in patterns)
+    tests += [f"{gen.rule_part('agent_glob', j)}.match(AID)" for j in range(globs)]
     return " or ".join(tests) if tests else "False"
+
+
+def _agent_parts(patterns: Sequence[str]) -> tuple[frozenset[str], list[str]]:
+    """The exact agent patterns of a rule, and its globs in order (`_agents_test`)."""
+    exact = frozenset(p for p in patterns if "*" not in p and "?" not in p)
+    return exact, [p for p in patterns if p not in exact]
 
 
 # The slot of a rule in its function, in the text of the rule's code until the function is
@@ -535,6 +561,167 @@ SLOT = "\x00"
 # the policy span it comes from.
 Line = tuple[str, str, Span]
 
+# Where a constant of a rule's code comes from: ("fixed", value) for a value the form fixes;
+# (kind, i) for a value made from the rule's i-th hole (kind: value, tuple, set, matcher) or
+# from the rule itself (index, record, dyn, agents, agent_glob). `bind` makes the values.
+Recipe = tuple[Any, ...]
+
+
+# ---- forms: a rule's code keyed by its shape, literals abstracted -----------------------------
+#
+# Generating a rule's code (`ExprGen`) costs about 50 µs; policy sets repeat a few shapes of rule
+# many times over with other constants. So the generator runs once per *form*: the rule with its
+# literals abstracted to their kinds (`shape`). It writes no literal into the text (each is a
+# constant, named), and its decisions depend on a literal's type only (and on the value of a
+# boolean or null, which the key keeps): every rule of the form has the same text, and binds its
+# own constants by the form's recipes. The tests hold a rule's code from its form equal to the
+# code generated for the rule alone.
+
+_BOOL_NULL = (True, False, None)
+
+
+def _literal_kind(v: object) -> object:
+    return v if v is True or v is False or v is None else type(v)
+
+
+def _list_kind(values: Sequence[object]) -> str:
+    """What the generator tells apart in a list of literals (`literal_membership`)."""
+    if not values:
+        return "empty"
+    if all(type(v) is str for v in values):
+        return "str"
+    return "num" if all(type(v) in (int, float) for v in values) else "other"
+
+
+# The fields of each form of expression but its span, and how `_shape` reads them.
+_FIELDS = {form: tuple(f.name for f in dataclasses.fields(form) if f.name != "span")
+           for form in ast.EXPR_FORMS}
+
+
+def _shape(e: Any, holes: list[ast.Expr]) -> object:
+    """The key of an expression with its literals abstracted; its holes appended in order.
+    (The commonest forms first, written out: this runs once per rule.)"""
+    t = type(e)
+    if t is ast.Binary:
+        return (t, e.op, _shape(e.left, holes), _shape(e.right, holes))
+    if t is ast.Attr:
+        return (t, _shape(e.obj, holes), e.name.text)
+    if t is ast.NameRef:
+        return e.name
+    if t is ast.Literal:
+        holes.append(e)
+        return ("L", _literal_kind(e.value))
+    if t is ast.ListExpr and all(type(i) is ast.Literal for i in e.items):
+        holes.append(e)
+        return ("LL", _list_kind(_values(e)))
+    fields = _FIELDS.get(t)
+    if fields is not None:
+        return (t, *[_shape(getattr(e, f), holes) for f in fields])
+    if t is tuple:
+        return tuple([_shape(x, holes) for x in e])
+    if t is ast.Name:
+        return e.text
+    return e  # a string, null, a quantifier's zero: part of the form as it is
+
+
+def cond_shape(rule: IRRule) -> tuple[object, list[ast.Expr]]:
+    """The key of a rule's form but for its `on intent` guard (see `shape`), and its holes (the
+    literals and lists of literals, in order). For a rule with its own AST only."""
+    holes: list[ast.Expr] = []
+    agents = None
+    if rule.agents is not None:
+        exact, globs = _agent_parts(rule.agents)
+        agents = (bool(exact), len(globs))
+    return (rule.effect, agents, _shape(rule.when, holes), _shape(rule.unless, holes)), holes
+
+
+def hole_value(e: ast.Expr) -> object:
+    """What a rule binds from one of its holes: a literal's value, or a list's as a tuple."""
+    if isinstance(e, ast.Literal):
+        return e.value
+    assert isinstance(e, ast.ListExpr)
+    return tuple(_values(e))
+
+
+def hole_kind(value: object) -> object:
+    """What the form's key holds of a hole's value (`_shape`): a bundle checks its rules' holes
+    against their form's by it."""
+    if type(value) is tuple:
+        return ("LL", _list_kind(value))
+    return ("L", _literal_kind(value))
+
+
+def shape(rule: IRRule, dyn: frozenset[str] | None) -> tuple[object, tuple[object, ...]]:
+    """The key of a rule's form (what its code's text depends on) and its holes' values."""
+    ref = rule.form
+    if ref is not None:  # read from a bundle (agp.compile.ir.FormRef)
+        return (ref.key, dyn is None), ref.holes
+    key, holes = cond_shape(rule)
+    return (key, dyn is None), tuple([hole_value(h) for h in holes])
+
+
+def bind(recipes: Sequence[Recipe], holes: Sequence[Any], rule: IRRule,
+         dyn: frozenset[str] | None, record: object,
+         sets: dict[tuple[str, ...], frozenset[str]] | None = None) -> tuple[object, ...]:
+    """The values of a rule's constants, by its form's recipes (`holes`: the values of its
+    holes, `hole_value`; `sets`: the sets of strings made so far, shared, see
+    `agp.compile.ir.interned`)."""
+    out: list[object] = []
+    for kind, x in recipes:
+        if kind == "fixed":
+            out.append(x)
+        elif kind in ("value", "tuple"):
+            out.append(holes[x])
+        elif kind == "set":
+            items = holes[x]
+            # Only strings: 1 and 1.0 are equal, but `--emit python` shows them apart.
+            out.append(interned(items, sets) if sets is not None and
+                       all(type(v) is str for v in items) else frozenset(items))
+        elif kind == "matcher":
+            out.append(_matcher(holes[x]))
+        elif kind == "index":
+            out.append(rule.index)
+        elif kind == "record":
+            out.append(record)
+        elif kind == "dyn":
+            out.append(dyn)
+        else:
+            assert rule.agents is not None
+            exact, globs = _agent_parts(rule.agents)
+            out.append(exact if kind == "agents" else compile_glob(globs[x]))
+    return tuple(out)
+
+
+class _Costly:
+    """The matcher of a pattern whose matching is not linear: the shared function, which may
+    refuse a long subject (so the code is the same whatever the pattern)."""
+
+    __slots__ = ("pattern",)
+
+    def __init__(self, pattern: str):
+        self.pattern = pattern
+
+    def match(self, subject: str) -> bool:
+        return matches(subject, self.pattern)
+
+
+def _matcher(pattern: str) -> object:
+    glob = compile_glob(pattern)
+    return glob if glob.linear else _Costly(pattern)
+
+
+@dataclass(frozen=True, slots=True)
+class Form:
+    """The code of every rule of one form: its lines as compiled, which of them carry a
+    comment naming the policy (0: the rule's heading, 1: its condition, None: neither), the
+    span each comes from (0: the rule's, 1: its first condition's), and its constants' recipes."""
+
+    lines: tuple[tuple[str, int | None], ...]
+    recipes: tuple[Recipe, ...]
+    uses: frozenset[str]
+    text: str  # the lines joined: what leaves share (a str keeps its hash)
+    session: bool
+
 
 @dataclass(frozen=True, slots=True)
 class RuleCode:
@@ -542,16 +729,63 @@ class RuleCode:
 
     Its constants are named `_c<slot>_<k>` (the slot written SLOT): the text depends only on the
     rule's form, so the functions of leaves whose rules differ only in constants are the same
-    text, compiled once (`Context.code`), each bound to its own constants.
+    text, compiled once (`Context.code`), each bound to its own constants. The lines as shown
+    (with comments naming the rule) and their spans are made only when read (`lines`).
     """
 
-    lines: tuple[Line, ...]
     values: tuple[object, ...]  # constant k's value
     uses: frozenset[str]  # the request's parts the rule reads (agp.compile.codegen._preamble)
     form: str  # the lines as compiled, joined: what leaves share (a str keeps its hash)
     # Whether the reference evaluator, deciding the rule when its code raised or was not
     # written, needs the task's session in its environment (agp.interp.environment).
-    session: bool = True
+    session: bool
+    rule: IRRule
+    code: Form  # the rule's form
+
+    @property
+    def label(self) -> str:
+        """`effect name`, for tracebacks (agp.compile.debug.LineMap)."""
+        return f"{self.rule.effect} {self.rule.name}"
+
+    @property
+    def lines(self) -> tuple[Line, ...]:
+        """The rule's lines: as compiled, as shown, and the policy span each comes from."""
+        rule = self.rule
+        span, ref = rule.span, rule.form
+        where = span
+        if ref is not None:
+            where = ref.where
+        elif rule.when is not None or rule.unless is not None:
+            where = (rule.when if rule.when is not None else rule.unless).span  # type: ignore[union-attr]
+        heading = f"# {rule.effect} {rule.name!r} at {str(span)!r}"
+        at = f"  # at {str(where)!r}"
+        return tuple((text, heading if note == 0 else text + at if note == 1 else text,
+                      where if note == 1 else span) for text, note in self.code.lines)
+
+
+class Forms:
+    """The forms of one policy set's rules and leaves, each generated once."""
+
+    LEAVES = 1024  # leaf forms kept (like Context.FUNCTIONS: unmentioned names can add some)
+
+    def __init__(self, labels: dict[str, Label], lattice: Lattice):
+        self.labels = labels
+        self.lattice = lattice
+        self.rules: dict[object, Form] = {}  # bounded by the policy's rules
+        self.sets: dict[tuple[str, ...], frozenset[str]] = {}  # bounded likewise (`bind`)
+        self.leaves: dict[tuple[object, ...], _LeafForm] = {}
+
+    def rule_code(self, rule: IRRule, dyn: frozenset[str] | None, record: object) -> RuleCode:
+        """The code of one rule: its form's, with its own constants and policy positions."""
+        key, holes = shape(rule, dyn)
+        form = self.rules.get(key)
+        ref = rule.form
+        if form is None:  # generated from the rule, or from the first rule of its form
+            example = rule if ref is None else ref.example
+            form = self.rules[key] = _form(example, dyn, cond_shape(example)[1], self.labels,
+                                           self.lattice)
+        return RuleCode(bind(form.recipes, holes, rule, dyn, record, self.sets), form.uses,
+                        form.text, form.session, rule, form)
 
 
 def _conditions(gen: ExprGen, rule: IRRule) -> list[tuple[str, ast.Expr]] | None:
@@ -569,17 +803,17 @@ def _conditions(gen: ExprGen, rule: IRRule) -> list[tuple[str, ast.Expr]] | None
     return conds
 
 
-def rule_code(rule: IRRule, dyn: frozenset[str] | None, record: object,
-              labels: dict[str, Label], lattice: Lattice) -> RuleCode:
-    """The code of one rule: its guards (the request's intents, its agent), then its test."""
-    gen = ExprGen(labels, lattice)
-    span = rule.span
-    idx = gen.const(rule.index, key=("index",))
-    lines: list[Line] = [("# rule", f"# {rule.effect} {rule.name!r} at {str(span)!r}", span)]
+def _form(rule: IRRule, dyn: frozenset[str] | None, holes: list[ast.Expr],
+          labels: dict[str, Label], lattice: Lattice) -> Form:
+    """The code of a rule's form, generated from the rule: its guards (the request's intents,
+    its agent), then its test."""
+    gen = ExprGen(labels, lattice, {id(h): i for i, h in enumerate(holes)})
+    idx = gen.rule_part("index")
+    lines: list[tuple[str, int | None]] = [("# rule", 0)]
     guards = []
     if dyn is not None:
         gen.uses.add("intent")
-        guards.append(f"not {gen.const(dyn, key=('oi',))}.isdisjoint(I)")
+        guards.append(f"not {gen.rule_part('dyn')}.isdisjoint(I)")
     if rule.agents is not None:
         gen.uses.add("aid")
         guards.append(f"({_agents_test(gen, rule.agents)})")
@@ -590,28 +824,27 @@ def rule_code(rule: IRRule, dyn: frozenset[str] | None, record: object,
         guards.insert(0, "not (failed or F)")
     pad = ""
     if guards:
-        text = f"if {' and '.join(guards)}:"
-        lines.append((text, text, span))
+        lines.append((f"if {' and '.join(guards)}:", None))
         pad = "    "
-    match = f"{_TARGETS[rule.effect]}.append({gen.const(record, key=('rule',))})"
-
-    def line(text: str, where: Span = span, comment: str = "") -> None:
-        lines.append((pad + text, pad + text + comment, where))
-
+    match = f"{_TARGETS[rule.effect]}.append({gen.rule_part('record')})"
     if conds is None:
-        line(f"X = _failed(X, {idx}, None)")
+        lines.append((f"{pad}X = _failed(X, {idx}, None)", None))
     elif not conds:
-        line(match)
+        lines.append((pad + match, None))
     else:
-        test, where = " and ".join(f"({c})" for c, _ in conds), conds[0][1].span
-        line("try:")
-        line(f"    if {test}:", where, f"  # at {str(where)!r}")
-        line(f"        {match}")
-        line("except Exception as _e:")
-        line(f"    X = _failed(X, {idx}, _e)")
-    return RuleCode(tuple(lines), tuple(gen.values), frozenset(gen.uses),
-                    "\n".join(text for text, _, _ in lines),
-                    session=conds is None or not gen.uses.isdisjoint(("session", "reads_session")))
+        test = " and ".join(f"({c})" for c, _ in conds)
+        lines += [(f"{pad}try:", None), (f"{pad}    if {test}:", 1),
+                  (f"{pad}        {match}", None), (f"{pad}except Exception as _e:", None),
+                  (f"{pad}    X = _failed(X, {idx}, _e)", None)]
+    return Form(tuple(lines), tuple(gen.recipes), frozenset(gen.uses),
+                "\n".join(text for text, _ in lines),
+                conds is None or not gen.uses.isdisjoint(("session", "reads_session")))
+
+
+def rule_code(rule: IRRule, dyn: frozenset[str] | None, record: object,
+              labels: dict[str, Label], lattice: Lattice) -> RuleCode:
+    """The code of one rule generated for it alone (the tests compare it with its form's)."""
+    return Forms(labels, lattice).rule_code(rule, dyn, record)
 
 
 def _preamble(uses: frozenset[str], durations: frozenset[str]) -> list[str]:
@@ -636,6 +869,43 @@ _HEAD = "def leaf(R, ID, I, D, NOW, failed):"
 _NOW = re.compile(r"\bNOW\b")
 
 
+@dataclass(frozen=True, slots=True)
+class _LeafForm:
+    """What every leaf function of one text shares: the code, and where each rule starts."""
+
+    code: CodeType
+    pre: tuple[str, ...]  # the preamble's lines, indented
+    starts: tuple[int, ...]  # the first generated line of each rule's code
+    names: tuple[tuple[str, ...], ...]  # each rule's constants' names
+    reads_now: bool
+
+
+def _leaf_form(codes: Sequence[RuleCode], durations: frozenset[str], ctx: Context,
+               ) -> _LeafForm:
+    forms = ctx.forms
+    uses = frozenset().union(*(c.uses for c in codes))
+    key = (bool(durations), uses, *(c.form for c in codes))
+    found = forms.leaves.get(key)
+    if found is not None:
+        return found
+    pre = tuple("    " + p for p in _preamble(uses, durations))
+    compiled, starts, names = [_HEAD, *pre], [], []
+    for slot, rc in enumerate(codes):
+        s = str(slot)
+        starts.append(len(compiled) + 1)
+        names.append(tuple(f"_c{s}_{k}" for k in range(len(rc.values))))
+        compiled += ["    " + text.replace(SLOT, s) for text, _ in rc.code.lines]
+    compiled.append("    return F, A, P, X")
+    # The text is ours (constants are names, never text): a NOW in it is the argument.
+    now = any(_NOW.search(line) for line in compiled[1:])
+    found = _LeafForm(ctx.code((pre, *(c.form for c in codes)), compiled), pre, tuple(starts),
+                      tuple(names), now)
+    if len(forms.leaves) >= forms.LEAVES:
+        forms.leaves.pop(next(iter(forms.leaves)), None)
+    forms.leaves[key] = found
+    return found
+
+
 def generate_leaf(rules: Sequence[tuple[IRRule, frozenset[str] | None]],
                   durations: frozenset[str], ctx: Context) -> LeafFunction:
     """The function deciding `rules`, compiled, with its source registered in linecache and its
@@ -649,38 +919,48 @@ def generate_leaf(rules: Sequence[tuple[IRRule, frozenset[str] | None]],
     n = next(_counter)
     ordered = sorted(rules, key=lambda c: EFFECTS.index(c[0].effect))  # stable: policy order
     codes = [ctx.rule_code(rule, dyn) for rule, dyn in ordered]
-    pre = ["    " + p for p in _preamble(frozenset().union(*(c.uses for c in codes)), durations)]
+    lf = _leaf_form(codes, durations, ctx)
     # A namespace per function, not one per policy set: when the function is dropped (a leaf
     # memo evicts it, a reload replaces the evaluator) its constants go with it.
     ns = dict(ctx.namespace)
     ns["_DURATIONS"] = durations
-    compiled, shown = [_HEAD, *pre], [f"def leaf_{n}(R, ID, I, D, NOW, failed):", *pre]
-    spans: dict[int, Span] = {}
-    starts, names = [], []
-    for slot, ((rule, _), rc) in enumerate(zip(ordered, codes, strict=True)):
-        s = str(slot)
-        for k, value in enumerate(rc.values):
-            ns[f"_c{s}_{k}"] = value
-        starts.append(len(compiled) + 1)
-        names.append(f"{rule.effect} {rule.name}")
-        for text, comment, span in rc.lines:
-            compiled.append("    " + text.replace(SLOT, s))
-            shown.append("    " + comment.replace(SLOT, s))
-            spans[len(compiled)] = span
-    compiled.append("    return F, A, P, X")
-    shown.append("    return F, A, P, X")
-    ns[LINE_MAP] = LineMap(spans, tuple(starts), tuple(names))
+    for names, rc in zip(lf.names, codes, strict=True):
+        ns.update(zip(names, rc.values, strict=True))
+    name = f"leaf_{n}"
+    lines = ns[LINE_MAP] = _Lines(name, lf, tuple(codes))
     filename = f"<agp {ctx.hash[7:19]} leaf {n}>"
-    # The text is a function of the preamble and the rules' forms: they key the compiled code.
-    form = (tuple(pre), *(c.form for c in codes))
-    code = _renamed(ctx.code(form, compiled), filename, f"leaf_{n}")
-    fn = FunctionType(code, ns, f"leaf_{n}")
-    # The text is ours (constants are names, never text): a NOW in it is the argument.
-    fn.reads_now = any(_NOW.search(line) for line in compiled[1:])  # type: ignore[attr-defined]
-    linecache.cache[filename] = (0, None, [line + "\n" for line in shown], filename)
-    ctx.line_maps[filename] = spans
+    fn = FunctionType(_renamed(lf.code, filename, name), ns, name)
+    fn.reads_now = lf.reads_now  # type: ignore[attr-defined]
+    # Its lines and line map are made when first read (a traceback, `locate`): see _Lines.
+    linecache.cache[filename] = (0, None, Text(lines), filename)  # type: ignore[assignment]
+    ctx.line_maps[filename] = lines
     weakref.finalize(fn, _forget, filename, ctx.line_maps).atexit = False  # nothing to tidy then
     return fn
+
+
+class _Lines(LineMap):
+    """The line map and the text shown of one leaf function, made when first read."""
+
+    __slots__ = ("_name", "_form", "_codes")
+
+    def __init__(self, name: str, form: _LeafForm, codes: tuple[RuleCode, ...]):
+        super().__init__(form.starts)
+        self._name = name
+        self._form = form
+        self._codes = codes
+
+    def make(self) -> tuple[dict[int, Span], tuple[str, ...], list[str]]:
+        lf = self._form
+        shown = [f"def {self._name}(R, ID, I, D, NOW, failed):\n", *[p + "\n" for p in lf.pre]]
+        spans: dict[int, Span] = {}
+        for slot, rc in enumerate(self._codes):
+            line, s = lf.starts[slot], str(slot)
+            for _, comment, span in rc.lines:
+                shown.append("    " + comment.replace(SLOT, s) + "\n")
+                spans[line] = span
+                line += 1
+        shown.append("    return F, A, P, X\n")
+        return spans, tuple(c.label for c in self._codes), shown
 
 
 def reads_now(fn: LeafFunction) -> bool:
@@ -708,7 +988,7 @@ def _renamed(code: CodeType, filename: str, name: str | None = None) -> CodeType
     return code.replace(co_filename=filename, co_consts=consts, co_name=name, co_qualname=name)
 
 
-def _forget(filename: str, line_maps: dict[str, dict[int, Span]]) -> None:
+def _forget(filename: str, line_maps: dict[str, Mapping[int, Span]]) -> None:
     """A generated function was freed: so are its linecache entry and its line map."""
     linecache.cache.pop(filename, None)
     line_maps.pop(filename, None)

@@ -20,8 +20,10 @@ here runs unless a traceback is rewritten, so it costs a decision nothing.
 from __future__ import annotations
 
 import logging
+import typing
+from abc import abstractmethod
 from bisect import bisect_right
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping, Sequence
 from types import TracebackType
 from typing import TypeVar
 
@@ -34,17 +36,84 @@ _E = TypeVar("_E", bound=BaseException)
 log = logging.getLogger("agp.compile")
 
 
-@dataclass(frozen=True, slots=True)
-class LineMap:
-    """Where the lines of one generated function come from."""
+class LineMap(Mapping[int, Span]):
+    """Where the lines of one generated function come from: generated line -> policy span, and
+    the rule whose code starts at each line.
 
-    spans: dict[int, Span]  # generated line -> policy span
-    starts: tuple[int, ...]  # the first generated line of each rule's code, ascending
-    rules: tuple[str, ...]  # for each start, the rule as `effect name`
+    Worked out when first read (a traceback, `locate`, `agp compile --emit python`), by `make`:
+    a policy set loads with thousands of functions whose lines are never looked at, and working
+    out each line's span (and the text `linecache` shows, `Text`) was about 40 % of generating
+    them."""
+
+    __slots__ = ("starts", "_spans", "_rules")
+
+    def __init__(self, starts: tuple[int, ...]):
+        self.starts = starts  # the first generated line of each rule's code, ascending
+        self._spans: dict[int, Span] | None = None
+        self._rules: tuple[str, ...] = ()
+
+    @abstractmethod
+    def make(self) -> tuple[dict[int, Span], tuple[str, ...], list[str]]:
+        """The spans, each start's rule as `effect name`, and the lines as shown."""
+
+    @property
+    def spans(self) -> dict[int, Span]:
+        spans = self._spans
+        if spans is None:
+            spans, self._rules, _ = self.make()
+            self._spans = spans
+        return spans
+
+    def __getitem__(self, line: int) -> Span:
+        return self.spans[line]
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self.spans)
+
+    def __len__(self) -> int:
+        return len(self.spans)
 
     def rule_at(self, line: int) -> str | None:
+        self.spans  # noqa: B018 - worked out on first use
         i = bisect_right(self.starts, line) - 1
-        return self.rules[i] if i >= 0 else None
+        return self._rules[i] if i >= 0 else None
+
+    def text(self) -> list[str]:
+        """The function's lines as shown (with comments naming the policy), each with its "\n"."""
+        return self.make()[2]
+
+
+class Text(Sequence[str]):
+    """The lines of a generated function that `linecache` holds, made when first read (a
+    traceback shows them): `linecache.cache[filename] = (0, None, Text(lines), filename)`. A
+    sequence rather than a list, so that nothing reads it without its lines made."""
+
+    __slots__ = ("_map", "_lines")
+
+    def __init__(self, lines: LineMap):
+        self._map = lines
+        self._lines: list[str] | None = None
+
+    def _made(self) -> list[str]:
+        lines = self._lines
+        if lines is None:
+            lines = self._lines = self._map.text()
+        return lines
+
+    @typing.overload
+    def __getitem__(self, i: int) -> str: ...
+
+    @typing.overload
+    def __getitem__(self, i: slice) -> list[str]: ...
+
+    def __getitem__(self, i: int | slice) -> str | list[str]:
+        return self._made()[i]
+
+    def __len__(self) -> int:
+        return len(self._made())
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._made())
 
 
 class _Here(Exception):
@@ -86,7 +155,7 @@ def policy_traceback(exc: _E) -> _E:
         lines = tb.tb_frame.f_globals.get(LINE_MAP)
         made = bool(frames) and frames[-1].tb_frame.f_globals.get(_POLICY_FRAME, False)
         if isinstance(lines, LineMap) and not made:
-            span = lines.spans.get(tb.tb_lineno)
+            span = lines.get(tb.tb_lineno)
             if span is not None:
                 try:
                     frames.append(policy_frame(span, lines.rule_at(tb.tb_lineno) or "<policy>"))

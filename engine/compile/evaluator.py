@@ -4,23 +4,23 @@ and the shared outcome (agp.steps)."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta, timezone
 from types import CodeType
 from typing import TYPE_CHECKING
 
 from agp import interp
-from agp.compile.codegen import BASE, LeafFunction, RuleCode, compile_leaf, generate_leaf, rule_code
+from agp.compile.codegen import BASE, Forms, LeafFunction, RuleCode, compile_leaf, generate_leaf
 from agp.compile.debug import policy_traceback, report_defect
 from agp.compile.envelope import Envelope
 from agp.compile.ir import IRRule, Program, rule_info
 from agp.compile.request import FastRequest, fast_request
-from agp.envelope import Facts, explain, identify
+from agp.envelope import WORDED, Facts, explain, identify
 from agp.identity import Identity, IdentityCheck, unverified
 from agp.model import Decision, Request, RequestError, parse_request
 from agp.policy import Policy, RuleInfo
 from agp.source import Span
-from agp.steps import error_text, invalid, outcome, rule_seconds
+from agp.steps import decided, error_text, invalid, outcome, rule_seconds
 from agp.values import Label, Lattice
 
 if TYPE_CHECKING:
@@ -66,7 +66,7 @@ class Context:
         self.lattice = lattice
         self.namespace = dict(BASE)  # each generated function runs in a copy of it
         # filename -> generated line -> policy span; an entry lives as long as its function.
-        self.line_maps: dict[str, dict[int, Span]] = {}
+        self.line_maps: dict[str, Mapping[int, Span]] = {}  # made when read (debug.LineMap)
         self.functions: dict[tuple[frozenset[str], tuple[tuple[int, frozenset[str] | None], ...]],
                              LeafFunction] = {}
         # Each rule's code, generated once for every function that runs it (at most two per
@@ -74,6 +74,7 @@ class Context:
         # shared by those that differ only in constants (bounded like the functions).
         self.rule_codes: dict[tuple[int, frozenset[str] | None], RuleCode] = {}
         self.session_free: set[int] = set()  # rules whose code reads neither task.seen nor history
+        self.forms = Forms(labels, lattice)  # rule code by form, generated once per form
         self.codes: dict[tuple[object, ...], CodeType] = {}
         self._lock = threading.Lock()
 
@@ -81,7 +82,7 @@ class Context:
         key = (rule.index, dyn)
         code = self.rule_codes.get(key)
         if code is None:
-            code = rule_code(rule, dyn, self.records[rule.index], self.labels, self.lattice)
+            code = self.forms.rule_code(rule, dyn, self.records[rule.index])
             self.rule_codes[key] = code
             if not code.session:
                 self.session_free.add(rule.index)
@@ -126,11 +127,15 @@ class CompiledEvaluator:
         self.ctx = ctx
         self._full = full_policy  # the checked Policy, when compiled from one (not from a bundle)
         self._rule_infos: dict[int, RuleInfo] = {}
+        self._names: dict[int, frozenset[str]] = {}  # by rule index (names_read)
         # Without trust, an agent's identity is a function of its asserted id alone: one Identity
         # per id, kept (bounded) rather than built on every decision.
         self._asserted: dict[str | None, Identity] | None = {} if identity is unverified else None
         # The TTL of an ask without permits, for a request without a task and a chain.
         self._default_seconds = rule_seconds(policy, None)
+        self._hash = policy.hash
+        self._classes = self.envelope.class_names  # the declared labels (request.unknown)
+        self._intents = self.envelope.intents
 
     def decide(self, request: object, *, task_ended: bool = False,
                store_unavailable: bool = False) -> Decision:
@@ -144,11 +149,15 @@ class CompiledEvaluator:
                 req = parse_request(request)
             except RequestError as exc:
                 return invalid(self.policy, exc.errors)
-        leaf = self.leaves.get(req.tool)
+        # Each field read once: a Request is a pydantic model, whose attributes cost three times
+        # a slot's (BaseModel defines __getattr__, which keeps Python from specialising reads).
+        tool = req.tool
+        leaf = self.leaves.get(tool)
         if leaf is None:
-            leaf = self.index.leaf(req.tool)
+            leaf = self.index.leaf(tool)
         now = req.now
         agent = req.agent
+        svid = agent.svid
         asserted = self._asserted
         rt = req.task
         if rt is None:
@@ -158,7 +167,7 @@ class CompiledEvaluator:
             # Without a task and a chain, only the rules and the identity check may read the
             # time: the clock is read only for them (it costs as much as a rule).
             if now is None and (not plain or leaf.now_none or asserted is None or
-                                agent.svid is not None):
+                                svid is not None):
                 now = _clock(_UTC)
         else:
             task = self.envelope.tasks.get(rt.kind)
@@ -166,21 +175,25 @@ class CompiledEvaluator:
             plain = False
             if now is None:
                 now = _clock(_UTC)
-        if asserted is not None and agent.svid is None:
+        if asserted is not None and svid is None:
             known = asserted.get(agent.id)
             ident = known if known is not None else self.asserted(agent.id)
         else:
             assert now is not None  # taken above for this case
             ident = identify(self.identity, agent, now)
         # The request's labels and those of the tool's declarations (intents0, data0).
-        intents = leaf.intents0.union(req.intent) if req.intent else leaf.intents0
-        data = leaf.data0.union(req.data) if req.data else leaf.data0
-        if plain:
-            failures = self.envelope.plain_codes(req, ident, store_unavailable)
-        else:
+        r_intent, r_data = req.intent, req.data
+        intents = leaf.intents0.union(r_intent) if r_intent else leaf.intents0
+        data = leaf.data0.union(r_data) if r_data else leaf.data0
+        if not plain:
             assert now is not None
             failures = self.envelope.codes(req, now, task, intents, data, ident, task_ended,
                                            store_unavailable)
+        elif ident.code is None and not store_unavailable and \
+                self._classes.issuperset(r_data) and self._intents.issuperset(r_intent):
+            failures = ()  # Envelope.plain_codes when it finds nothing, without the call
+        else:
+            failures = self.envelope.plain_codes(req, ident, store_unavailable)
         try:
             forbids, asks, permits, failed = fn(req, ident, intents, data, now, failures)
         except Exception as exc:  # a defect (conditions' errors are caught rule by rule)
@@ -191,21 +204,22 @@ class CompiledEvaluator:
             now = now or _clock(_UTC)
             forbids, asks, permits, errors = self.reference(
                 req, now, ident, intents, data, leaf, failed, forbids, asks, permits)
-        if failures:  # what the codes alone do not say, written by the envelope's rows
+        if failures:
             now = now or _clock(_UTC)
             info = None if task is None else task.info
-            facts = Facts(self.policy, req, now, info, intents, data, ident, task_ended,
-                          store_unavailable)
-            errors = [*explain(facts, failures), *errors]
+            if not WORDED.isdisjoint(failures):  # what the codes alone do not say
+                facts = Facts(self.policy, req, now, info, intents, data, ident, task_ended,
+                              store_unavailable)
+                errors = [*explain(facts, failures), *errors]
             return outcome(self.policy, req, now, info, failures, forbids, asks, permits, errors)
-        if plain:  # the TTL is the permits' least, precomputed (none on a deny)
+        if plain:  # the TTL is the permits' least, precomputed (unused on a deny)
             ttl = self._default_seconds
-            if permits and not forbids:  # a loop: cheaper than min() for a few permits
+            if permits:  # a loop: cheaper than min() for a few permits
                 ttl = permits[0].seconds
                 for r in permits:
                     if r.seconds < ttl:
                         ttl = r.seconds
-            return outcome(self.policy, req, now, None, (), forbids, asks, permits, errors, ttl)
+            return decided(self._hash, (), forbids, asks, permits, errors, ttl)
         return outcome(self.policy, req, now, None if task is None else task.info, (), forbids,
                        asks, permits, errors)
 
@@ -230,7 +244,10 @@ class CompiledEvaluator:
         # The session only when a rule to decide reads it: a condition that raises on a call
         # without `target` must not cost time linear in the task's history.
         session = not self.ctx.session_free.issuperset(failed)
-        env = interp.environment(req, now, ident, intents, data, leaf.durations, session)
+        # Only the names those rules read: a rule that raises on a call without `target` must
+        # not pay for the chain's values and the arguments' durations either.
+        names = frozenset().union(*map(self.names_read, failed))
+        env = interp.environment(req, now, ident, intents, data, leaf.durations, session, names)
         lists = {"forbid": list(forbids), "ask": list(asks), "permit": list(permits)}
         errors: list[str] = []
         for idx in sorted(failed):
@@ -244,9 +261,20 @@ class CompiledEvaluator:
             if hit:
                 lists[rule.effect].append(self.ctx.records[idx])
         failed.clear()  # the tracebacks of its exceptions hold the leaf's frame, which holds it
+        # And this frame, whose locals hold them: left so, every fallback would leave a cycle of
+        # frames and tracebacks for the garbage collector (a tenth of a deny's time).
+        problem = raised = None
         key = _by_index
         return (sorted(lists["forbid"], key=key), sorted(lists["ask"], key=key),
                 sorted(lists["permit"], key=key), errors)
+
+    def names_read(self, idx: int) -> frozenset[str]:
+        """The names rule `idx` reads (`agp.interp.names_read`), kept: a rule the compiled
+        code hands to the reference once tends to be handed to it again."""
+        names = self._names.get(idx)
+        if names is None:
+            names = self._names[idx] = interp.names_read(self.rule_info(idx))
+        return names
 
     def rule_info(self, idx: int) -> RuleInfo:
         if self._full is not None:

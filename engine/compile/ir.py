@@ -20,6 +20,7 @@ node and one case per visitor, with no conversion to write in either direction.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -50,6 +51,22 @@ class IRRule:
     ttl: timedelta | None
     because: str | None
     span: Span
+    # A rule read from a bundle after the passes: its conditions by form (then `when` and
+    # `unless` are None), see FormRef. None for a rule with its own AST.
+    form: FormRef | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FormRef:
+    """A rule's conditions as its form and its own constants, the way a bundle stores the rules
+    after the passes: code is generated per form (`agp.compile.codegen.shape`), so a rule needs
+    no AST of its own to be compiled. Only the error path needs the conditions as written, and a
+    bundle decodes those when it needs them."""
+
+    key: object  # the form's key (codegen.cond_shape of `example`)
+    example: IRRule  # the first rule of the form, with its AST: the generator runs on it
+    holes: tuple[object, ...]  # this rule's literals, in the form's order (a tuple for a list)
+    where: Span  # the span of this rule's first condition
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,9 +103,12 @@ class Program:
     agents: dict[str, str]
     tools: tuple[IRTool, ...]
     tasks: dict[str, IRTask]
-    rules: tuple[IRRule, ...]
+    rules: Sequence[IRRule]  # as written (a bundle decodes each when it is first read)
     default_ttl: timedelta
     max_ttl: timedelta | None
+    # Read from a bundle: every rule after the passes, by form, in policy order (a rule the
+    # passes remove has `when` false), so that the passes need not run again. None otherwise.
+    compiled: tuple[IRRule, ...] | None = None
 
 
 def _patterns(globs: tuple[Glob, ...] | None) -> tuple[str, ...] | None:
@@ -143,11 +163,25 @@ def _label(name: str, label: IRLabel) -> Label:
                  else None)
 
 
+def interned(items: tuple[str, ...], table: dict[tuple[str, ...], frozenset[str]],
+             ) -> frozenset[str]:
+    """`frozenset(items)`, one object for every equal tuple in `table`: thousands of tool
+    declarations name the same few intents and classes, and each set would otherwise be one
+    more object for the collector to scan after loading. (Equal tuples, in the same order, build
+    sets that iterate alike: sharing one changes nothing.)"""
+    found = table.get(items)
+    if found is None:
+        found = table[items] = frozenset(items)
+    return found
+
+
 def runtime_policy(program: Program) -> Policy:
     """A Policy for the shared steps (envelope, TTL, labels), without rules: a bundle rebuilds a
     rule's RuleInfo (`rule_info`) only when the reference evaluator must explain its error."""
-    tools = tuple(ToolInfo(compile_glob(t.pattern), frozenset(t.intents), frozenset(t.data),
-                           frozenset(t.durations), None)  # type: ignore[arg-type]
+    sets: dict[tuple[str, ...], frozenset[str]] = {}
+    tools = tuple(ToolInfo(compile_glob(t.pattern), interned(t.intents, sets),
+                           interned(t.data, sets), interned(t.durations, sets),
+                           None)  # type: ignore[arg-type]
                   for t in program.tools)
     tasks = {name: TaskInfo(
         name, _globs(t.tools), None if t.intents is None else frozenset(t.intents), t.ceiling,
@@ -173,8 +207,13 @@ def rule_info(r: IRRule) -> RuleInfo:
 
 
 def check_program(program: Program) -> Program:
-    """The invariants a bundle's JSON cannot express by its types; ValueError when broken."""
-    for i, r in enumerate(program.rules):
+    """The invariants a bundle's JSON cannot express by its types; ValueError when broken.
+    (Of a bundle's rules, those after the passes: the rules as written are checked as they are
+    decoded, see agp.compile.bundle.)"""
+    rules = program.compiled if program.compiled is not None else program.rules
+    if len(rules) != len(program.rules):
+        raise ValueError(f"{len(rules)} rules after the passes, {len(program.rules)} as written")
+    for i, r in enumerate(rules):
         if r.index != i or r.effect not in EFFECTS:
             raise ValueError(f"bad rule {i} ({r.name!r})")
     for name, label in program.labels.items():

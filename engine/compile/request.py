@@ -14,6 +14,8 @@ The objects have the attributes of the pydantic models (`agp.model.Request`, `Ag
 
 from __future__ import annotations
 
+import linecache
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any, TypeGuard, get_args
 
@@ -144,30 +146,53 @@ def _str(value: object) -> TypeGuard[str]:
     return type(value) is str and len(value) <= SMALL_STRING
 
 
-def _flat(*values: object) -> bool:
-    """Free-form JSON objects (args, context, ...) small and flat enough to vouch for, whose
-    numbers are within the bounds (agp.values.number_ok: finite, and not too large a float)."""
-    # Several objects in one call, and the checks of `_str` written out: on the path of every
-    # request, a call costs more than the tests it makes.
-    for value in values:
-        if type(value) is not dict or len(value) > SMALL_LIST:
-            return False
-        for k, v in value.items():
-            if type(k) is not str or len(k) > SMALL_STRING:
-                return False
-            t = type(v)
-            if t is str:
-                if len(v) > SMALL_STRING:
-                    return False
-            elif t is int:
-                if not -INT_BOUND < v < INT_BOUND:
-                    return False
-            elif t is float:
-                if v - v != 0.0:  # NaN and the infinities
-                    return False
-            elif not (t is bool or v is None):
-                return False
-    return True
+# Two checks are text, so that the validators of whole requests (below) inline them where a
+# call would cost as much as the tests; `_flat` and `_strings` are the same text as functions.
+# `{v}` is the value checked; `return None` declines.
+_FLAT = """
+    if type({v}) is not dict or len({v}) > SMALL_LIST:
+        return None
+    for _k, _v in {v}.items():
+        if type(_k) is not str or len(_k) > SMALL_STRING:
+            return None
+        _t = type(_v)
+        if _t is str:
+            if len(_v) > SMALL_STRING:
+                return None
+        elif _t is int:
+            if not -INT_BOUND < _v < INT_BOUND:
+                return None
+        elif _t is float:
+            if _v - _v != 0.0:  # NaN and the infinities
+                return None
+        elif not (_t is bool or _v is None):
+            return None"""
+_STRINGS = """
+    if type({v}) is not list or len({v}) > SMALL_LIST:
+        return None
+    for _x in {v}:
+        if type(_x) is not str or len(_x) > SMALL_STRING:
+            return None"""
+
+
+def _generated(name: str, source: str, namespace: dict[str, Any]) -> Any:
+    """The function `name` that `source` (our own text) defines, its text kept in linecache for
+    tracebacks and profiles."""
+    filename = f"<agp request {name}>"
+    exec(compile(source, filename, "exec"), namespace)
+    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+    return namespace[name]
+
+
+_BOUNDS = {"SMALL_LIST": SMALL_LIST, "SMALL_STRING": SMALL_STRING, "INT_BOUND": INT_BOUND}
+# A free-form JSON object (args, context, ...) small and flat enough to vouch for, whose numbers
+# are within the bounds (agp.values.number_ok: finite, and not too large a float); a list of
+# strings (the list, and each string, small enough to vouch for). True, or None.
+_flat: Callable[[object], bool | None] = _generated(
+    "flat", "def flat(value):" + _FLAT.format(v="value") + "\n    return True\n", dict(_BOUNDS))
+_strings: Callable[[object], bool | None] = _generated(
+    "strings", "def strings(value):" + _STRINGS.format(v="value") + "\n    return True\n",
+    dict(_BOUNDS))
 
 
 def _tool(value: object) -> TypeGuard[str]:
@@ -181,17 +206,6 @@ def _object(value: object) -> bool:
     for k in value:
         if type(k) is not str:
             return False
-    return True
-
-
-def _strings(*values: object) -> bool:
-    """Lists of strings (each list, and each string, small enough to vouch for)."""
-    for value in values:
-        if type(value) is not list or len(value) > SMALL_LIST:
-            return False
-        for item in value:
-            if type(item) is not str or len(item) > SMALL_STRING:
-                return False
     return True
 
 
@@ -334,16 +348,23 @@ def _task(value: Any) -> FastTask | None:
                     [] if seen is _NO_LIST else seen, history)
 
 
-def fast_request(value: dict[str, Any]) -> FastRequest | None:
-    """A validated request, or None when pydantic must decide (and explain) instead."""
-    # Written out in one function, with absent fields taking no call: most requests carry a
-    # few fields, and on this path a call costs as much as the checks it would make.
-    if not value.keys() <= _REQUEST_KEYS:
-        return None
-    agent = value.get("agent")
-    tool = value.get("tool")
-    if type(agent) is not dict or not agent.keys() <= _AGENT_KEYS or type(tool) is not str or \
-            len(tool) > SMALL_STRING or not is_tool_name(tool):
+# ---- the request itself: one function per set of fields present ------------------------------
+#
+# A service sees requests of a few shapes (the same fields, again and again). Each set of fields
+# a request may carry gets its own validator, generated on first use: it reads the fields present
+# by key and tests each once, where a single function for every shape would look up and test the
+# absent ones too and check the keys against the allowed ones. There are at most 2**8 such sets
+# (`agent` and `tool` are required), so the memo is bounded by construction; a set with another
+# key is refused without generating anything.
+
+_FIELDS = ("agent", "tool", "intent", "data", "args", "context", "target", "task", "chain", "now")
+
+# What each field present adds to the validator (its value is the local of the same name; the
+# free-form objects and the label lists are checked together after these lines). Every `return
+# None` declines: pydantic then decides, and explains.
+_CHECKS = {
+    "agent": """
+    if type(agent) is not dict or not agent.keys() <= _AGENT_KEYS:
         return None
     ident = agent.get("id")
     svid = agent.get("svid")
@@ -352,34 +373,83 @@ def fast_request(value: dict[str, Any]) -> FastRequest | None:
             return None
     elif type(ident) is not str or len(ident) > SMALL_STRING:
         return None
-    if svid is not None and not _str(svid):
+    if svid is not None and (type(svid) is not str or len(svid) > SMALL_STRING):
         return None
-    attrs = agent.get("attrs", _EMPTY)
-    args = value.get("args", _EMPTY)
-    context = value.get("context", _EMPTY)
-    target = value.get("target")
-    if not _flat(attrs, args, context, _EMPTY if target is None else target):
-        return None
-    intent = value.get("intent", _NO_LIST)
-    data = value.get("data", _NO_LIST)
-    if (intent is not _NO_LIST or data is not _NO_LIST) and not _strings(intent, data):
-        return None
-    task = value.get("task")
+    attrs = agent.get("attrs", _EMPTY)""",
+    # The common tool name needs no regular expression (agp.model.is_tool_name says why).
+    "tool": """
+    if type(tool) is not str or len(tool) > SMALL_STRING or not (
+            tool.isprintable() and " " not in tool and tool or is_tool_name(tool)):
+        return None""",
+    "task": """
     if task is not None:
         task = _task(task)
         if task is None:
-            return None
-    chain = value.get("chain", _NO_LIST)
-    chain = [] if chain is _NO_LIST else _chain(chain)
+            return None""",
+    "chain": """
+    chain = _chain(chain)
     if chain is None:
-        return None
-    now = value.get("now")
+        return None""",
+    "now": """
     if now is not None:
         now = _time(now)
         if now is None:
+            return None""",
+}
+# What an absent field is (fresh values, as pydantic gives: nothing may share a request's parts).
+_ABSENT = {"intent": "[]", "data": "[]", "args": "{}", "context": "{}", "target": "None",
+           "task": "None", "chain": "[]", "now": "None"}
+_FREE = ("args", "context")  # free-form objects (with `agent.attrs`, and `target` unless null)
+_LABELS = ("intent", "data")
+
+ShapeCheck = Callable[[dict[str, Any]], "FastRequest | None"]
+_SHAPES: dict[frozenset[str], ShapeCheck] = {}
+
+
+def _shape_source(name: str, fields: frozenset[str]) -> str:
+    """The text of the function `name`, the validator of requests with exactly these fields
+    (`agent` and `tool` among them)."""
+    present = [f for f in _FIELDS if f in fields]
+    lines = [f"def {name}(value):", *(f"    {f} = value[{f!r}]" for f in present)]
+    lines += [_CHECKS[f] for f in present if f in _CHECKS]
+    lines.append(_FLAT.format(v="attrs"))
+    lines += [_FLAT.format(v=f) for f in _FREE if f in fields]
+    if "target" in fields:
+        lines.append("    if target is not None:" + _FLAT.format(v="target").replace("\n", "\n    "))
+    lines += [_STRINGS.format(v=f) for f in _LABELS if f in fields]
+    args = [f if f in fields else _ABSENT[f] for f in
+            ("task", "chain", "tool", "intent", "args", "data", "target", "context", "now")]
+    lines.append("    return FastRequest(FastAgent(ident, svid, {} if attrs is _EMPTY else attrs), "
+                 + ", ".join(args) + ")")
+    return "\n".join(lines) + "\n"
+
+
+def _shape(value: dict[str, Any]) -> ShapeCheck | None:
+    """The validator of `value`'s set of fields, generated the first time it is seen; None for a
+    set that no valid request has (an unknown field, or no `agent` or `tool`)."""
+    given = frozenset(value)
+    if not given <= _REQUEST_KEYS or "agent" not in given or "tool" not in given:
+        return None
+    fields = frozenset(f for f in _FIELDS if f in given)  # our own strings, not the caller's keys
+    check = _SHAPES.get(fields)
+    if check is None:
+        name = "_".join(f for f in _FIELDS if f in fields)
+        check = _SHAPES[fields] = _generated(name, _shape_source(name, fields), dict(_NAMESPACE))
+    return check
+
+
+_NAMESPACE = {**_BOUNDS, "_AGENT_KEYS": _AGENT_KEYS, "_EMPTY": _EMPTY,
+              "is_tool_name": is_tool_name, "_task": _task, "_chain": _chain, "_time": _time,
+              "FastRequest": FastRequest, "FastAgent": FastAgent}
+
+
+def fast_request(value: dict[str, Any]) -> FastRequest | None:
+    """A validated request, or None when pydantic must decide (and explain) instead."""
+    # The set of fields keys the validator: building it costs what checking the keys against
+    # the allowed ones did.
+    check = _SHAPES.get(frozenset(value))
+    if check is None:
+        check = _shape(value)
+        if check is None:
             return None
-    # Absent fields get fresh values, as pydantic gives (nothing may share a request's parts).
-    return FastRequest(FastAgent(ident, svid, {} if attrs is _EMPTY else attrs), task, chain,
-                       tool, [] if intent is _NO_LIST else intent,
-                       {} if args is _EMPTY else args, [] if data is _NO_LIST else data, target,
-                       {} if context is _EMPTY else context, now)
+    return check(value)

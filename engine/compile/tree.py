@@ -24,8 +24,8 @@ import threading
 from typing import TYPE_CHECKING
 
 from agp.compile.codegen import LeafFunction, reads_now
-from agp.compile.ir import EFFECTS, IRRule, Program
-from agp.glob import GlobSet, compile_glob
+from agp.compile.ir import EFFECTS, IRRule, Program, interned
+from agp.glob import GlobSet, compile_glob, is_exact
 
 if TYPE_CHECKING:
     from agp.compile.evaluator import Context
@@ -33,6 +33,8 @@ if TYPE_CHECKING:
 # A rule that can apply at a leaf, with the `on intent` names the request itself must name for
 # it to be in scope there (None: it is in scope whatever the request's intents).
 Candidate = tuple[IRRule, frozenset[str] | None]
+
+_NONE: frozenset[str] = frozenset()  # the task kinds of most leaves (shared: see `interned`)
 
 
 class Leaf:
@@ -47,13 +49,14 @@ class Leaf:
         self.tools = tools  # indices of the matching tool declarations, in policy order
         self.tool_intents = tuple(index.tool_intents[i] for i in tools)
         self.tool_data = tuple(index.tool_data[i] for i in tools)
-        self.durations = frozenset().union(*(index.tool_durations[i] for i in tools))
+        self.durations = index.union(tuple(index.tool_durations[i] for i in tools))
         # The sets of §5 step 1 for a request that names no intent or class itself, built the
         # way the reference builds them (so they iterate in the same order).
-        self.intents0 = frozenset([]).union(*self.tool_intents)
-        self.data0 = frozenset([]).union(*self.tool_data)
+        self.intents0 = index.union(self.tool_intents)
+        self.data0 = index.union(self.tool_data)
         self.rules = rules  # in policy order
-        self.kinds = frozenset(k for r, _ in rules for k in (r.tasks or ()))
+        kinds = [k for r, _ in rules for k in (r.tasks or ())]
+        self.kinds = frozenset(kinds) if kinds else _NONE
         self.fns: dict[str, LeafFunction] = {}
         self.fn_none: LeafFunction | None = None
         self.now_none = True  # whether fn_none reads the time (known once it is generated)
@@ -97,46 +100,62 @@ class Index:
     NAMES = 4096
     NAME_LENGTH = 256
     SIGNATURES = 256
+    UNIONS = 4096
 
     def __init__(self, program: Program, ctx: Context):
         """The tree of `program`'s rules (once the passes ran), with `ctx` to generate leaves."""
         self.ctx = ctx
         tools = program.tools
-        self.tool_intents = [frozenset(t.intents) for t in tools]
-        self.tool_data = [frozenset(t.data) for t in tools]
-        self.tool_durations = [frozenset(t.durations) for t in tools]
+        sets: dict[tuple[str, ...], frozenset[str]] = {}
+        self.tool_intents = [interned(t.intents, sets) for t in tools]
+        self.tool_data = [interned(t.data, sets) for t in tools]
+        self.tool_durations = [interned(t.durations, sets) for t in tools]
+        self._unions: dict[tuple[int, ...], frozenset[str]] = {}
         self.exact_tools: dict[str, list[int]] = {}
         glob_tools = []
+        # Exact names are told apart without building their Glob (thousands of them at load).
         for i, t in enumerate(tools):
-            g = compile_glob(t.pattern)
-            if g.is_exact:
-                self.exact_tools.setdefault(g.pattern, []).append(i)
+            if is_exact(t.pattern):
+                self.exact_tools.setdefault(t.pattern, []).append(i)
             else:
-                glob_tools.append((i, g))
+                glob_tools.append((i, compile_glob(t.pattern)))
         self.glob_tools = GlobSet(glob_tools)
         self.rules = rules = program.rules
-        self.by_name: dict[str, set[int]] = {}  # positions of the rules naming the tool exactly
+        # The positions of the rules naming the tool exactly, ascending, each once.
+        self.by_name: dict[str, list[int]] = {}
         rule_globs = []  # (position, glob) of each tool glob in a rule's `on`
         self.general: list[int] = []  # rules with no `on`, or with `on intent ...`
-        self.on_intents = [frozenset(r.on_intents) for r in rules]
+        self.on_intents = [interned(r.on_intents, sets) for r in rules]
         for pos, r in enumerate(rules):
             for p in r.on_tools:
-                g = compile_glob(p)
-                if g.is_exact:
-                    self.by_name.setdefault(g.pattern, set()).add(pos)
+                if is_exact(p):
+                    named = self.by_name.setdefault(p, [])
+                    if not named or named[-1] != pos:
+                        named.append(pos)
                 else:
-                    rule_globs.append((pos, g))
+                    rule_globs.append((pos, compile_glob(p)))
             if not r.scoped_on or r.on_intents:
                 self.general.append(pos)
         self.rule_globs = GlobSet(rule_globs)
         self.signature_bound = self.SIGNATURES + len(glob_tools) + len(rule_globs)
         names = set(self.exact_tools) | set(self.by_name)
         for task in program.tasks.values():
-            names.update(p for p in task.tools or () if compile_glob(p).is_exact)
+            names.update(p for p in task.tools or () if is_exact(p))
         self.leaves: dict[str, Leaf] = {n: self.plan(n) for n in sorted(names)}
         self.names: dict[str, Leaf] = {}  # memo: unmentioned name -> its signature's leaf
         self.signatures: dict[tuple[tuple[int, ...], frozenset[int]], Leaf] = {}
         self._lock = threading.Lock()
+
+    def union(self, sets: tuple[frozenset[str], ...]) -> frozenset[str]:
+        """`frozenset([]).union(*sets)`, of sets of this index (`interned`), one object for each
+        combination: the leaves of thousands of tools share a few (see `interned`)."""
+        key = tuple(map(id, sets))  # the sets live as long as the index
+        found = self._unions.get(key)
+        if found is None:
+            found = frozenset([]).union(*sets)
+            if len(self._unions) < self.UNIONS:  # names not mentioned may bring new ones
+                self._unions[key] = found
+        return found
 
     def plan(self, name: str) -> Leaf:
         """The leaf of a name the policy mentions (built at compile time)."""
@@ -207,7 +226,7 @@ def explain(index: Index, program: Program) -> str:
             words.append("by " + ", ".join(r.agent_names or r.agents))
         if dyn:
             words.append("if the request names intent " + " or ".join(sorted(dyn)))
-        if r.when is None and r.unless is None:
+        if r.when is None and r.unless is None and r.form is None:
             words.append("(unconditional)")
         return " ".join(words)
 

@@ -12,7 +12,10 @@ earlier than the one before) is reported as `file:line: message` and the replay 
 
 from __future__ import annotations
 
+import gc
+import zlib
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -148,11 +151,14 @@ def trace_files(paths: Iterable[str | Path], *, empty_ok: bool = False,
     return files, problems
 
 
-def read_trace(path: str | Path, name: str | None = None) -> Iterator[Line]:
+def read_trace(path: str | Path, name: str | None = None,
+               part: tuple[int, int] | None = None) -> Iterator[Line]:
     """The non-blank, non-comment lines of a trace, parsed, one at a time.
 
     Raises TraceError when the file cannot be opened; a line that cannot be decoded or parsed
-    comes back with its `problem`.
+    comes back with its `problem`. With `part`, (k, n): only the lines that the k-th of n
+    processes sharing the trace replays (`part_of`); the others are decoded, to find their
+    task, and skipped.
     """
     name = name if name is not None else str(path)
     try:
@@ -165,31 +171,55 @@ def read_trace(path: str | Path, name: str | None = None) -> Iterator[Line]:
                 try:
                     text = raw.decode("utf-8")
                 except UnicodeDecodeError as exc:
-                    yield Line(name, number, "", problem=f"invalid UTF-8 at byte {exc.start}")
+                    if part is None or part_of(None, number, part[1]) == part[0]:
+                        yield Line(name, number, "", problem=f"invalid UTF-8 at byte {exc.start}")
                     continue
                 if number == 1:
                     text = text.removeprefix("\ufeff")
                 stripped = text.strip()
                 if not stripped or stripped.startswith("//"):
                     continue
-                yield _parse_line(name, number, text.rstrip("\r\n"), stripped)
+                line = _parse_line(name, number, text.rstrip("\r\n"), stripped, part)
+                if line is not None:
+                    yield line
         except OSError as exc:  # a directory given as a file, a read error mid-way
             raise TraceError(f"{name}: cannot read: {exc.strerror or exc}") from None
 
 
-def _parse_line(name: str, number: int, text: str, stripped: str) -> Line:
+def _parse_line(name: str, number: int, text: str, stripped: str,
+                part: tuple[int, int] | None = None) -> Line | None:
     try:
         value = loads(stripped)
     except JSONInputError as exc:
+        if part is not None and part_of(None, number, part[1]) != part[0]:
+            return None
         indent = len(text) - len(text.lstrip())
         column = exc.column + indent if exc.column is not None else None
         return Line(name, number, text, problem=exc.message, column=column)
+    if part is not None and part_of(value, number, part[1]) != part[0]:
+        return None
     try:
         event = parse_event(value)
     except EventError as exc:
         return Line(name, number, text, value=value if isinstance(value, dict) else None,
                     problem=str(exc))
     return Line(name, number, text, event, value)
+
+
+def part_of(value: object, number: int, parts: int) -> int:
+    """Which of `parts` processes replays line `number`, whose decoded JSON is `value`, when
+    they share one trace (`agp test --jobs`): every event of a task goes to the same one (by a
+    checksum of the task's id, the same in every process), so that each task's lifecycle is
+    replayed whole in one process; the other lines, which touch no task, by their number
+    (`value` None: a line that could not be decoded)."""
+    task = value.get("task") if type(value) is dict else None
+    if type(task) is dict:  # task.start
+        task = task.get("id")
+    if type(task) is str:
+        return zlib.crc32(task.encode("utf-8", "surrogatepass")) % parts
+    # Fibonacci hashing: traces repeat a pattern of events every few lines, which the line's
+    # number modulo `parts` would send to one process.
+    return ((number * 0x9E3779B1) & 0xFFFFFFFF) * parts >> 32
 
 
 def replay_trace(engine: Engine, path: str | Path, *, name: str | None = None,
@@ -287,6 +317,22 @@ def _problem(line: Line, kind: str | None, message: str | None,
              column: int | None = None) -> Outcome:
     return Outcome(line.file, line.line, kind, passed=False, problem=message, text=line.text,
                    column=column)
+
+
+@contextmanager
+def rare_full_collections() -> Iterator[None]:
+    """For a process that replays long traces (`agp test`), not for a library's caller: a
+    replay keeps what its tasks hold (their records and sessions) to its end, and each full
+    collection of the cyclic garbage collector rescans all of it, about a tenth of a long
+    replay's time. Meanwhile only every 1,000th collection of the older young generation is
+    full (Python's own rule, a full one only once the old objects grew by a quarter, still
+    holds); the young generations, where an event's garbage dies, are collected as always."""
+    threshold = gc.get_threshold()
+    gc.set_threshold(threshold[0], threshold[1], max(threshold[2], 1000))
+    try:
+        yield
+    finally:
+        gc.set_threshold(*threshold)
 
 
 def check_expect(expect: Expect, decision: Decision) -> list[str]:

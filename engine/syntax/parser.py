@@ -7,14 +7,17 @@ only the item it is in (LANGUAGE.md §1). The parser builds our AST as it reduce
 
 from __future__ import annotations
 
+import dataclasses
+import dis
 import math
 import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import timedelta
 from functools import cache
 from importlib import resources
-from typing import Any, cast
+from operator import itemgetter
+from typing import Any, NamedTuple, ParamSpec, TypeVar, cast
 
 from lark import Lark, Token, Tree
 from lark.exceptions import UnexpectedToken
@@ -22,6 +25,7 @@ from lark.lexer import UnlessCallback
 from lark.parsers.lalr_analysis import Shift
 
 from agp.diagnostics import Diagnostic, did_you_mean, error
+from agp.gcpause import no_cyclic_collection
 from agp.limits import MAX_EXPR_DEPTH
 from agp.source import Source, Span
 from agp.syntax import ast
@@ -69,20 +73,39 @@ def lark_parser() -> Lark:
 def parse(source: Source) -> ParsedFile:
     """Parse one file. Never raises on bad input: problems come back as diagnostics."""
     diagnostics: list[Diagnostic] = []
-    tokens, comments = _lex(source, diagnostics)
     items: list[ast.Item] = []
     unparsed: list[tuple[str, str]] = []
-    doc_lines = _doc_lines(comments)
-    for chunk in split_items(tokens):
-        item = _parse_item(source, chunk, diagnostics)
-        if item is not None:
-            items.append(_with_doc(item, doc_lines))
-        else:
-            unparsed.extend(_declared(chunk))
+    # A parse makes a million objects and frees few: cyclic collections meanwhile would only
+    # scan them again and again (half the time of a megabyte's parse).
+    with no_cyclic_collection():
+        tokens, comments = _lex(source, diagnostics)
+        doc_lines = _doc_lines(comments)
+        for chunk in split_items(tokens):
+            item = _parse_item(source, chunk, diagnostics)
+            if item is not None:
+                items.append(_with_doc(item, doc_lines) if doc_lines else item)
+            else:
+                unparsed.extend(_declared(chunk))
     return ParsedFile(source, tuple(items), tuple(comments), tuple(diagnostics), tuple(unparsed))
 
 
 # ---- lexing ---------------------------------------------------------------------------------
+
+
+class Tok(NamedTuple):
+    """A token of the lexer: lark's `Token` without its lines and columns, which only lark's own
+    parser (on the rare path of an error) and the editor need (`lark_tokens` adds them). A tuple
+    is made in a fraction of the time of lark's `Token`, a `str` with eight attributes: at 300,000
+    tokens a file, that was a third of a parse. The fields are named as lark's, so that what reads
+    tokens (`split_items`) reads either."""
+
+    type: str
+    value: str
+    start_pos: int
+    end_pos: int
+
+    def __str__(self) -> str:
+        return self.value
 
 
 def tokenize(source: Source, diagnostics: list[Diagnostic]) -> tuple[list[Token], list[Comment]]:
@@ -94,19 +117,46 @@ def tokenize(source: Source, diagnostics: list[Diagnostic]) -> tuple[list[Token]
     tokens, comments = _lex(source, diagnostics)
     if any(t.type == "LITERAL_LIST" for t in tokens):
         tokens = [part for t in tokens
-                  for part in (split_list(t) if t.type == "LITERAL_LIST" else (t,))]
-    return tokens, comments
+                  for part in (_split_list(t) if t.type == "LITERAL_LIST" else (t,))]
+    return lark_tokens(source.text, tokens), comments
 
 
-def split_list(tok: Token) -> list[Token]:
+def lark_tokens(text: str, tokens: Iterable[Tok]) -> list[Token]:
+    """lark's `Token`s of these tokens of `text` (in order), with the lines and columns its lexer
+    gives them. tests/test_parser.py holds them equal to lark's lexer."""
+    out: list[Token] = []
+    line, line_start, pos = 1, 0, 0
+    for tok in tokens:
+        start, end = tok.start_pos, tok.end_pos
+        if start > pos and (newlines := text.count("\n", pos, start)):
+            line += newlines
+            line_start = text.rfind("\n", pos, start) + 1
+        column = start - line_start + 1
+        if "\n" in tok.value:  # a list of literals over several lines
+            newlines = text.count("\n", start, end)
+            end_line, end_start = line + newlines, text.rfind("\n", start, end) + 1
+        else:
+            end_line, end_start = line, line_start
+        # lark's Token, made as its lexer makes it, without the layers of its constructor.
+        made = str.__new__(Token, tok.value)
+        made.type, made.value, made.start_pos, made.end_pos = tok.type, tok.value, start, end
+        made.line, made.column, made.end_line = line, column, end_line
+        made.end_column = end - end_start + 1
+        out.append(made)
+        if end > pos:
+            line, line_start, pos = end_line, end_start, end
+    return out
+
+
+def _split_list(tok: Tok) -> list[Tok]:
     """The tokens of a LITERAL_LIST token: `[`, the items, the commas and `]`."""
-    return [Token(kind, text, start, end_pos=end) for kind, text, start, end in _list_parts(tok)]
+    return [Tok(*part) for part in _list_parts(tok.value, tok.start_pos)]
 
 
-def _list_parts(tok: Token) -> Iterator[tuple[str, str, int, int]]:
-    """(terminal, text, start, end) of each part of a LITERAL_LIST token, in order."""
-    base = _start(tok)
-    for m in _list_pattern().finditer(tok):
+def _list_parts(text: str, base: int) -> Iterator[tuple[str, str, int, int]]:
+    """(terminal, text, start, end) of each part of a LITERAL_LIST token of this text, that
+    starts at offset `base`, in order."""
+    for m in _list_pattern().finditer(text):
         yield cast(str, m.lastgroup), m.group(), base + m.start(), base + m.end()
 
 
@@ -114,9 +164,12 @@ _PUNCTUATION = frozenset(("COMMA", "LSQB", "RSQB"))
 
 
 @cache
-def _list_pattern() -> re.Pattern[str]:
+def _list_pattern(punctuation: bool = True) -> re.Pattern[str]:
+    """The parts of a LITERAL_LIST token; without punctuation, its items alone, which `finditer`
+    finds as they are (no item starts with whitespace or punctuation)."""
     terminals = {t.name: t.pattern.to_regexp() for t in lark_parser().terminals}
-    parts = ("STRING", "DURATION", "NUMBER", "TRUE", "FALSE", *_PUNCTUATION)
+    parts = ("STRING", "DURATION", "NUMBER", "TRUE", "FALSE",
+             *(_PUNCTUATION if punctuation else ()))
     return re.compile("|".join(f"(?P<{name}>{terminals[name]})" for name in parts))
 
 
@@ -127,12 +180,21 @@ _LIST_PARTS = frozenset(("COMMA", "STRING", "NUMBER", "DURATION", "TRUE", "FALSE
 
 @dataclass(frozen=True, slots=True)
 class _Scanner:
-    """lark's lexer for the grammar, as one regular expression: `_scan` runs it in a loop of its
-    own, without lark's per-token machinery (a third of a parse)."""
+    """lark's lexer for the grammar, as one regular expression: `_scan` runs it on its own,
+    without lark's per-token machinery (a third of a parse)."""
 
-    pattern: re.Pattern[str]  # every terminal, in lark's order of preference, as a named group
-    keywords: dict[str, dict[str, str]]  # terminal -> its texts that are keywords -> keyword
-    newline_types: frozenset[str]  # the terminals that may hold a line break
+    # Whitespace, then every terminal as a group, in lark's order of preference but for NAME
+    # (see `_scanner`); or whitespace alone, before a character no terminal matches or at the
+    # end. No terminal but WS starts with whitespace, so skipping it first matches what lark's
+    # lexer matches, in half the matches (one a token, not one for it and one for the space).
+    pattern: re.Pattern[str]
+    terminals: tuple[str, ...]  # the terminal of each group, by its number
+    ws: int  # the group of whitespace alone
+    keywords: dict[str, str]  # a NAME's text that is a keyword -> the keyword's terminal
+    keyword_types: frozenset[str]  # the terminals of the reserved words
+
+
+_WS = re.compile(r"[ \t\r\n\f]*")
 
 
 @cache
@@ -140,56 +202,58 @@ def _scanner() -> _Scanner:
     lexer = lark_parser()._build_lexer(dont_ignore=True)
     scanner = lexer.scanner
     assert len(scanner._mres) == 1  # the grammar has few terminals: one pattern holds them all
-    keywords: dict[str, dict[str, str]] = {}
-    for terminal, callback in lexer.callback.items():
-        # lark's UnlessCallback: a NAME whose whole text is a keyword is that keyword.
-        assert isinstance(callback, UnlessCallback), callback
-        words = callback.scanner.terminals
-        assert all(t.pattern.type == "str" and not t.pattern.flags for t in words)
-        keywords[terminal] = {t.pattern.value: t.name for t in words}
-    return _Scanner(scanner._mres[0], keywords, lexer.newline_types)
+    # lark's UnlessCallback: a NAME whose whole text is a keyword is that keyword.
+    assert set(lexer.callback) == {"NAME"}
+    callback = lexer.callback["NAME"]
+    assert isinstance(callback, UnlessCallback), callback
+    words = callback.scanner.terminals
+    assert all(t.pattern.type == "str" and not t.pattern.flags for t in words)
+    keywords = {t.pattern.value: t.name for t in words}
+    assert set(keywords) == RESERVED
+    assert {t.name for t in lark_parser().terminals if t.name.startswith("BAD_")} == _BAD_TYPES
+    # lark's pattern: every terminal as a group, in lark's order of preference (the first group
+    # that matches wins). NAME goes first: the terminals lark tries before it match only from a
+    # digit or a `[`, never where a name starts, so no match changes, and names, most of the
+    # tokens, are matched in two thirds of the time.
+    terminals = list(scanner.terminals)
+    assert scanner._mres[0].pattern == "|".join(_group(t) for t in terminals)
+    name = next(i for i, t in enumerate(terminals) if t.name == "NAME")
+    assert all(t.pattern.to_regexp().startswith(("\\[", "\\d", "(?:\\d"))
+               for t in terminals[:name])
+    terminals.insert(0, terminals.pop(name))
+    pattern = re.compile(_WS.pattern + "(?:" + "|".join(_group(t) for t in terminals) + ")",
+                         scanner._mres[0].flags)
+    groups = ["", *sorted(pattern.groupindex, key=pattern.groupindex.__getitem__)]
+    assert pattern.groups == len(groups) - 1  # no capturing group inside a terminal
+    return _Scanner(pattern, tuple(groups), pattern.groupindex["WS"], keywords,
+                    frozenset(keywords.values()))
 
 
-def _scan(text: str, start: int) -> tuple[list[Token], int | None]:
+def _group(terminal: Any) -> str:
+    return f"(?P<{terminal.name}>{terminal.pattern.to_regexp()})"
+
+
+def _scan(text: str, start: int) -> tuple[list[Tok], int | None]:
     """The tokens of `text` from `start`, comments included, whitespace left out, as lark's lexer
-    makes them (positions, lines and columns); and where a character no token matches stands,
-    or None at the end of the text. tests/test_parser.py holds it equal to lark's lexer."""
+    makes them; and where a character no token matches stands, or None at the end of the text.
+    tests/test_parser.py holds it equal to lark's lexer."""
     scanner = _scanner()
-    match, keywords, newline_types = scanner.pattern.match, scanner.keywords, scanner.newline_types
-    line = text.count("\n", 0, start) + 1
-    line_start = text.rfind("\n", 0, start) + 1
-    tokens: list[Token] = []
-    pos, end = start, len(text)
-    while pos < end:
-        m = match(text, pos)
-        if m is None:
-            return tokens, pos
-        value = m.group()
-        kind: str = m.lastgroup  # type: ignore[assignment]  # a terminal's group matched
-        after = m.end()
-        if kind == "WS":
-            newlines = value.count("\n")
-            if newlines:
-                line += newlines
-                line_start = pos + value.rindex("\n") + 1
-            pos = after
-            continue
-        if kind in keywords:
-            kind = keywords[kind].get(value, kind)
-        # lark's Token, made as its lexer makes it, without the layers of its constructor.
-        tok = str.__new__(Token, value)
-        tok.type, tok.value, tok.start_pos = kind, value, pos
-        tok.line, tok.column = line, pos - line_start + 1
-        if kind in newline_types and "\n" in value:  # a list of literals over several lines
-            line += value.count("\n")
-            line_start = pos + value.rindex("\n") + 1
-        tok.end_line, tok.end_column, tok.end_pos = line, after - line_start + 1, after
-        tokens.append(tok)
-        pos = after
-    return tokens, None
+    terminals, ws, keyword = scanner.terminals, scanner.ws, scanner.keywords.get
+    make = tuple.__new__
+    # One comprehension over the matches, each one right after the one before (`scanner.match`
+    # stops at the first place nothing matches): the loop of lark's lexer, without its layers.
+    tokens: list[Tok] = [
+        make(Tok, (keyword(value, terminals[group]), value, m.start(group), m.end()))
+        for m in iter(scanner.pattern.scanner(text, start).match,  # type: ignore[attr-defined]
+                      None)
+        for group in (m.lastindex,) if group != ws
+        for value in (m.group(group),)]
+    after = _WS.match(text, tokens[-1].end_pos if tokens else start)
+    stop = after.end()  # type: ignore[union-attr]  # it matches the empty string
+    return tokens, stop if stop < len(text) else None
 
 
-def _recovering_lex(source: Source, diagnostics: list[Diagnostic]) -> list[Token] | None:
+def _recovering_lex(source: Source, diagnostics: list[Diagnostic]) -> list[Tok] | None:
     """All the tokens of a file, comments included (not whitespace), each bad character reported
     and blanked out (keeping every offset); None after MAX_LEX_ERRORS of them.
 
@@ -203,7 +267,7 @@ def _recovering_lex(source: Source, diagnostics: list[Diagnostic]) -> list[Token
     lexing the whole changed text again.
     """
     text = source.text
-    raw: list[Token] = []
+    raw: list[Tok] = []
     start = 0
     for _ in range(MAX_LEX_ERRORS):
         lexed, bad = _scan(text, start)
@@ -218,7 +282,7 @@ def _recovering_lex(source: Source, diagnostics: list[Diagnostic]) -> list[Token
             opening -= 1
         if raw and raw[opening].type == "LSQB":
             resume = opening
-        start = _start(raw[resume]) if raw else 0
+        start = raw[resume].start_pos if raw else 0
         del raw[resume:]
     return None
 
@@ -242,68 +306,84 @@ def _blank_out(source: Source, text: str, pos: int, diagnostics: list[Diagnostic
     return text[:pos] + " " + text[pos + 1 :]
 
 
-def _lex(source: Source, diagnostics: list[Diagnostic]) -> tuple[list[Token], list[Comment]]:
-    """`tokenize`, where a list of literals is one LITERAL_LIST token."""
+def _lex(source: Source, diagnostics: list[Diagnostic]) -> tuple[list[Tok], list[Comment]]:
+    """`tokenize`, where a list of literals is one LITERAL_LIST token, and the tokens are ours."""
     raw = _recovering_lex(source, diagnostics)
     if raw is None:
         return [], []
-    tokens: list[Token] = []
-    comments: list[Comment] = []
-    for tok in raw:
-        if tok.type == "COMMENT":
-            comments.append(Comment(str(tok), _tok_span(source, tok)))
-        else:
+    comments = [Comment(t.value, Span(source, t.start_pos, t.end_pos))
+                for t in raw if t.type == "COMMENT"]
+    tokens = [t for t in raw if t.type != "COMMENT"] if comments else raw
+    keyword_types = _scanner().keyword_types
+    # Reserved words that are names where they stand. Only the tokens next to these punctuations
+    # can be, so only those are looked at, in order (a word made a name here is no longer a
+    # keyword for the next one: `x.has.y`).
+    for i in [i for i, tok in enumerate(tokens) if tok.type in _NAMING]:
+        kind = tokens[i].type
+        if kind in ("DOT", "HAS"):
             # A reserved word after `.` or `has` is a plain name: `args.data`, `std.intents`.
             # Only the keyword `has` counts: in `on t.has unless ...`, `has` is a name.
-            if tokens and (tokens[-1].value == "." or (
-                    tokens[-1].value == "has" and _is_keyword(tokens[-1]))) and _is_keyword(tok):
-                tok = Token.new_borrow_pos("NAME", tok.value, tok)
-            # So is a field name before `:` or `?:`, where only a name can stand
-            # (`args { to: string }`, `any(x in data: ...)` reads the same either way).
-            elif tokens and tok.value in (":", "?") and _is_keyword(tokens[-1]) \
-                    and tokens[-1].value not in ("true", "false"):
-                tokens[-1] = Token.new_borrow_pos("NAME", tokens[-1].value, tokens[-1])
-            tokens.append(tok)
+            if i + 1 < len(tokens) and tokens[i + 1].type in keyword_types:
+                tokens[i + 1] = tokens[i + 1]._replace(type="NAME")
+        # So is a field name before `:` or `?:`, where only a name can stand
+        # (`args { to: string }`, `any(x in data: ...)` reads the same either way).
+        elif kind in ("COLON", "OPTIONAL") and i > 0 and tokens[i - 1].type in keyword_types \
+                and tokens[i - 1].type not in ("TRUE", "FALSE"):
+            tokens[i - 1] = tokens[i - 1]._replace(type="NAME")
     return tokens, comments
 
 
-def _is_keyword(tok: Token) -> bool:
-    return tok.type not in ("NAME", "STRING") and tok.value in RESERVED
+# The terminals next to which a reserved word is a name (see `_lex`).
+_NAMING = frozenset(("DOT", "HAS", "COLON", "OPTIONAL"))
 
 
-def split_items(tokens: list[Token]) -> list[list[Token]]:
-    """Cut a file's tokens into top-level items (LANGUAGE.md §1), even around broken ones."""
-    chunks: list[list[Token]] = []
-    braces = 0
-    for i, tok in enumerate(tokens):
-        if _starts_item(tokens, i, braces) or not chunks:
-            chunks.append([])
-            braces = 0
-        chunks[-1].append(tok)
-        if tok.type != "STRING":
-            if tok.value == "{":
-                braces += 1
-            elif tok.value == "}" and braces > 0:
-                braces -= 1
-    return chunks
+def _is_keyword(tok: Tok) -> bool:
+    return tok.type in _scanner().keyword_types
 
 
-def _starts_item(tokens: list[Token], i: int, braces: int) -> bool:
-    """Whether token i begins a top-level item, even after an unclosed bracket."""
-    tok = tokens[i]
-    if tok.type in ("NAME", "STRING"):
-        return False
-    if tok.value in ITEM_WORDS:
-        return True
-    if tok.value in DECL_WORDS:
-        nxt = tokens[i + 1] if i + 1 < len(tokens) else None
-        if nxt is None or nxt.type not in ("NAME", "STRING", "STAR"):
-            return False
-        if tok.value != "intent":  # `agent x`, `tool x`, `task x` never occur inside an item
-            return True
-        # `intent x` is also a clause of tool and task bodies and of a rule's `on` list.
-        return braces == 0 and not (i > 0 and tokens[i - 1].value in ("on", ","))
-    return False
+def split_items(tokens: Sequence[Tok | Token]) -> list[list[Any]]:
+    """Cut a file's tokens (ours or lark's) into top-level items (LANGUAGE.md §1), even around
+    broken ones."""
+    item_types, decl_types = _item_types()
+    kinds = [tok.type for tok in tokens]
+    n = len(kinds)
+    starts = [0]  # the first token starts an item, whatever it is
+    # The `{` not closed between the start of the current item and the token `scanned`.
+    braces = scanned = 0
+    # Only a reserved word lexed as one can start an item (not one lexed as a name, or in a
+    # string): those alone are looked at.
+    for i in [i for i, kind in enumerate(kinds) if kind in item_types or kind in decl_types]:
+        kind = kinds[i]
+        if kind in decl_types:  # only when a name follows
+            if i + 1 >= n or kinds[i + 1] not in ("NAME", "STRING", "STAR"):
+                continue
+            # `agent x`, `tool x`, `task x` never occur inside an item, but `intent x` is also
+            # a clause of tool and task bodies and of a rule's `on` list: it starts an item
+            # only outside every `{` (even after an unclosed bracket).
+            if kind == "INTENT":
+                if i > 0 and tokens[i - 1].value in ("on", ","):
+                    continue
+                for between in kinds[scanned:i]:
+                    if between == "LBRACE":
+                        braces += 1
+                    elif between == "RBRACE" and braces > 0:
+                        braces -= 1
+                scanned = i
+                if braces:
+                    continue
+        if i > 0:
+            starts.append(i)
+            braces, scanned = 0, i
+    ends = [*starts[1:], n]
+    return [list(tokens[start:end]) for start, end in zip(starts, ends, strict=True)] if n else []
+
+
+@cache
+def _item_types() -> tuple[frozenset[str], frozenset[str]]:
+    """The terminals of the words that always start a top-level item, and of those that do only
+    when a name follows them."""
+    keywords = _scanner().keywords
+    return frozenset(keywords[w] for w in ITEM_WORDS), frozenset(keywords[w] for w in DECL_WORDS)
 
 
 # ---- parsing --------------------------------------------------------------------------------
@@ -346,24 +426,28 @@ def _expected(names: Iterable[str]) -> str:
     return ", ".join(described)
 
 
-def _parse_item(source: Source, chunk: list[Token],
+def _parse_item(source: Source, chunk: list[Tok],
                 diagnostics: list[Diagnostic]) -> ast.Item | None:
     """One top-level item's AST, or None when none can be built (its errors are reported)."""
-    repaired = _repair(source, chunk, diagnostics)
-    if repaired is None:
-        return None
-    chunk = repaired
-    built, at = _drive(source, chunk)
+    kinds = tuple([tok.type for tok in chunk])
+    shape: tuple[str, ...] | None = kinds  # what `_drive` would compute again
+    if not _BAD_TYPES.isdisjoint(kinds):
+        repaired = _repair(source, chunk, diagnostics)
+        if repaired is None:
+            return None
+        chunk, shape = repaired, None
+    built, at = _drive(source, chunk, shape)
     if built is None:
-        accepted = _accepted(chunk, at)
-        tok = chunk[at] if at < len(chunk) else Token.new_borrow_pos("$END", "", chunk[-1])
+        accepted = _accepted(source, chunk, at)
+        last = chunk[-1]
+        tok = chunk[at] if at < len(chunk) else Tok("$END", "", last.start_pos, last.end_pos)
         diagnostics.append(_syntax_error(source, chunk, at, tok, accepted))
         recovered = _recover(source, chunk, at, accepted)
         if recovered is None:
             return None
         built, chunk = recovered
     if built.height > MAX_EXPR_DEPTH + 1:  # a node deeper than MAX_EXPR_DEPTH below the item
-        deepest = _deepest(_lark_tree(chunk))
+        deepest = _deepest(_lark_tree(source, chunk))
         diagnostics.append(error(
             "limit", Span(source, deepest.meta.start_pos, deepest.meta.end_pos),
             f"expression nested more than {MAX_EXPR_DEPTH} levels deep",
@@ -439,7 +523,8 @@ class _Built:
     problem: Diagnostic | None  # the first mistake found while building it (an invalid escape)
 
 
-def _drive(source: Source, tokens: list[Token]) -> tuple[_Built | None, int]:
+def _drive(source: Source, tokens: list[Tok],
+           shape: tuple[str, ...] | None = None) -> tuple[_Built | None, int]:
     """The LALR parser on an item's tokens, building our AST as it reduces: (the item, len) or,
     on a syntax error, (None, the index of its token, len for the end).
 
@@ -451,27 +536,31 @@ def _drive(source: Source, tokens: list[Token]) -> tuple[_Built | None, int]:
     on generated items.
     """
     n = len(tokens)
-    shape = tuple([tok.type for tok in tokens])
+    if shape is None:
+        shape = tuple([tok.type for tok in tokens])
     known = _SHAPES.get(shape)
     if known is None:
-        known = _actions(shape)
-        if len(_SHAPES) >= MAX_SHAPES:
-            _SHAPES.clear()  # a file of ever new shapes: start again rather than grow
-        _SHAPES[shape] = known
-    steps, at = known
-    if steps is None:
+        steps, at = _actions(shape)
+        known = (None if steps is None else _plan(steps, n), at)
+        if n <= MAX_SHAPE_TOKENS:
+            if len(_SHAPES) >= MAX_SHAPES:
+                _SHAPES.clear()  # a file of ever new shapes: start again rather than grow
+            _SHAPES[shape] = known
+    plan, at = known
+    if plan is None:
         return None, at
-    return _build(source, tokens, steps), n
+    return _build(source, tokens, plan), n
 
 
 # The reductions an item's terminals go through depend on the terminals alone (LR parsing reads
 # nothing else), and a policy's items come in few shapes: ten thousand rules of the benchmark,
-# in two. So the table is walked once per shape, and the steps it gave are replayed for every
-# item of that shape, without the table and without the reductions that only change the state
-# (a `?rule` of one symbol: half of all reductions). Bounded: an item is at most a few hundred
-# bytes of steps.
-MAX_SHAPES = 4096
-_SHAPES: dict[tuple[str, ...], tuple[tuple[_Reduction | None, ...] | None, int]] = {}
+# in two. So the table is walked once per shape, and what it did is kept as a plan (`_plan`)
+# replayed for every item of that shape. Bounded: a plan takes about 220 bytes a token, so at
+# most 1,024 shapes of at most 256 tokens are kept (56 MB at worst; a longer item, rare, has
+# its plan made again, which costs about what parsing it costs).
+MAX_SHAPES = 1024
+MAX_SHAPE_TOKENS = 256
+_SHAPES: dict[tuple[str, ...], tuple[_Plan | None, int]] = {}
 
 
 def _actions(shape: tuple[str, ...]) -> tuple[tuple[_Reduction | None, ...] | None, int]:
@@ -504,46 +593,90 @@ def _actions(shape: tuple[str, ...]) -> tuple[tuple[_Reduction | None, ...] | No
     raise AssertionError("the parser ends at the end state")  # pragma: no cover
 
 
-def _build(source: Source, tokens: list[Token], steps: tuple[_Reduction | None, ...]) -> _Built:
-    """The item the steps of `_actions` make of these tokens."""
-    builder = _Builder(source)
-    # Each symbol on the stack: its value, where its text starts and ends, and its height.
-    values: list[tuple[Any, Any, Any, int]] = []
-    next_token = iter(tokens).__next__
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """How every item of one shape is built: the nodes in the order the parser reduces them,
+    each as (its _Builder method, what picks its children out of the values so far, the index of
+    its first token or -1 when the method reads no span, of its last token). The values are the
+    item's tokens, then each node built: all that the parser's stack did (which symbols a rule
+    takes, which it keeps, splices or passes on, where a node's text starts and ends) depends on
+    the shape alone, and is done here once."""
+
+    nodes: tuple[tuple[Callable[[_Builder, Span, _Children], Any],
+                       Callable[[list[Any]], Sequence[Any]], int, int], ...]
+    item: int  # the value that is the item
+    height: int  # of the tree lark would have built: nodes on the longest path down from the item
+
+
+def _plan(steps: tuple[_Reduction | None, ...], n: int) -> _Plan:
+    """The plan of the items of n tokens for which the LALR table takes these steps."""
+    # Each symbol on the parser's stack: the values it stands for (one, or the children of a
+    # `_rule`, to splice into its parent's), its first token, its last token and its height.
+    stack: list[tuple[tuple[int, ...], int, int, int]] = []
+    nodes: list[tuple[Any, Callable[[list[Any]], Sequence[Any]], int, int]] = []
+    shifted = 0
     for r in steps:
         if r is None:
-            tok = next_token()
-            values.append((tok, tok.start_pos, tok.end_pos, 0))
+            stack.append(((shifted,), shifted, shifted, 0))
+            shifted += 1
             continue
-        popped = values[-r.size:]
-        del values[-r.size:]
-        children: list[Any] = []
+        popped = stack[-r.size:]
+        del stack[-r.size:]
+        refs: list[int] = []
         height = 0
-        for index, splice in r.keep:
-            value, _, _, h = popped[index]
-            if splice:  # a `_rule`'s children; its list is ours to grow (left recursion)
-                if children:
-                    children.extend(value)
-                else:
-                    children = value
-            else:
-                children.append(value)
-            if h > height:
-                height = h
-        start, end = popped[0][1], popped[-1][2]
+        for index, _ in r.keep:
+            values, _, _, h = popped[index]
+            refs.extend(values)
+            height = max(height, h)
+        first, last = popped[0][1], popped[-1][2]
         if r.build is not None:
-            node = r.build(builder, Span(source, start, end), children)
-            height += 1
-        else:
-            node = children if r.splice else children[0]
-        values.append((node, start, end, height))
-    (node, _, _, height), = values
-    return _Built(node, height, builder.problem)
+            # A method that makes no node of its own (a clause, a list) is given no span.
+            nodes.append((r.build, _picker(refs), first if _reads_span(r.build) else -1, last))
+            stack.append(((n + len(nodes) - 1,), first, last, height + 1))
+        else:  # a `_rule`'s children, or a `?rule`'s one child, as they are
+            stack.append((tuple(refs) if r.splice else (refs[0],), first, last, height))
+    (values, _, _, height), = stack
+    assert shifted == n and len(values) == 1
+    return _Plan(tuple(nodes), values[0], height)
 
 
-def _lark_tree(tokens: list[Token]) -> Tree[Token] | None:
+@cache
+def _reads_span(build: Callable[..., Any]) -> bool:
+    """Whether a _Builder method may read its `span` (a third of them do not: no Span is made for
+    them). Any instruction that names `span` counts, whatever the version of Python calls it
+    (3.13 loads two locals in one instruction): at worst a span is made for nothing."""
+    return any(i.argval == "span" or (isinstance(i.argval, tuple) and "span" in i.argval)
+               for i in dis.get_instructions(build))
+
+
+def _picker(refs: list[int]) -> Callable[[list[Any]], Sequence[Any]]:
+    """What picks these values out of a list, in one call: a slice where they follow each other
+    (the commonest case), else a tuple."""
+    if not refs or refs == list(range(refs[0], refs[0] + len(refs))):
+        start = refs[0] if refs else 0
+        return itemgetter(slice(start, start + len(refs)))
+    return itemgetter(*refs)
+
+
+# What a method that does not read its span is given.
+_NO_SPAN = Span(Source("", ""), -1, -1)
+
+
+def _build(source: Source, tokens: list[Tok], plan: _Plan) -> _Built:
+    """The item the plan of its shape makes of these tokens."""
+    builder = _Builder(source)
+    values: list[Any] = tokens.copy()
+    append, span = values.append, _New.Span
+    for build, children, first, last in plan.nodes:
+        append(build(builder, span(source, tokens[first].start_pos, tokens[last].end_pos)
+                     if first >= 0 else _NO_SPAN, children(values)))
+    return _Built(values[plan.item], plan.height, builder.problem)
+
+
+def _lark_tree(source: Source, chunk: list[Tok]) -> Tree[Token] | None:
     """lark's own tree of an item that parses (for the rare error that needs its shape)."""
     parser = lark_parser().parse_interactive()
+    tokens = lark_tokens(source.text, chunk)
     try:
         for tok in tokens:
             parser.feed_token(tok)
@@ -553,43 +686,45 @@ def _lark_tree(tokens: list[Token]) -> Tree[Token] | None:
         return None
 
 
-def _accepted(tokens: list[Token], at: int) -> set[str]:
-    """The terminals the parser accepts after tokens[:at]: exactly those, where the set of an
+def _accepted(source: Source, chunk: list[Tok], at: int) -> set[str]:
+    """The terminals the parser accepts after chunk[:at]: exactly those, where the set of an
     LALR error is a superset (its states are shared by several contexts)."""
     parser = lark_parser().parse_interactive()
-    for tok in tokens[:at]:
+    for tok in lark_tokens(source.text, chunk[:at]):
         parser.feed_token(tok)
     accepted: set[str] = parser.accepts()  # type: ignore[no-untyped-call]
     return accepted
 
 
-def _repair(source: Source, chunk: list[Token],
-            diagnostics: list[Diagnostic]) -> list[Token] | None:
+# The terminals of the mistakes the lexer recognises.
+_BAD_TYPES = frozenset(("BAD_OPERATOR", "BAD_STRING", "BAD_NUMBER"))
+
+
+def _repair(source: Source, chunk: list[Tok],
+            diagnostics: list[Diagnostic]) -> list[Tok] | None:
     """Report the mistakes the lexer recognises (the BAD_ tokens) with their fix, and put the fix
     in their place so that the rest of the item is still parsed and checked. None when the fix
     is unclear: the item is dropped."""
-    if not any(t.type.startswith("BAD_") for t in chunk):
-        return chunk
-    out: list[Token] = []
+    out: list[Tok] = []
     for tok in chunk:
         span = _tok_span(source, tok)
         if tok.type == "BAD_OPERATOR":
-            fix = _OPERATORS[str(tok)]
-            diagnostics.append(error("syntax", span, f"`{tok}` is not an operator in agp",
+            fix = _OPERATORS[tok.value]
+            diagnostics.append(error("syntax", span, f"`{tok.value}` is not an operator in agp",
                                      f"write `{fix}`"))
-            tok = Token.new_borrow_pos(_terminal_names()[fix], fix, tok)
+            tok = Tok(_terminal_names()[fix], fix, tok.start_pos, tok.end_pos)
         elif tok.type == "BAD_STRING":
-            fix = _double_quoted(str(tok))
+            fix = _double_quoted(tok.value)
             diagnostics.append(error("syntax", span, "strings are written in double quotes",
                                      f"write `{fix}`"))
-            tok = Token.new_borrow_pos("STRING", fix, tok)
+            tok = Tok("STRING", fix, tok.start_pos, tok.end_pos)
         elif tok.type == "BAD_NUMBER":
-            duration = suggest_duration(str(tok))
-            diagnostics.append(error("syntax", span, f"invalid number or duration `{tok}`",
+            duration = suggest_duration(tok.value)
+            diagnostics.append(error("syntax", span, f"invalid number or duration `{tok.value}`",
                                      _duration_hint(duration)))
             if duration is None:
                 return None
-            tok = Token.new_borrow_pos("DURATION", duration, tok)
+            tok = Tok("DURATION", duration, tok.start_pos, tok.end_pos)
         out.append(tok)
     return out
 
@@ -624,7 +759,7 @@ def _duration_hint(fix: str | None) -> str:
         f"{_DURATION_SYNTAX} (`30s`, `5m`, `1h30m`)"
 
 
-def _syntax_error(source: Source, chunk: list[Token], at: int, tok: Token,
+def _syntax_error(source: Source, chunk: list[Tok], at: int, tok: Tok,
                   accepted: set[str]) -> Diagnostic:
     expected = _expected(accepted)
     if accepted == {"$END"}:  # words after a complete item, which they do not start
@@ -632,11 +767,13 @@ def _syntax_error(source: Source, chunk: list[Token], at: int, tok: Token,
     if tok.type == "$END":
         last = chunk[-1]
         opened = _unclosed(chunk)
-        return error("syntax", Span(source, _end(last), _end(last)),
-                     f"`{chunk[0]}` item ends too early after `{last}`; expected {expected}",
-                     f"close the `{{` of line {opened.line} with `}}`" if opened else None)
+        return error("syntax", Span(source, last.end_pos, last.end_pos),
+                     f"`{chunk[0].value}` item ends too early after `{last.value}`; "
+                     f"expected {expected}",
+                     f"close the `{{` of line {source.position(opened.start_pos)[0]} with `}}`"
+                     if opened else None)
     if tok.type == "LITERAL_LIST":  # underline its `[`, as for any other token
-        return error("syntax", Span(source, _start(tok), _start(tok) + 1),
+        return error("syntax", Span(source, tok.start_pos, tok.start_pos + 1),
                      f"unexpected `[`; expected {expected}")
     duration = _duration_around(source, chunk, at)
     if duration is not None:
@@ -646,16 +783,17 @@ def _syntax_error(source: Source, chunk: list[Token], at: int, tok: Token,
     if tok.type == "NUMBER" and "DURATION" in accepted:  # `ttl 30`
         hint = _duration_hint(None)
     elif tok.type == "NAME":
-        if str(tok) in _SYNONYMS:
-            hint = f"did you mean `{_SYNONYMS[str(tok)]}`?"
+        if tok.value in _SYNONYMS:
+            hint = f"did you mean `{_SYNONYMS[tok.value]}`?"
         else:
             keywords = [t for t, n in _terminal_names().items()
                         if n in accepted and t.isidentifier()]
-            hint = did_you_mean(str(tok), keywords)
-    return error("syntax", _tok_span(source, tok), f"unexpected `{tok}`; expected {expected}", hint)
+            hint = did_you_mean(tok.value, keywords)
+    return error("syntax", _tok_span(source, tok), f"unexpected `{tok.value}`; expected {expected}",
+                 hint)
 
 
-def _duration_around(source: Source, chunk: list[Token], at: int) -> tuple[Span, str] | None:
+def _duration_around(source: Source, chunk: list[Tok], at: int) -> tuple[Span, str] | None:
     """A duration written with spaces or unit words around token `at` (`30 minutes`, `1h 30m`):
     its span and what to write instead, or None."""
     first = at - 1 if at > 0 and chunk[at - 1].type in ("NUMBER", "DURATION") else at
@@ -667,14 +805,14 @@ def _duration_around(source: Source, chunk: list[Token], at: int) -> tuple[Span,
         last += 1
     if last == first:
         return None
-    span = Span(source, _start(chunk[first]), _end(chunk[last]))
+    span = Span(source, chunk[first].start_pos, chunk[last].end_pos)
     fix = suggest_duration(span.text)
     return (span, fix) if fix else None
 
 
-def _unclosed(chunk: list[Token]) -> Token | None:
+def _unclosed(chunk: list[Tok]) -> Tok | None:
     """The innermost `{` of an item that is not closed."""
-    opened: list[Token] = []
+    opened: list[Tok] = []
     for tok in chunk:
         if tok.type == "LBRACE":
             opened.append(tok)
@@ -683,8 +821,8 @@ def _unclosed(chunk: list[Token]) -> Token | None:
     return opened[-1] if opened else None
 
 
-def _recover(source: Source, chunk: list[Token], at: int,
-             accepted: set[str]) -> tuple[_Built, list[Token]] | None:
+def _recover(source: Source, chunk: list[Tok], at: int,
+             accepted: set[str]) -> tuple[_Built, list[Tok]] | None:
     """What can be kept of an item with a syntax error, so that one mistake does not also make
     errors about the names the item declares: the item without the words after its end (`allow
     p ...` after a complete task), or the item with its unclosed blocks closed, with the tokens
@@ -697,10 +835,9 @@ def _recover(source: Source, chunk: list[Token], at: int,
             return None if built is None else (built, chunk[:at])
         return None
     last = chunk[-1]
-    closers: list[Token] = []
+    closers: list[Tok] = []
     while _unclosed(chunk + closers) is not None:
-        closers.append(Token("RBRACE", "}", last.end_pos, last.end_line, last.end_column,
-                             last.end_line, last.end_column, last.end_pos))
+        closers.append(Tok("RBRACE", "}", last.end_pos, last.end_pos))
         built = _drive(source, chunk + closers)[0]
         if built is not None:
             return built, chunk + closers
@@ -712,7 +849,7 @@ _DECLARES = {"dataclass": "class", "intent": "intent", "agent": "agent", "task":
              "tool": "tool"}
 
 
-def _declared(chunk: list[Token]) -> list[tuple[str, str]]:
+def _declared(chunk: list[Tok]) -> list[tuple[str, str]]:
     """What an item that does not parse declares, read from its tokens: [(kind, name)]."""
     kind = _DECLARES.get(chunk[0].value) if _is_keyword(chunk[0]) else None
     if kind is None:
@@ -722,13 +859,13 @@ def _declared(chunk: list[Token]) -> list[tuple[str, str]]:
         for tok in chunk[1:]:
             if tok.type == "LBRACE":
                 break
-            parts.append((decode_string(tok) or "") if tok.type == "STRING" else str(tok))
+            parts.append((decode_string(tok.value) or "") if tok.type == "STRING" else tok.value)
         return [("tool", "".join(parts))] if parts else []
     found: list[tuple[str, str]] = []
     for i in range(1, len(chunk), 2):  # `intent a, b, c` declares several
         if chunk[i].type != "NAME":
             break
-        found.append((kind, str(chunk[i])))
+        found.append((kind, chunk[i].value))
         if kind != "intent" or i + 1 >= len(chunk) or chunk[i + 1].type != "COMMA":
             break
     return found
@@ -746,18 +883,8 @@ def _deepest(tree: Tree[Token] | None) -> Tree[Token]:
     raise AssertionError("a tree deeper than MAX_EXPR_DEPTH")  # pragma: no cover
 
 
-# The offsets of a token: lark types them optional, but every token of the lexer has them.
-# (No `cast`: these run for most tokens of a parse, and a call is most of their cost.)
-def _tok_span(source: Source, tok: Token) -> Span:
-    return Span(source, tok.start_pos, tok.end_pos)  # type: ignore[arg-type]
-
-
-def _start(tok: Token) -> int:
-    return tok.start_pos  # type: ignore[return-value]
-
-
-def _end(tok: Token) -> int:
-    return tok.end_pos  # type: ignore[return-value]
+def _tok_span(source: Source, tok: Tok) -> Span:
+    return Span(source, tok.start_pos, tok.end_pos)
 
 
 def _with_doc(item: ast.Item, doc_lines: dict[int, Comment]) -> ast.Item:
@@ -849,7 +976,7 @@ def decode_string(raw: str) -> str | None:
 
 # What a _Builder method gets: the values of the kept children of a rule (a method named `list`
 # is one of them, hence the alias).
-_Children = list[Any]
+_Children = Sequence[Any]
 
 
 def _binary(op: str) -> Callable[[_Builder, Span, _Children], ast.Binary]:
@@ -857,6 +984,69 @@ def _binary(op: str) -> Callable[[_Builder, Span, _Children], ast.Binary]:
     def build(self: _Builder, span: Span, ch: _Children) -> ast.Binary:
         return ast.Binary(op, ch[0], ch[-1], span)
     return build
+
+
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
+
+
+def _maker(cls: Callable[_P, _T]) -> Callable[_P, _T]:
+    """What makes an instance of a frozen, slotted dataclass (a node of the AST, a Span) as its
+    `__init__` does, in about half the time: the `__init__` of a frozen dataclass sets each field
+    with `object.__setattr__`, which looks the field up by its name; this sets each slot through
+    its descriptor. A parse makes half a million of them. tests/test_parser.py holds what it makes
+    equal to what the class makes."""
+    assert isinstance(cls, type) and dataclasses.is_dataclass(cls)
+    fields = dataclasses.fields(cls)
+    assert "__post_init__" not in vars(cls) and "__dict__" not in dir(cls)
+    assert all(f.default_factory is dataclasses.MISSING for f in fields)
+    namespace: dict[str, Any] = {"new": object.__new__, "cls": cls}
+    params = []
+    for f in fields:
+        namespace[f"set_{f.name}"] = getattr(cls, f.name).__set__  # the slot's descriptor
+        if f.default is dataclasses.MISSING:
+            params.append(f.name)
+        else:
+            namespace[f"default_{f.name}"] = f.default
+            params.append(f"{f.name}=default_{f.name}")
+    lines = [f"def make({', '.join(params)}):", "    made = new(cls)",
+             *(f"    set_{f.name}(made, {f.name})" for f in fields), "    return made"]
+    exec("\n".join(lines), namespace)  # as dataclasses makes `__init__`
+    make: Callable[_P, _T] = namespace["make"]
+    return make
+
+
+class _New:
+    """The makers of the nodes `_Builder` builds (`_maker`)."""
+
+    Span = _maker(Span)
+    Name = _maker(ast.Name)
+    Str = _maker(ast.Str)
+    DurationLit = _maker(ast.DurationLit)
+    Pattern = _maker(ast.Pattern)
+    Literal = _maker(ast.Literal)
+    ListExpr = _maker(ast.ListExpr)
+    NameRef = _maker(ast.NameRef)
+    Attr = _maker(ast.Attr)
+    Unary = _maker(ast.Unary)
+    Binary = _maker(ast.Binary)
+    Has = _maker(ast.Has)
+    Is = _maker(ast.Is)
+    Quant = _maker(ast.Quant)
+    Call = _maker(ast.Call)
+    Field = _maker(ast.Field)
+    Schema = _maker(ast.Schema)
+    ModuleDecl = _maker(ast.ModuleDecl)
+    Import = _maker(ast.Import)
+    DataclassDecl = _maker(ast.DataclassDecl)
+    IntentDecl = _maker(ast.IntentDecl)
+    AgentDecl = _maker(ast.AgentDecl)
+    ToolDecl = _maker(ast.ToolDecl)
+    DelegateClause = _maker(ast.DelegateClause)
+    TaskDecl = _maker(ast.TaskDecl)
+    Defaults = _maker(ast.Defaults)
+    OnIntent = _maker(ast.OnIntent)
+    Rule = _maker(ast.Rule)
 
 
 class _Builder:
@@ -870,27 +1060,31 @@ class _Builder:
         # goes on, so that an item too deeply nested is reported as that first, as it always was.
         self.problem: Diagnostic | None = None
 
-    def _tspan(self, tok: Token) -> Span:
-        return Span(self.source, tok.start_pos, tok.end_pos)  # type: ignore[arg-type]
+    def _tspan(self, tok: Tok) -> Span:
+        return _New.Span(self.source, tok.start_pos, tok.end_pos)
 
-    def _name(self, tok: Token) -> ast.Name:
-        # A token's `value` is its text as a plain str, which str(tok) would copy.
-        return ast.Name(tok.value, Span(self.source, tok.start_pos, tok.end_pos))  # type: ignore[arg-type]
+    def _name(self, tok: Tok) -> ast.Name:
+        return _New.Name(tok.value, _New.Span(self.source, tok.start_pos, tok.end_pos))
 
-    def _str(self, tok: Token) -> ast.Str:
-        return self._string(str(tok), self._tspan(tok))
+    def _str(self, tok: Tok) -> ast.Str:
+        return self._string(tok.value, self._tspan(tok))
 
     def _string(self, text: str, span: Span) -> ast.Str:
+        return _New.Str(self._decoded(text, span), span)
+
+    def _decoded(self, text: str, span: Span) -> str:
+        """The value of a string literal, or its text when an escape is invalid (the mistake is
+        kept, for the item to be reported and dropped)."""
         value = decode_string(text)
         if value is None:
             if self.problem is None:
                 self.problem = error("syntax", span, "invalid escape in string",
                                      r'valid escapes: \" \\ \/ \n \t \r \b \f \uXXXX')
-            return ast.Str(text, span)
-        return ast.Str(value, span)
+            return text
+        return value
 
-    def _duration(self, tok: Token) -> ast.DurationLit:
-        return ast.DurationLit(self._duration_value(str(tok)), self._tspan(tok))
+    def _duration(self, tok: Tok) -> ast.DurationLit:
+        return _New.DurationLit(self._duration_value(tok.value), self._tspan(tok))
 
     @staticmethod
     def _duration_value(text: str) -> timedelta:
@@ -900,50 +1094,50 @@ class _Builder:
         return timedelta.max if value is None else value
 
     @staticmethod
-    def _clauses(children: list[Any]) -> dict[str, Any]:
+    def _clauses(children: _Children) -> dict[str, Any]:
         return {c[0]: c[1] for c in children if isinstance(c, tuple) and len(c) == 2
                 and isinstance(c[0], str)}
 
     # declarations
     def module_decl(self, span: Span, ch: _Children) -> ast.ModuleDecl:
-        return ast.ModuleDecl(ch[0], span)
+        return _New.ModuleDecl(ch[0], span)
 
     def import_decl(self, span: Span, ch: _Children) -> ast.Import:
-        return ast.Import(ch[0], span)
+        return _New.Import(ch[0], span)
 
     def dotted(self, span: Span, ch: _Children) -> ast.Name:
-        return ast.Name(".".join(ch), span)
+        return _New.Name(".".join([t.value for t in ch]), span)
 
     def names(self, span: Span, ch: _Children) -> tuple[ast.Name, ...]:
-        return tuple(self._name(t) for t in ch)
+        return tuple([self._name(t) for t in ch])
 
     def dataclass_decl(self, span: Span, ch: _Children) -> ast.DataclassDecl:
-        return ast.DataclassDecl(self._name(ch[0]), ch[1] if len(ch) > 1 else (), span)
+        return _New.DataclassDecl(self._name(ch[0]), ch[1] if len(ch) > 1 else (), span)
 
     def intent_decl(self, span: Span, ch: _Children) -> ast.IntentDecl:
-        return ast.IntentDecl(ch[0], span)
+        return _New.IntentDecl(ch[0], span)
 
     def agent_decl(self, span: Span, ch: _Children) -> ast.AgentDecl:
-        return ast.AgentDecl(self._name(ch[0]), self._str(ch[1]), span)
+        return _New.AgentDecl(self._name(ch[0]), self._str(ch[1]), span)
 
     def pattern(self, span: Span, ch: _Children) -> ast.Pattern:
-        return ast.Pattern(".".join(str(t) for t in ch), span)
+        return _New.Pattern(".".join(t.value for t in ch), span)
 
     def quoted_pattern(self, span: Span, ch: _Children) -> ast.Pattern:
-        return ast.Pattern(self._str(ch[0]).value, span, quoted=True)
+        return _New.Pattern(self._str(ch[0]).value, span, quoted=True)
 
     def patterns(self, span: Span, ch: _Children) -> tuple[ast.Pattern, ...]:
         return tuple(ch)
 
     def field(self, span: Span, ch: _Children) -> ast.Field:
         optional = len(ch) == 3
-        return ast.Field(self._name(ch[0]), self._name(ch[-1]), optional, span)
+        return _New.Field(self._name(ch[0]), self._name(ch[-1]), optional, span)
 
     def type_name(self, span: Span, ch: _Children) -> Any:
         return ch[0]
 
     def schema(self, span: Span, ch: _Children) -> ast.Schema:
-        return ast.Schema(tuple(ch), span)
+        return _New.Schema(tuple(ch), span)
 
     def intents_clause(self, span: Span, ch: _Children) -> tuple[str, Any]:
         return ("intents", ch[0])
@@ -956,7 +1150,7 @@ class _Builder:
 
     def tool_decl(self, span: Span, ch: _Children) -> ast.ToolDecl:
         c = self._clauses(ch[1:])
-        return ast.ToolDecl(ch[0], c.get("intents", ()), c.get("data", ()), c.get("args"),
+        return _New.ToolDecl(ch[0], c.get("intents", ()), c.get("data", ()), c.get("args"),
                             span)
 
     def params_clause(self, span: Span, ch: _Children) -> tuple[str, Any]:
@@ -978,27 +1172,28 @@ class _Builder:
         return ("to", ch[0])
 
     def delegate_depth(self, span: Span, ch: _Children) -> tuple[str, ast.Literal]:
-        return ("depth", ast.Literal(parse_number(str(ch[0])), self._tspan(ch[0])))
+        return ("depth", _New.Literal(parse_number(ch[0].value), self._tspan(ch[0])))
 
     def delegate_clause(self, span: Span, ch: _Children) -> tuple[str, ast.DelegateClause]:
         c = self._clauses(ch)
-        return ("delegate", ast.DelegateClause(c.get("to"), c.get("depth"), span))
+        return ("delegate", _New.DelegateClause(c.get("to"), c.get("depth"), span))
 
     def task_decl(self, span: Span, ch: _Children) -> ast.TaskDecl:
         c = self._clauses(ch[1:])
-        return ast.TaskDecl(self._name(ch[0]), c.get("params"), c.get("tools"), c.get("intents"),
+        return _New.TaskDecl(self._name(ch[0]), c.get("params"), c.get("tools"), c.get("intents"),
                             c.get("ceiling"), c.get("ttl"), c.get("delegate"), span)
 
     def defaults_decl(self, span: Span, ch: _Children) -> ast.Defaults:
         c = self._clauses(ch)
-        return ast.Defaults(c.get("ttl"), c.get("max_ttl"), span)
+        return _New.Defaults(c.get("ttl"), c.get("max_ttl"), span)
 
     # rules
     def effect(self, span: Span, ch: _Children) -> str:
-        return str(ch[0])
+        tok: Tok = ch[0]
+        return tok.value
 
     def on_intent(self, span: Span, ch: _Children) -> ast.OnIntent:
-        return ast.OnIntent(self._name(ch[0]), span)
+        return _New.OnIntent(self._name(ch[0]), span)
 
     def on_clause(self, span: Span, ch: _Children) -> tuple[str, tuple[Any, ...]]:
         return ("on", tuple(ch))
@@ -1020,7 +1215,7 @@ class _Builder:
 
     def rule(self, span: Span, ch: _Children) -> ast.Rule:
         c = self._clauses(ch[2:])
-        return ast.Rule(ch[0], self._name(ch[1]), c.get("on"), c.get("tasks"), c.get("agents"),
+        return _New.Rule(ch[0], self._name(ch[1]), c.get("on"), c.get("tasks"), c.get("agents"),
                         c.get("when"), c.get("unless"), c.get("ttl"), c.get("because"),
                         span)
 
@@ -1033,61 +1228,63 @@ class _Builder:
     sub = _binary("-")
 
     def compare(self, span: Span, ch: _Children) -> ast.Binary:
-        return ast.Binary(str(ch[1]), ch[0], ch[2], span)
+        return _New.Binary(ch[1], ch[0], ch[2], span)
 
     def cmp_op(self, span: Span, ch: _Children) -> str:
-        return str(ch[0])
+        tok: Tok = ch[0]
+        return tok.value
 
     def not_(self, span: Span, ch: _Children) -> ast.Unary:
-        return ast.Unary("not", ch[0], span)
+        return _New.Unary("not", ch[0], span)
 
     def neg(self, span: Span, ch: _Children) -> ast.Unary:
-        return ast.Unary("-", ch[0], span)
+        return _New.Unary("-", ch[0], span)
 
     def has(self, span: Span, ch: _Children) -> ast.Has:
         tok = ch[1]
-        name = self._str(tok).value if tok.type == "STRING" else str(tok)
-        return ast.Has(ch[0], ast.Name(name, self._tspan(tok)), span)
+        name = self._str(tok).value if tok.type == "STRING" else tok.value
+        return _New.Has(ch[0], _New.Name(name, self._tspan(tok)), span)
 
     def is_(self, span: Span, ch: _Children) -> ast.Is:
-        return ast.Is(ch[0], self._name(ch[1]), span)
+        return _New.Is(ch[0], self._name(ch[1]), span)
 
     def attr(self, span: Span, ch: _Children) -> ast.Attr:
-        return ast.Attr(ch[0], self._name(ch[1]), span)
+        return _New.Attr(ch[0], self._name(ch[1]), span)
 
     def list(self, span: Span, ch: _Children) -> ast.ListExpr:
-        return ast.ListExpr(tuple(ch), span)
+        return _New.ListExpr(tuple(ch), span)
 
     def quantifier(self, span: Span, ch: _Children) -> str:
-        return str(ch[0])
+        tok: Tok = ch[0]
+        return tok.value
 
     def quant(self, span: Span, ch: _Children) -> ast.Quant:
         cond = ch[3] if len(ch) == 5 else None  # `if COND` is optional
-        return ast.Quant(ch[0], self._name(ch[1]), ch[2], cond, ch[-1], span)
+        return _New.Quant(ch[0], self._name(ch[1]), ch[2], cond, ch[-1], span)
 
     def call(self, span: Span, ch: _Children) -> ast.Call:
-        return ast.Call(self._name(ch[0]), tuple(ch[1:]), span)
+        return _New.Call(self._name(ch[0]), tuple(ch[1:]), span)
 
     def name_ref(self, span: Span, ch: _Children) -> ast.NameRef:
-        return ast.NameRef(str(ch[0]), span)
+        return _New.NameRef(ch[0].value, span)
 
     def literal(self, span: Span, ch: _Children) -> ast.Literal:
-        return self._literal(ch[0])
+        tok: Tok = ch[0]  # its one token: the literal's span is the token's
+        return self._value(tok.type, tok.value, span)
 
     def literal_list(self, span: Span, ch: _Children) -> ast.ListExpr:
-        return ast.ListExpr(tuple(
-            self._value(kind, text, Span(self.source, start, end))
-            for kind, text, start, end in _list_parts(ch[0]) if kind not in _PUNCTUATION),
-            span)
-
-    def _literal(self, tok: Token) -> ast.Literal:
-        return self._value(tok.type, str(tok), self._tspan(tok))
+        tok: Tok = ch[0]
+        source, base, value = self.source, tok.start_pos, self._value
+        return _New.ListExpr(tuple([
+            value(cast(str, m.lastgroup), m.group(),
+                  _New.Span(source, base + m.start(), base + m.end()))
+            for m in _list_pattern(punctuation=False).finditer(tok.value)]), span)
 
     def _value(self, kind: str, text: str, span: Span) -> ast.Literal:
         if kind == "STRING":
-            return ast.Literal(self._string(text, span).value, span)
+            return _New.Literal(self._decoded(text, span), span)
         if kind == "NUMBER":
-            return ast.Literal(parse_number(text), span)
+            return _New.Literal(parse_number(text), span)
         if kind == "DURATION":
-            return ast.Literal(self._duration_value(text), span)
-        return ast.Literal(kind == "TRUE", span)
+            return _New.Literal(self._duration_value(text), span)
+        return _New.Literal(kind == "TRUE", span)
