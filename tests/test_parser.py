@@ -19,6 +19,7 @@ from lark import Token, Tree
 from lark.exceptions import UnexpectedCharacters, UnexpectedToken
 
 import agp
+from agp.frozen import maker
 from agp.source import Source, Span
 from agp.syntax import parse, parser
 from agp.syntax.format import shape
@@ -487,16 +488,31 @@ def test_the_parser_makes_nodes_as_their_class_makes_them(cls):
     # Each field a value of its own, every field given and then the defaults left out.
     fields = dataclasses.fields(cls)
     values = [object() for _ in fields]
-    made, plain = parser._maker(cls)(*values), cls(*values)
+    made, plain = maker(cls)(*values), cls(*values)
     assert type(made) is cls and made == plain and hash(made) == hash(plain)
     assert [getattr(made, f.name) for f in fields] == values
     with pytest.raises(dataclasses.FrozenInstanceError):
         setattr(made, fields[0].name, None)
     required = [v for f, v in zip(fields, values, strict=True)
                 if f.default is dataclasses.MISSING]
-    assert parser._maker(cls)(*required) == cls(*required)
+    assert maker(cls)(*required) == cls(*required)
     # The builder makes every class through its maker.
     assert cls.__name__ in vars(parser._New)
+
+
+def test_a_class_whose_init_does_more_than_set_its_slots_gets_no_maker():
+    # (One with a __post_init__: tests/test_compile.py, through the bundle's decoder.)
+    @dataclasses.dataclass(frozen=True)
+    class Unslotted:
+        x: int
+
+    @dataclasses.dataclass(frozen=True, slots=True)
+    class Factory:
+        x: list[int] = dataclasses.field(default_factory=list)
+
+    for cls in (Unslotted, Factory):
+        with pytest.raises(TypeError):
+            maker(cls)
 
 
 def test_every_span_of_the_examples_is_a_span_of_the_text():

@@ -48,7 +48,7 @@ import threading
 import types
 import typing
 from collections import abc, deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -57,6 +57,7 @@ from agp import __version__
 from agp.compile.codegen import cond_shape, hole_kind, hole_value
 from agp.compile.ir import EFFECTS, FormRef, IRRule, Program
 from agp.compile.passes import optimise
+from agp.frozen import slot_setters
 from agp.source import Source, Span
 from agp.syntax import ast
 
@@ -248,24 +249,12 @@ def _scalar(tp: type) -> Decode:
     return decode
 
 
-def _slot_setters(cls: type) -> list[Callable[[object, Any], None]]:
-    """The setters of the fields of `cls`, a frozen slotted dataclass whose `__init__` only sets
-    its fields: decoding builds it with these rather than through its `__init__`, which sets
-    each field with `object.__setattr__` (to pass the frozen check) and was a third of the time
-    of decoding a bundle."""
-    slots = [cls.__dict__.get(f.name) for f in dataclasses.fields(cls)]
-    if hasattr(cls, "__post_init__") or \
-            not all(isinstance(s, types.MemberDescriptorType) for s in slots):
-        raise TypeError(f"no JSON form for {cls!r}: not a slotted dataclass without __post_init__")
-    return [s.__set__ for s in slots if isinstance(s, types.MemberDescriptorType)]
-
-
 _new = object.__new__
 
 
 def _record(cls: type, fields: list[Decode]) -> Decode:
     name, size = cls.__name__, len(fields) + 1
-    plan = list(zip(range(1, size), _slot_setters(cls), fields, strict=True))
+    plan = list(zip(range(1, size), slot_setters(cls), fields, strict=True))
 
     def decode(data: object, sources: list[Source]) -> object:
         if type(data) is not list or len(data) != size or data[0] != name:
@@ -278,7 +267,7 @@ def _record(cls: type, fields: list[Decode]) -> Decode:
     return decode
 
 
-_SET_SOURCE, _SET_START, _SET_END = _slot_setters(Span)
+_SET_SOURCE, _SET_START, _SET_END = slot_setters(Span)
 
 
 def _span(data: object, sources: list[Source]) -> Span:
@@ -490,8 +479,8 @@ def _spans(col: list[Any], sources: list[Source]) -> list[Span]:
     return [_span(col[i:i + 3], sources) for i in range(0, len(col), 3)]
 
 
-# The setters of the fields of IRRule and FormRef, in order (see `_slot_setters`).
-_IR_RULE, _FORM_REF = _slot_setters(IRRule), _slot_setters(FormRef)
+# The setters of the fields of IRRule and FormRef, in order (see agp.frozen).
+_IR_RULE, _FORM_REF = slot_setters(IRRule), slot_setters(FormRef)
 
 
 def _rules(cols: object, sources: list[Source],
@@ -533,9 +522,10 @@ def _rules(cols: object, sources: list[Source],
     # Built a field at a time, from its column (an IRRule's __init__ sets each field through
     # `object.__setattr__`, as a frozen dataclass must: twice as slow, for 10,000 rules).
     rules = [_new(IRRule) for _ in range(n)]
-    for set_field, column in zip(_IR_RULE, (
-            range(n), names, name_spans, effects, tools, intents, scoped, tasks, agents,
-            agent_names, whens, itertools.repeat(None), ttls, because, spans, refs), strict=True):
+    columns: tuple[Iterable[Any], ...] = (
+        range(n), names, name_spans, effects, tools, intents, scoped, tasks, agents,
+        agent_names, whens, itertools.repeat(None), ttls, because, spans, refs)
+    for set_field, column in zip(_IR_RULE, columns, strict=True):
         deque(map(set_field, rules, column), maxlen=0)
     return tuple(rules)
 

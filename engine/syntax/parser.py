@@ -7,7 +7,6 @@ only the item it is in (LANGUAGE.md §1). The parser builds our AST as it reduce
 
 from __future__ import annotations
 
-import dataclasses
 import dis
 import math
 import re
@@ -17,7 +16,7 @@ from datetime import timedelta
 from functools import cache
 from importlib import resources
 from operator import itemgetter
-from typing import Any, NamedTuple, ParamSpec, TypeVar, cast
+from typing import Any, NamedTuple, cast
 
 from lark import Lark, Token, Tree
 from lark.exceptions import UnexpectedToken
@@ -25,6 +24,7 @@ from lark.lexer import UnlessCallback
 from lark.parsers.lalr_analysis import Shift
 
 from agp.diagnostics import Diagnostic, did_you_mean, error
+from agp.frozen import maker
 from agp.gcpause import no_cyclic_collection
 from agp.limits import MAX_EXPR_DEPTH
 from agp.source import Source, Span
@@ -986,67 +986,37 @@ def _binary(op: str) -> Callable[[_Builder, Span, _Children], ast.Binary]:
     return build
 
 
-_P = ParamSpec("_P")
-_T = TypeVar("_T")
-
-
-def _maker(cls: Callable[_P, _T]) -> Callable[_P, _T]:
-    """What makes an instance of a frozen, slotted dataclass (a node of the AST, a Span) as its
-    `__init__` does, in about half the time: the `__init__` of a frozen dataclass sets each field
-    with `object.__setattr__`, which looks the field up by its name; this sets each slot through
-    its descriptor. A parse makes half a million of them. tests/test_parser.py holds what it makes
-    equal to what the class makes."""
-    assert isinstance(cls, type) and dataclasses.is_dataclass(cls)
-    fields = dataclasses.fields(cls)
-    assert "__post_init__" not in vars(cls) and "__dict__" not in dir(cls)
-    assert all(f.default_factory is dataclasses.MISSING for f in fields)
-    namespace: dict[str, Any] = {"new": object.__new__, "cls": cls}
-    params = []
-    for f in fields:
-        namespace[f"set_{f.name}"] = getattr(cls, f.name).__set__  # the slot's descriptor
-        if f.default is dataclasses.MISSING:
-            params.append(f.name)
-        else:
-            namespace[f"default_{f.name}"] = f.default
-            params.append(f"{f.name}=default_{f.name}")
-    lines = [f"def make({', '.join(params)}):", "    made = new(cls)",
-             *(f"    set_{f.name}(made, {f.name})" for f in fields), "    return made"]
-    exec("\n".join(lines), namespace)  # as dataclasses makes `__init__`
-    make: Callable[_P, _T] = namespace["make"]
-    return make
-
-
 class _New:
-    """The makers of the nodes `_Builder` builds (`_maker`)."""
+    """The makers of the nodes `_Builder` builds (agp.frozen.maker)."""
 
-    Span = _maker(Span)
-    Name = _maker(ast.Name)
-    Str = _maker(ast.Str)
-    DurationLit = _maker(ast.DurationLit)
-    Pattern = _maker(ast.Pattern)
-    Literal = _maker(ast.Literal)
-    ListExpr = _maker(ast.ListExpr)
-    NameRef = _maker(ast.NameRef)
-    Attr = _maker(ast.Attr)
-    Unary = _maker(ast.Unary)
-    Binary = _maker(ast.Binary)
-    Has = _maker(ast.Has)
-    Is = _maker(ast.Is)
-    Quant = _maker(ast.Quant)
-    Call = _maker(ast.Call)
-    Field = _maker(ast.Field)
-    Schema = _maker(ast.Schema)
-    ModuleDecl = _maker(ast.ModuleDecl)
-    Import = _maker(ast.Import)
-    DataclassDecl = _maker(ast.DataclassDecl)
-    IntentDecl = _maker(ast.IntentDecl)
-    AgentDecl = _maker(ast.AgentDecl)
-    ToolDecl = _maker(ast.ToolDecl)
-    DelegateClause = _maker(ast.DelegateClause)
-    TaskDecl = _maker(ast.TaskDecl)
-    Defaults = _maker(ast.Defaults)
-    OnIntent = _maker(ast.OnIntent)
-    Rule = _maker(ast.Rule)
+    Span = maker(Span)
+    Name = maker(ast.Name)
+    Str = maker(ast.Str)
+    DurationLit = maker(ast.DurationLit)
+    Pattern = maker(ast.Pattern)
+    Literal = maker(ast.Literal)
+    ListExpr = maker(ast.ListExpr)
+    NameRef = maker(ast.NameRef)
+    Attr = maker(ast.Attr)
+    Unary = maker(ast.Unary)
+    Binary = maker(ast.Binary)
+    Has = maker(ast.Has)
+    Is = maker(ast.Is)
+    Quant = maker(ast.Quant)
+    Call = maker(ast.Call)
+    Field = maker(ast.Field)
+    Schema = maker(ast.Schema)
+    ModuleDecl = maker(ast.ModuleDecl)
+    Import = maker(ast.Import)
+    DataclassDecl = maker(ast.DataclassDecl)
+    IntentDecl = maker(ast.IntentDecl)
+    AgentDecl = maker(ast.AgentDecl)
+    ToolDecl = maker(ast.ToolDecl)
+    DelegateClause = maker(ast.DelegateClause)
+    TaskDecl = maker(ast.TaskDecl)
+    Defaults = maker(ast.Defaults)
+    OnIntent = maker(ast.OnIntent)
+    Rule = maker(ast.Rule)
 
 
 class _Builder:
