@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from typing import Any, NoReturn
 
 
@@ -46,6 +47,8 @@ def _float(text: str) -> float:
 # reads one line at a time).
 _DECODER = json.JSONDecoder(object_pairs_hook=_pairs, parse_constant=_constant,
                             parse_float=_float)
+# The decoder's own (C) scanner, called directly (typeshed does not declare the attribute).
+_SCAN: Callable[[str, int], tuple[Any, int]] = _DECODER.scan_once  # type: ignore[attr-defined]
 
 
 def _position(text: str, offset: int) -> tuple[int, int]:
@@ -79,7 +82,14 @@ def loads(text: str) -> Any:
     try:
         if text.startswith("\ufeff"):  # as json.loads says it
             raise json.JSONDecodeError("Unexpected UTF-8 BOM (decode using utf-8-sig)", text, 0)
-        return _DECODER.decode(text)
+        # The scanner itself, without `decode`'s two passes of a whitespace pattern: a trace's
+        # lines come stripped. Anything else (space around the value, a syntax error, no value
+        # at all) is decoded again by `decode`, which says what is wrong.
+        try:
+            value, end = _SCAN(text, 0)
+        except StopIteration:
+            return _DECODER.decode(text)
+        return value if end == len(text) else _DECODER.decode(text)
     except json.JSONDecodeError as exc:
         comma = _trailing_comma(exc.doc, exc.pos)
         if comma is not None:

@@ -41,7 +41,7 @@ def parse_timestamp(value: Any) -> datetime:
     if not isinstance(value, str) or not _RFC3339.match(value):
         raise ValueError("expected an RFC 3339 timestamp such as 2026-11-28T10:00:00Z")
     text = value
-    frac = re.search(r"\.(\d+)", text)
+    frac = re.search(r"\.(\d+)", text) if "." in text else None  # most have no fraction
     if frac and len(frac.group(1)) > 6:  # Python keeps microseconds
         text = text.replace(frac.group(0), "." + frac.group(1)[:6], 1)
     try:

@@ -393,3 +393,48 @@ def test_tasks_started_alike_share_their_chain_and_stay_apart() -> None:
     d = tasks.decide(BILLING, "payments.refund", task="t-2",
                      args={"amount": 10, "customer": "c-1"}, now=T0 + timedelta(seconds=4))
     assert "delegation.mismatch" in d.rules
+
+
+# ---- JSON lines: the scanner called directly, as `decode` would decode ---------------------------
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=5),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner,
+                                                                 max_size=3),
+    max_leaves=8)
+_AROUND = st.sampled_from(["", " ", "\t", "\n", "x", ",", "}", "]", " 1", '{"a": 1}', "//"])
+
+
+def _decoded(text: str) -> object:
+    from agp.jsonio import JSONInputError, loads
+    try:
+        return ("ok", repr(loads(text)))
+    except JSONInputError as exc:
+        return ("error", exc.message, exc.line, exc.column)
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@given(value=_JSON, before=_AROUND, after=_AROUND, dup=st.booleans())
+def test_loads_answers_as_the_decoder_does(value: object, before: str, after: str,
+                                           dup: bool) -> None:
+    """`loads` calls the decoder's scanner itself and hands the decoder anything the scanner
+    does not take whole: values, and errors with their positions, are those of the decoder."""
+    import agp.jsonio as jsonio
+
+    body = json.dumps(value)
+    if dup and body.startswith("{") and body != "{}":
+        body = body[:-1] + ', "' + next(iter(value)) + '": 0}'  # type: ignore[call-overload]
+    text = before + body + after
+    ours = _decoded(text)
+
+    def declined(_text: str, _at: int) -> tuple[Any, int]:
+        raise StopIteration(0)
+
+    real = jsonio._SCAN
+    jsonio._SCAN = declined  # every text through `decode`, as before the fast path
+    try:
+        theirs = _decoded(text)
+    finally:
+        jsonio._SCAN = real
+    assert ours == theirs

@@ -223,3 +223,22 @@ def test_unreachable_redis_at_start():
     store = open_store("redis://127.0.0.1:1/0")
     with pytest.raises(StoreUnavailable):
         store.task("t-1")
+
+
+def test_records_never_change_and_share_seen_until_it_grows(store):
+    """A record is read once and decided on: no write changes it, and a write that adds no
+    class to `seen` keeps an equal list (the memory store: the very same one)."""
+    make_task(store)
+    store.observe("t-1", ["pii"])
+    first = store.task("t-1")
+    with pytest.raises(AttributeError):
+        first.version = 99
+    store.append("t-1", first.version, item(data=["pii"]), ["pii"])
+    second = store.task("t-1")
+    assert second.seen == ["pii"] and second.version != first.version
+    if isinstance(store, MemoryStore):
+        assert second.seen is first.seen
+    store.append("t-1", second.version, item(data=["secret"]), ["pii", "secret", "secret"])
+    third = store.task("t-1")
+    assert (first.seen, second.seen, third.seen) == (["pii"], ["pii"], ["pii", "secret"])
+    assert (len(first.history), len(second.history), len(third.history)) == (0, 1, 2)

@@ -204,7 +204,12 @@ def parse_event(value: Any) -> Event:
 # ---- the fast path ------------------------------------------------------------------------------
 
 _new = object.__new__
-_set = object.__setattr__
+# BaseModel's own slots, set through their descriptors: `object.__setattr__` looks each name up
+# first, and this is done for several models per event.
+_set_dict = BaseModel.__dict__["__dict__"].__set__
+_set_fields_set = BaseModel.__dict__["__pydantic_fields_set__"].__set__
+_set_extra = BaseModel.__dict__["__pydantic_extra__"].__set__
+_set_private = BaseModel.__dict__["__pydantic_private__"].__set__
 
 
 def construct(model: type[M], fields: dict[str, Any], fields_set: set[str]) -> M:
@@ -213,10 +218,10 @@ def construct(model: type[M], fields: dict[str, Any], fields_set: set[str]) -> M
     over the fields: this is on the path of every call. `fields` holds every field, in the
     model's order. (tests/test_runtime_fast.py holds it equal to `model_construct`.)"""
     instance = _new(model)
-    _set(instance, "__dict__", fields)
-    _set(instance, "__pydantic_fields_set__", fields_set)
-    _set(instance, "__pydantic_extra__", None)
-    _set(instance, "__pydantic_private__", None)
+    _set_dict(instance, fields)
+    _set_fields_set(instance, fields_set)
+    _set_extra(instance, None)
+    _set_private(instance, None)
     return instance
 
 

@@ -255,20 +255,23 @@ class TaskRuntime:
         here, never handed out, so nobody holds it.
         """
         stages = self.engine.stages  # one policy set for every attempt of the call
-        if event.task is None:
-            request = self._request(event, None, (), event.ts)
+        task_id, ts = event.task, event.ts
+        if task_id is None:
+            request = self._request(event, None, (), ts)
             return request, stages.finish(request, stages.decide(request), task_ended=False)
+        agent_id = _principal(event.agent)
         for _ in range(MAX_ATTEMPTS):
             try:
-                record = self._record(event.task)
+                record = self._record(task_id)
             except StoreUnavailable:
                 return self._unavailable(event, stages)
             # Decided at the later of the call's time and the task's latest stored time, so
             # that a clock slightly behind another process's never puts history in the future.
-            now = event.ts if event.ts >= record.latest else record.latest
+            latest = record.latest
+            now = ts if ts >= latest else latest
             task = construct(Task, {**record.task.__dict__, "seen": record.seen,
                                     "history": record.history}, _ALL_TASK)
-            request = self._request(event, task, _chain_of(record, _principal(event.agent)), now)
+            request = self._request(event, task, _chain_of(record, agent_id), now)
             ended = record.ended
             decision = stages.decide(request, task_ended=ended)
             if ended or len(record.history) >= MAX_SESSION_CALLS or not _joins_session(decision):
@@ -276,7 +279,7 @@ class TaskRuntime:
             decision = stages.settle(request, decision, task_ended=ended)
             item, seen = self._item(request, decision, now)
             try:
-                joined = self.store.append(event.task, record.version, item, seen)
+                joined = self.store.append(task_id, record.version, item, seen)
             except StoreUnavailable:
                 return self._unavailable(event, stages)
             if joined:
@@ -298,10 +301,13 @@ class TaskRuntime:
     @staticmethod
     def _request(event: CallEvent, task: Task | None, chain: Sequence[Hop],
                  now: datetime) -> Request:
+        # The call's own values, validated once (agp.runtime.events), read from the event's
+        # dict: a pydantic model's attribute costs three times a dict's item.
+        e = event.__dict__
         return construct(Request, {
-            "agent": event.agent, "task": task, "chain": list(chain), "tool": event.tool,
-            "intent": event.intent, "args": event.args, "data": event.data,
-            "target": event.target, "context": event.context, "now": now}, _ALL_REQUEST)
+            "agent": e["agent"], "task": task, "chain": list(chain), "tool": e["tool"],
+            "intent": e["intent"], "args": e["args"], "data": e["data"],
+            "target": e["target"], "context": e["context"], "now": now}, _ALL_REQUEST)
 
     def _root(self, chain: list[Hop], agent: str) -> tuple[Hop, ...]:
         """The chain of the agent that starts a task: `chain` and the agent's own hop. Tasks
@@ -333,24 +339,26 @@ class TaskRuntime:
         if cached is not policy or len(labels) >= _LABEL_CACHE:
             labels = {}
             self._labels = (policy, labels)
-        tool = labels.get(request.tool)
+        r = request.__dict__  # cheaper than a pydantic model's attributes
+        name, requested_intents, requested_data = r["tool"], r["intent"], r["data"]
+        tool = labels.get(name)
         if tool is None:
-            intents, data, _ = tool_labels(policy, request.tool)
+            intents, data, _ = tool_labels(policy, name)
             intents, data = intents & policy.intents, data & policy.lattice.below.keys()
-            tool = labels[request.tool] = (intents, data, sorted(intents), sorted(data))
+            tool = labels[name] = (intents, data, sorted(intents), sorted(data))
         intents, data, intent_list, classes = tool
         # The sorted lists of a tool's own labels are shared by its items (like `seen`, an
         # item's lists are never changed in place): an item costs its args, not its labels.
-        if request.intent:
-            more = policy.intents.intersection(request.intent)
+        if requested_intents:
+            more = policy.intents.intersection(requested_intents)
             if not more <= intents:
                 intent_list = sorted(intents | more)
-        if request.data:
-            declared = policy.lattice.below.keys() & set(request.data)
+        if requested_data:
+            declared = policy.lattice.below.keys() & set(requested_data)
             if not declared <= data:
                 classes = sorted(data | declared)
-        item = construct(HistoryItem, {"tool": request.tool, "intent": intent_list,
-                                       "data": classes, "args": request.args,
+        item = construct(HistoryItem, {"tool": name, "intent": intent_list,
+                                       "data": classes, "args": r["args"],
                                        "decision": decision.decision, "at": now}, _ALL_ITEM)
         return item, classes if decision.decision != "deny" else []
 

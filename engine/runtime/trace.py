@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from agp.jsonio import JSONInputError, loads
 from agp.limits import (
@@ -53,9 +53,9 @@ if TYPE_CHECKING:
 DECIDED = ("call", "request")
 
 
-@dataclass(frozen=True, slots=True)
-class Line:
-    """One line of a trace as read: its text (without the newline) and, if valid, its event."""
+class Line(NamedTuple):
+    """One line of a trace as read: its text (without the newline) and, if valid, its event.
+    (A tuple: one is built per line, in a third of a frozen dataclass's time.)"""
 
     file: str
     line: int

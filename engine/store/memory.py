@@ -170,7 +170,10 @@ class MemoryStore:
 def _joined(seen: list[str], more: Sequence[str]) -> list[str]:
     """`seen` with the classes of `more` it lacks, in order; `seen` itself when it has them all
     (a list handed out in a record is never changed)."""
-    if not more:
+    for c in more:  # the common case, on every append: nothing new (or nothing at all)
+        if c not in seen:
+            break
+    else:
         return seen
     new = [c for c in dict.fromkeys(more) if c not in seen]
     return [*seen, *new] if new else seen
