@@ -118,7 +118,7 @@ def token_facts(tokens: list[Token] | None) -> list[tuple] | None:
 def lexed_facts(source: Source, diagnostics: list) -> list[tuple] | None:
     """The facts of `parser._recovering_lex`'s tokens, as lark's tokens (lines and columns)."""
     tokens = parser._recovering_lex(source, diagnostics)
-    return None if tokens is None else token_facts(parser.lark_tokens(source.text, tokens))
+    return None if tokens is None else token_facts(parser.lark_tokens(source, tokens))
 
 
 # Pieces that make bad characters (`@`, unterminated strings, ...) near what lexing reads past
@@ -236,7 +236,7 @@ CORPUS = sorted([*REPO.glob("examples/**/*.agp"), *REPO.glob("stdlib/*.agp"),
 def lark_reference(source: Source, chunk: list[parser.Tok]) -> tuple[Tree | None, int]:
     """lark's tree of an item and the index of the token it fails at (len for the end)."""
     interactive = lark_parser().parse_interactive()
-    chunk = parser.lark_tokens(source.text, chunk)
+    chunk = parser.lark_tokens(source, chunk)
     for i, tok in enumerate(chunk):
         try:
             interactive.feed_token(tok)
@@ -539,3 +539,13 @@ def test_a_long_item_is_parsed_but_its_shape_not_kept(monkeypatch):
     assert len(parsed.items) == 2 and not parsed.diagnostics
     assert [len(shape) for shape in parser._SHAPES] == [4]
     assert _facts(parse(Source("a.agp", text))) == _parsed_afresh(text)
+
+
+@pytest.mark.parametrize("path", CORPUS[::4], ids=lambda p: p.name)
+def test_an_item_alone_gets_the_lines_and_columns_of_the_whole_file(path):
+    # The error path converts one item's tokens at a time, counting lines from the item's own.
+    source = Source(str(path), path.read_text())
+    tokens, _ = parser._lex(source, [])
+    whole = {t[2]: t for t in token_facts(parser.lark_tokens(source, tokens))}
+    for chunk in parser.split_items(tokens):
+        assert token_facts(parser.lark_tokens(source, chunk)) == [whole[t.start_pos] for t in chunk]

@@ -7,6 +7,7 @@ only the item it is in (LANGUAGE.md §1). The parser builds our AST as it reduce
 
 from __future__ import annotations
 
+import bisect
 import dis
 import math
 import re
@@ -118,14 +119,22 @@ def tokenize(source: Source, diagnostics: list[Diagnostic]) -> tuple[list[Token]
     if any(t.type == "LITERAL_LIST" for t in tokens):
         tokens = [part for t in tokens
                   for part in (_split_list(t) if t.type == "LITERAL_LIST" else (t,))]
-    return lark_tokens(source.text, tokens), comments
+    return lark_tokens(source, tokens), comments
 
 
-def lark_tokens(text: str, tokens: Iterable[Tok]) -> list[Token]:
-    """lark's `Token`s of these tokens of `text` (in order), with the lines and columns its lexer
-    gives them. tests/test_parser.py holds them equal to lark's lexer."""
+def lark_tokens(source: Source, tokens: Sequence[Tok]) -> list[Token]:
+    """lark's `Token`s of these tokens of `source` (in order), with the lines and columns its
+    lexer gives them. tests/test_parser.py holds them equal to lark's lexer.
+
+    Lines are counted from the line of the first token (found in the source's table of line
+    starts), not from the top of the file: the error path converts one item's tokens at a time,
+    and a file of a thousand broken items must not count its lines a thousand times."""
     out: list[Token] = []
-    line, line_start, pos = 1, 0, 0
+    if not tokens:
+        return out
+    text = source.text
+    line = bisect.bisect_right(source.line_starts, tokens[0].start_pos)  # 1-based
+    line_start = pos = source.line_starts[line - 1]
     for tok in tokens:
         start, end = tok.start_pos, tok.end_pos
         if start > pos and (newlines := text.count("\n", pos, start)):
@@ -676,7 +685,7 @@ def _build(source: Source, tokens: list[Tok], plan: _Plan) -> _Built:
 def _lark_tree(source: Source, chunk: list[Tok]) -> Tree[Token] | None:
     """lark's own tree of an item that parses (for the rare error that needs its shape)."""
     parser = lark_parser().parse_interactive()
-    tokens = lark_tokens(source.text, chunk)
+    tokens = lark_tokens(source, chunk)
     try:
         for tok in tokens:
             parser.feed_token(tok)
@@ -686,14 +695,26 @@ def _lark_tree(source: Source, chunk: list[Tok]) -> Tree[Token] | None:
         return None
 
 
-def _accepted(source: Source, chunk: list[Tok], at: int) -> set[str]:
+def _accepted(source: Source, chunk: list[Tok], at: int) -> frozenset[str]:
     """The terminals the parser accepts after chunk[:at]: exactly those, where the set of an
-    LALR error is a superset (its states are shared by several contexts)."""
-    parser = lark_parser().parse_interactive()
-    for tok in lark_tokens(source.text, chunk[:at]):
-        parser.feed_token(tok)
-    accepted: set[str] = parser.accepts()  # type: ignore[no-untyped-call]
+    LALR error is a superset (its states are shared by several contexts). Like the reductions,
+    they depend on the terminals alone: kept per prefix of terminals, for a file of broken items
+    of a few shapes (lark's interactive parser takes a quarter of a millisecond per item)."""
+    prefix = tuple([tok.type for tok in chunk[:at]])
+    accepted = _ACCEPTED.get(prefix)
+    if accepted is None:
+        parser = lark_parser().parse_interactive()
+        for tok in lark_tokens(source, chunk[:at]):
+            parser.feed_token(tok)
+        accepted = frozenset(parser.accepts())  # type: ignore[no-untyped-call]
+        if at <= MAX_SHAPE_TOKENS:
+            if len(_ACCEPTED) >= MAX_SHAPES:
+                _ACCEPTED.clear()
+            _ACCEPTED[prefix] = accepted
     return accepted
+
+
+_ACCEPTED: dict[tuple[str, ...], frozenset[str]] = {}
 
 
 # The terminals of the mistakes the lexer recognises.
@@ -760,7 +781,7 @@ def _duration_hint(fix: str | None) -> str:
 
 
 def _syntax_error(source: Source, chunk: list[Tok], at: int, tok: Tok,
-                  accepted: set[str]) -> Diagnostic:
+                  accepted: frozenset[str]) -> Diagnostic:
     expected = _expected(accepted)
     if accepted == {"$END"}:  # words after a complete item, which they do not start
         expected = "the start of an item (`permit`, `forbid`, `ask`, `tool`, `task`, ...)"
@@ -822,7 +843,7 @@ def _unclosed(chunk: list[Tok]) -> Tok | None:
 
 
 def _recover(source: Source, chunk: list[Tok], at: int,
-             accepted: set[str]) -> tuple[_Built, list[Tok]] | None:
+             accepted: frozenset[str]) -> tuple[_Built, list[Tok]] | None:
     """What can be kept of an item with a syntax error, so that one mistake does not also make
     errors about the names the item declares: the item without the words after its end (`allow
     p ...` after a complete task), or the item with its unclosed blocks closed, with the tokens
