@@ -547,12 +547,9 @@ def test_an_exception_escaping_generated_code_shows_the_policy_line(write_policy
             '  File "<agp ') in shown
 
 
-def test_a_line_profile_of_generated_code_maps_to_policy_lines(write_policy):
-    """A line profiler sees generated lines (`<agp HASH leaf N>`, LINE); the line map turns each
-    into the policy position it came from, and linecache gives the generated text."""
-    path = write_policy(BROKEN)
-    engine = agp.load(path)
-    ev = engine.evaluator
+def generated_lines(engine, request) -> list[tuple[str, int]]:
+    """The (pseudo-filename, line) of every generated line that deciding `request` runs, as a
+    line profiler sees them."""
     hits = []
 
     def tracer(frame, event, arg):
@@ -564,9 +561,20 @@ def test_a_line_profile_of_generated_code_maps_to_policy_lines(write_policy):
 
     sys.settrace(tracer)
     try:
-        engine.decide({"agent": {"id": "bot-1"}, "tool": "t", "args": {"n": 2, "m": 1}})
+        engine.decide(request)
     finally:
         sys.settrace(None)
+    return hits
+
+
+def test_a_line_profile_of_generated_code_maps_to_policy_lines(write_policy):
+    """A line profiler sees generated lines (`<agp HASH leaf N>`, LINE); the line map turns each
+    into the policy position it came from, and linecache gives the generated text."""
+    path = write_policy(BROKEN)
+    engine = agp.load(path)
+    ev = engine.evaluator
+    hits = generated_lines(engine, {"agent": {"id": "bot-1"}, "tool": "t",
+                                    "args": {"n": 2, "m": 1}})
     located = {ev.locate(f, line) for f, line in hits} - {None}
     assert {(s.line, s.text.split()[0]) for s in located} >= {(5, "permit"), (6, "args.n"),
                                                              (7, "forbid")}
@@ -678,20 +686,8 @@ def test_two_rules_of_one_form_share_code_and_decide_by_their_own_constants(writ
         assert decision == reference.decide(request)
         assert (list(decision.rules) if decision.decision == "allow" else []) == allowed
 
-    hits = []
-
-    def tracer(frame, event, arg):
-        if frame.f_code.co_filename.startswith("<agp "):
-            if event == "line":
-                hits.append((frame.f_code.co_filename, frame.f_lineno))
-            return tracer
-        return None
-
-    sys.settrace(tracer)
-    try:
-        engine.decide({"agent": {"id": "a"}, "tool": "t", "args": {"n": 50, "who": "bxcd"}})
-    finally:
-        sys.settrace(None)
+    hits = generated_lines(engine, {"agent": {"id": "a"}, "tool": "t",
+                                    "args": {"n": 50, "who": "bxcd"}})
     located = {ev.locate(f, line) for f, line in hits} - {None}
     assert {s.text for s in located} >= {
         'args.n <= 10 and args.who matches "a*"', 'args.n <= 1000 and args.who matches "b?c*d"',
